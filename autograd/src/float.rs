@@ -1,0 +1,178 @@
+//! The element types a [`Tensor`](crate::Tensor) can hold: `f32` for training, `f64` for
+//! gradient checks.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A real floating-point element type: the arithmetic and the elementary functions that the ops
+/// need, implemented for `f32` and `f64`.
+///
+/// The trait is sealed in spirit (only the two IEEE types make sense), but it is public so that
+/// generic user code can name it: `fn model<T: Float>(x: Var<'_, T>) -> Var<'_, T>`.
+pub trait Float:
+    Copy
+    + Default
+    + Send
+    + Sync
+    + 'static
+    + Debug
+    + Display
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    /// The additive identity.
+    const ZERO: Self;
+    /// The multiplicative identity.
+    const ONE: Self;
+    /// Positive infinity.
+    const INFINITY: Self;
+    /// Negative infinity.
+    const NEG_INFINITY: Self;
+    /// The dtype's name as PyTorch and safetensors spell it (`"f32"`, `"f64"`).
+    const DTYPE: &'static str;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// `ln(1 + self)`, accurate near zero.
+    fn ln_1p(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// `self^p` for a real exponent.
+    fn powf(self, p: Self) -> Self;
+    /// `self^n` for an integer exponent.
+    fn powi(self, n: i32) -> Self;
+    /// The Gauss error function.
+    fn erf(self) -> Self;
+    /// The larger of the two; NaN if either is NaN.
+    fn max(self, other: Self) -> Self;
+    /// The smaller of the two; NaN if either is NaN.
+    fn min(self, other: Self) -> Self;
+    /// Neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+    /// Converts from a count or index.
+    fn from_usize(n: usize) -> Self {
+        Self::from_f64(n as f64)
+    }
+}
+
+macro_rules! impl_float {
+    ($t:ident, $erf:path) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const INFINITY: Self = $t::INFINITY;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            const DTYPE: &'static str = stringify!($t);
+
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                $t::ln_1p(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                $t::tanh(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn powf(self, p: Self) -> Self {
+                $t::powf(self, p)
+            }
+            #[inline(always)]
+            fn powi(self, n: i32) -> Self {
+                $t::powi(self, n)
+            }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                if self.is_nan() || other.is_nan() {
+                    $t::NAN
+                } else if self >= other {
+                    self
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                if self.is_nan() || other.is_nan() {
+                    $t::NAN
+                } else if self <= other {
+                    self
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+        }
+    };
+}
+
+impl_float!(f32, libm::erff);
+impl_float!(f64, libm::erf);
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    #[test]
+    fn max_and_min_propagate_nan() {
+        assert!(Float::max(f64::NAN, 1.0).is_nan());
+        assert!(Float::min(1.0f32, f32::NAN).is_nan());
+        assert_eq!(Float::max(2.0f64, 1.0), 2.0);
+    }
+
+    #[test]
+    fn erf_matches_known_value() {
+        // erf(0.5) = 0.5204998778130465 (Abramowitz & Stegun table 7.1)
+        assert!((Float::erf(0.5f64) - 0.520_499_877_813_046_5).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,1 @@
+//! Graph inspection (in progress).

@@ -1,0 +1,74 @@
+//! The [`Op`] trait: what every differentiable operation, built-in or yours, implements.
+//!
+//! An op is a name, a forward over tensors and a backward over `Var`s. Writing the backward with
+//! `Var` operations on the same tape is what makes gradients differentiable again: a second
+//! derivative is just another backward through the nodes the first one recorded.
+//!
+//! # A complete custom op
+//!
+//! `cube(x) = x³`, with `d cube / dx = 3x²`:
+//!
+//! ```
+//! use autograd::{check, Float, Op, Tape, Tensor, Var};
+//!
+//! struct Cube;
+//!
+//! impl<T: Float> Op<T> for Cube {
+//!     fn name(&self) -> &'static str {
+//!         "cube"
+//!     }
+//!
+//!     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+//!         inputs[0].map(|x| x * x * x)
+//!     }
+//!
+//!     // d x³/dx = 3x², written with Vars so that it can itself be differentiated.
+//!     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>)
+//!         -> Vec<Option<Var<'t, T>>> {
+//!         let x = inputs[0];
+//!         vec![Some(grad_out * 3.0 * x * x)]
+//!     }
+//! }
+//!
+//! let tape = Tape::<f64>::new();
+//! let x = tape.var(2.0);
+//! let y = tape.apply(Cube, &[x]);
+//! assert_eq!(y.backward()[x].item(), 12.0);
+//!
+//! // First and second order against central finite differences.
+//! check::gradcheck(|v| v[0].tape().apply(Cube, &[v[0]]).sum(), &[vec![0.5, -1.5, 2.0].into()]);
+//! check::gradgradcheck(|v| v[0].tape().apply(Cube, &[v[0]]).sum(), &[vec![0.5, -1.5, 2.0].into()]);
+//! ```
+
+use crate::{Float, Tensor, Var};
+
+/// A differentiable operation: a forward over tensors and a backward over `Var`s.
+///
+/// Record an op on a tape with [`Tape::apply`](crate::Tape::apply). The built-in ops of
+/// [`crate::ops`] are implemented exactly this way.
+pub trait Op<T: Float>: 'static {
+    /// The op's name, as shown in graph summaries, DOT exports and error messages.
+    fn name(&self) -> &'static str;
+
+    /// Computes the output from the inputs' values.
+    ///
+    /// Validate shapes here and report a mismatch with
+    /// [`shape_panic`](crate::shape_panic), which names the caller's source line.
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T>;
+
+    /// Given the gradient of the final output with respect to this op's output (`grad_out`,
+    /// shaped like `out`), returns the gradient with respect to each input, in order: `None`
+    /// for an input that gets no gradient (an integer index, say).
+    ///
+    /// Write it with `Var` operations so that it can be differentiated again. An input whose
+    /// [`Var::requires_grad`] is false may be given `None` to save work. When the tape is not
+    /// recording ([`Tape::is_recording`](crate::Tape::is_recording)), nobody will differentiate
+    /// this gradient, and a backward may compute it directly as a
+    /// [`Tape::constant`](crate::Tape::constant) instead.
+    fn backward<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>>;
+}

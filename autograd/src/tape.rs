@@ -340,6 +340,9 @@ impl<T: Float> Tape<T> {
                 if !wants {
                     continue;
                 }
+                if anomaly {
+                    self.check_backward_finite(i, name, r);
+                }
                 assert!(
                     in_shape,
                     "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
@@ -379,6 +382,23 @@ impl<T: Float> Tape<T> {
         g
     }
 
+    fn check_backward_finite(&self, node: usize, name: &str, r: Var<'_, T>) {
+        let inner = self.inner.borrow();
+        if !inner.nodes[r.id].value.all_finite() {
+            let n = &inner.nodes[node];
+            let shapes: Vec<&[usize]> = n
+                .inputs
+                .iter()
+                .map(|&j| inner.nodes[j].value.shape())
+                .collect();
+            panic!(
+                "anomaly: the backward of `{name}` (inputs of shapes {shapes:?}) produced a non-finite gradient; \
+                 the `{name}` was created at {}",
+                n.location
+            );
+        }
+    }
+
     fn check_grad_finite(&self, node: usize, g: usize) {
         let inner = self.inner.borrow();
         if !inner.nodes[g].value.all_finite() {
@@ -403,6 +423,13 @@ impl<'t, T: Float> RecordingGuard<'t, T> {
     fn set(tape: &'t Tape<T>, on: bool) -> Self {
         let prev = std::mem::replace(&mut tape.inner.borrow_mut().recording, on);
         RecordingGuard { tape, prev }
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// Read access to the node list, for inspection.
+    pub(crate) fn with_nodes<R>(&self, f: impl FnOnce(&[Node<T>]) -> R) -> R {
+        f(&self.inner.borrow().nodes)
     }
 }
 

@@ -1,0 +1,568 @@
+//! Every differentiable op against central finite differences, with proptest drawing shapes
+//! (0-d, size-1 and broadcast dims included) and values (kept away from kinks).
+//!
+//! One row per op (or per op and axis choice) in [`rows`]; `every_registered_op_has_a_row` fails
+//! if an op of `autograd::ops::REGISTRY` has none, so coverage cannot silently drop. Smooth ops
+//! are checked to second order as well (the gradient of the gradient, through `Tape::grad`).
+
+use autograd::check::{check_gradients, check_second_order, Tolerance};
+use autograd::ops::REGISTRY;
+use autograd::{Tensor, Var};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// Cases per row for the first-order check, and for the second-order check of smooth ops.
+const FIRST_ORDER_CASES: u32 = 32;
+const SECOND_ORDER_CASES: u32 = 12;
+
+type Inputs = Vec<Tensor<f64>>;
+type Build = Box<dyn for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>>;
+
+/// One property: an op applied to random inputs.
+struct Row {
+    op: &'static str,
+    inputs: BoxedStrategy<Inputs>,
+    f: Build,
+    second_order: bool,
+}
+
+fn row<F>(op: &'static str, inputs: BoxedStrategy<Inputs>, second_order: bool, f: F) -> Row
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64> + 'static,
+{
+    Row {
+        op,
+        inputs,
+        f: Box::new(f),
+        second_order,
+    }
+}
+
+const SMOOTH: bool = true;
+const KINKED: bool = false;
+
+// ---- strategies -------------------------------------------------------------------------------
+
+/// A shape of rank 0 to 3 with dims 1 to 4.
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..=4, 0..=3)
+}
+
+/// A shape of rank `lo..=hi` with dims 1 to 4.
+fn shape_rank(lo: usize, hi: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..=4, lo..=hi)
+}
+
+/// Moves a value that lies within `gap` of a kink out of that neighbourhood.
+fn nudge(v: f64, kinks: &[f64], gap: f64) -> f64 {
+    kinks.iter().fold(v, |v, &k| {
+        if (v - k).abs() < gap {
+            k + gap * if v >= k { 1.5 } else { -1.5 }
+        } else {
+            v
+        }
+    })
+}
+
+/// A tensor of the given shape with values in `[lo, hi)`, at least `gap` away from `kinks`.
+fn values(
+    shape: Vec<usize>,
+    lo: f64,
+    hi: f64,
+    kinks: &'static [f64],
+) -> impl Strategy<Value = Tensor<f64>> {
+    let n = shape.iter().product::<usize>();
+    prop::collection::vec(lo..hi, n).prop_map(move |v| {
+        Tensor::from_vec(
+            v.into_iter().map(|x| nudge(x, kinks, 0.05)).collect(),
+            &shape,
+        )
+    })
+}
+
+/// One tensor of any shape.
+fn one(lo: f64, hi: f64, kinks: &'static [f64]) -> BoxedStrategy<Inputs> {
+    shape()
+        .prop_flat_map(move |s| values(s, lo, hi, kinks).prop_map(|t| vec![t]))
+        .boxed()
+}
+
+/// One tensor of rank `lo_rank..=hi_rank`.
+fn one_ranked(lo_rank: usize, hi_rank: usize, lo: f64, hi: f64) -> BoxedStrategy<Inputs> {
+    shape_rank(lo_rank, hi_rank)
+        .prop_flat_map(move |s| values(s, lo, hi, &[]).prop_map(|t| vec![t]))
+        .boxed()
+}
+
+/// A shape that broadcasts to `full`: some leading dims dropped, some dims set to 1.
+fn broadcast_of(full: Vec<usize>) -> impl Strategy<Value = Vec<usize>> {
+    let rank = full.len();
+    (0..=rank, prop::collection::vec(any::<bool>(), rank)).prop_map(move |(drop, ones)| {
+        full[drop..]
+            .iter()
+            .zip(&ones[drop..])
+            .map(|(&d, &one)| if one { 1 } else { d })
+            .collect()
+    })
+}
+
+/// Two tensors whose shapes broadcast together (either side may be the smaller one).
+fn pair(lo: f64, hi: f64, rhs_lo: f64, rhs_hi: f64) -> BoxedStrategy<Inputs> {
+    (shape(), any::<bool>())
+        .prop_flat_map(move |(full, swap)| {
+            broadcast_of(full.clone()).prop_flat_map(move |small| {
+                let (sa, sb) = if swap {
+                    (small.clone(), full.clone())
+                } else {
+                    (full.clone(), small)
+                };
+                (values(sa, lo, hi, &[]), values(sb, rhs_lo, rhs_hi, &[]))
+                    .prop_map(|(a, b)| vec![a, b])
+            })
+        })
+        .boxed()
+}
+
+/// Two broadcast-compatible tensors whose values never tie: `a` on odd, `b` on even tenths.
+fn untied_pair() -> BoxedStrategy<Inputs> {
+    pair(-2.0, 2.0, -2.0, 2.0)
+        .prop_map(|v| {
+            let grid = |t: &Tensor<f64>, odd: bool| {
+                t.map(|x| (x * 5.0).round() * 0.2 + if odd { 0.1 } else { 0.0 })
+            };
+            vec![grid(&v[0], true), grid(&v[1], false)]
+        })
+        .boxed()
+}
+
+/// A tensor of any shape, plus a condition tensor broadcastable to it holding 0.25 or 0.75
+/// (read as false/true by thresholding at 0.5, so finite differences never flip it).
+fn with_condition(extra: usize) -> BoxedStrategy<Inputs> {
+    shape()
+        .prop_flat_map(move |s| {
+            let tensors = prop::collection::vec(values(s.clone(), -2.0, 2.0, &[]), extra);
+            let cond = broadcast_of(s).prop_flat_map(|c| {
+                let n = c.iter().product::<usize>();
+                prop::collection::vec(any::<bool>(), n).prop_map(move |b| {
+                    Tensor::from_vec(b.iter().map(|&t| if t { 0.75 } else { 0.25 }).collect(), &c)
+                })
+            });
+            (tensors, cond).prop_map(|(mut t, c)| {
+                t.push(c);
+                t
+            })
+        })
+        .boxed()
+}
+
+/// Reads a condition input (0.25/0.75) as a 0/1 mask.
+fn mask(v: Var<'_, f64>) -> Tensor<f64> {
+    v.value().map(|x| if x > 0.5 { 1.0 } else { 0.0 })
+}
+
+/// Reads an index input (stored as `i + 0.5`) as integers.
+fn ids(v: Var<'_, f64>) -> Vec<usize> {
+    v.value()
+        .data()
+        .iter()
+        .map(|&x| x.floor() as usize)
+        .collect()
+}
+
+/// Logits (n, c) and n integer targets (stored as `t + 0.5`).
+fn logits_and_targets() -> BoxedStrategy<Inputs> {
+    (1usize..=4, 1usize..=5)
+        .prop_flat_map(|(n, c)| {
+            let targets = prop::collection::vec(0..c, n).prop_map(move |t| {
+                Tensor::from_vec(t.iter().map(|&i| i as f64 + 0.5).collect(), &[n])
+            });
+            (values(vec![n, c], -3.0, 3.0, &[]), targets).prop_map(|(l, t)| vec![l, t])
+        })
+        .boxed()
+}
+
+/// A table (rows, d) to gather from and up to 6 row ids.
+fn table_and_ids() -> BoxedStrategy<Inputs> {
+    (1usize..=4, 1usize..=3)
+        .prop_flat_map(|(rows, d)| {
+            let picks = prop::collection::vec(0..rows, 1..=6)
+                .prop_map(|p| Tensor::from(p.iter().map(|&i| i as f64 + 0.5).collect::<Vec<_>>()));
+            (values(vec![rows, d], -2.0, 2.0, &[]), picks).prop_map(|(t, p)| vec![t, p])
+        })
+        .boxed()
+}
+
+/// Matrix-product operands: 2-d, batched 3-d, and every batch broadcast.
+fn matmul_operands() -> BoxedStrategy<Inputs> {
+    (1usize..=3, 1usize..=4, 1usize..=4, 1usize..=4, 0usize..5)
+        .prop_flat_map(|(b, m, k, n, kind)| {
+            let (sa, sb) = match kind {
+                0 => (vec![m, k], vec![k, n]),
+                1 => (vec![b, m, k], vec![b, k, n]),
+                2 => (vec![b, m, k], vec![k, n]),
+                3 => (vec![m, k], vec![b, k, n]),
+                _ => (vec![1, m, k], vec![b, k, n]),
+            };
+            (values(sa, -1.5, 1.5, &[]), values(sb, -1.5, 1.5, &[])).prop_map(|(a, b)| vec![a, b])
+        })
+        .boxed()
+}
+
+/// An NCHW image batch and a conv kernel (out, in, kh, kw).
+fn image_and_kernel() -> BoxedStrategy<Inputs> {
+    (
+        1usize..=2,
+        1usize..=2,
+        3usize..=5,
+        3usize..=5,
+        1usize..=2,
+        1usize..=3,
+    )
+        .prop_flat_map(|(n, c, h, w, o, k)| {
+            (
+                values(vec![n, c, h, w], -1.0, 1.0, &[]),
+                values(vec![o, c, k, k], -1.0, 1.0, &[]),
+            )
+                .prop_map(|(x, w)| vec![x, w])
+        })
+        .boxed()
+}
+
+/// An NCHW batch for pooling, with distinct values so the argmax is unambiguous.
+fn pool_input() -> BoxedStrategy<Inputs> {
+    (1usize..=2, 1usize..=2, 2usize..=5, 2usize..=5)
+        .prop_flat_map(|(n, c, h, w)| {
+            let count = n * c * h * w;
+            Just((0..count).collect::<Vec<_>>())
+                .prop_shuffle()
+                .prop_map(move |order| {
+                    let v = order.iter().map(|&i| i as f64 * 0.1 - 1.0).collect();
+                    vec![Tensor::from_vec(v, &[n, c, h, w])]
+                })
+        })
+        .boxed()
+}
+
+/// A (rows, d) input for layer norm with its weight and bias.
+fn layer_norm_inputs() -> BoxedStrategy<Inputs> {
+    (shape_rank(0, 2), 2usize..=5)
+        .prop_flat_map(|(lead, d)| {
+            let mut s = lead;
+            s.push(d);
+            (
+                values(s, -2.0, 2.0, &[]),
+                values(vec![d], 0.5, 1.5, &[]),
+                values(vec![d], -0.5, 0.5, &[]),
+            )
+                .prop_map(|(x, w, b)| vec![x, w, b])
+        })
+        .boxed()
+}
+
+/// Two parts to concatenate along `axis` (0 or last) and their shared shape.
+fn concat_parts(n: usize) -> BoxedStrategy<Inputs> {
+    shape_rank(1, 3)
+        .prop_flat_map(move |s| prop::collection::vec(values(s.clone(), -2.0, 2.0, &[]), n))
+        .boxed()
+}
+
+// ---- the table --------------------------------------------------------------------------------
+
+fn rows() -> Vec<Row> {
+    let any = || one(-2.0, 2.0, &[]);
+    let positive = || one(0.2, 3.0, &[]);
+    vec![
+        // arith
+        row("add", pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| x[0] + x[1]),
+        row("sub", pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| x[0] - x[1]),
+        row("mul", pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| x[0] * x[1]),
+        row("div", pair(-2.0, 2.0, 0.5, 2.0), SMOOTH, |x| x[0] / x[1]),
+        row("neg", any(), SMOOTH, |x| -x[0]),
+        row("recip", one(0.3, 2.0, &[]), SMOOTH, |x| x[0].recip()),
+        row("affine", any(), SMOOTH, |x| 1.5 - x[0] * 3.0 / 4.0),
+        // unary
+        row("exp", any(), SMOOTH, |x| x[0].exp()),
+        row("ln", positive(), SMOOTH, |x| x[0].ln()),
+        row("sqrt", positive(), SMOOTH, |x| x[0].sqrt()),
+        row("abs", one(-2.0, 2.0, &[0.0]), KINKED, |x| x[0].abs()),
+        row("powf", positive(), SMOOTH, |x| x[0].powf(2.7)),
+        row("powi", any(), SMOOTH, |x| x[0].powi(3)),
+        row("powi", one(0.3, 2.0, &[]), SMOOTH, |x| x[0].powi(-2)),
+        row("erf", any(), SMOOTH, |x| x[0].erf()),
+        // activation
+        row("tanh", any(), SMOOTH, |x| x[0].tanh()),
+        row("sigmoid", one(-6.0, 6.0, &[]), SMOOTH, |x| x[0].sigmoid()),
+        row("relu", one(-2.0, 2.0, &[0.0]), KINKED, |x| x[0].relu()),
+        row("gelu", one(-3.0, 3.0, &[]), SMOOTH, |x| x[0].gelu()),
+        row("gelu_tanh", one(-3.0, 3.0, &[]), SMOOTH, |x| {
+            x[0].gelu_tanh()
+        }),
+        row("softplus", one(-6.0, 6.0, &[]), SMOOTH, |x| x[0].softplus()),
+        // compare
+        row("maximum", untied_pair(), KINKED, |x| x[0].maximum(x[1])),
+        row("minimum", untied_pair(), KINKED, |x| x[0].minimum(x[1])),
+        row("clamp", one(-2.0, 2.0, &[-0.5, 0.7]), KINKED, |x| {
+            x[0].clamp(-0.5, 0.7)
+        }),
+        row("where", with_condition(2), SMOOTH, |x| {
+            x[0].where_cond(&mask(x[2]), x[1])
+        }),
+        row("masked_fill", with_condition(1), SMOOTH, |x| {
+            x[0].masked_fill(&mask(x[1]), -1.5) * x[0]
+        }),
+        // reduce
+        row("sum", any(), SMOOTH, |x| x[0].sum()),
+        row("sum", one_ranked(1, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].sum_axes(&[0], false)
+        }),
+        row("sum", one_ranked(2, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].sum_axes(&[-1, 0], true)
+        }),
+        row("mean", any(), SMOOTH, |x| x[0].mean()),
+        row("mean", one_ranked(1, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].mean_axes(&[-1], true)
+        }),
+        row("max", any(), KINKED, |x| x[0].max()),
+        row("max", one_ranked(1, 3, -2.0, 2.0), KINKED, |x| {
+            x[0].max_axes(&[0], false)
+        }),
+        row("logsumexp", any(), SMOOTH, |x| x[0].logsumexp()),
+        row("logsumexp", one_ranked(1, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].logsumexp_axes(&[-1], true)
+        }),
+        row("sum_to", pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| {
+            let full = (x[0] + x[1]).shape();
+            (x[0] * x[0]).broadcast_to(&full).sum_to(&x[1].shape()) * x[1]
+        }),
+        // shape
+        row("broadcast_to", pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| {
+            let full = (x[0] + x[1]).shape();
+            x[0].broadcast_to(&full) * x[0].broadcast_to(&full)
+        }),
+        row("reshape", any(), SMOOTH, |x| {
+            x[0].reshape(&[usize::MAX]).powi(2)
+        }),
+        row("transpose", one_ranked(2, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].transpose(0, -1).powi(2)
+        }),
+        row("transpose", one_ranked(2, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].t() * 1.5
+        }),
+        row("permute", one_ranked(3, 3, -2.0, 2.0), SMOOTH, |x| {
+            x[0].permute(&[2, 0, 1]).powi(2)
+        }),
+        row("narrow", one_ranked(1, 3, -2.0, 2.0), SMOOTH, |x| {
+            let n = x[0].shape()[0];
+            x[0].narrow(0, n / 2, n - n / 2).powi(2)
+        }),
+        row("pad", one_ranked(1, 3, -2.0, 2.0), SMOOTH, |x| {
+            // pad is narrow's backward: reach it through a gradient.
+            let n = x[0].shape()[0];
+            let tape = x[0].tape();
+            let g = tape.grad(x[0].narrow(0, n / 2, n - n / 2).powi(3).sum(), &[x[0]])[0];
+            g * x[0]
+        }),
+        row("concat", concat_parts(2), SMOOTH, |x| {
+            Var::concat(&[x[0], x[1].powi(2)], 0)
+        }),
+        row("concat", concat_parts(3), SMOOTH, |x| {
+            Var::concat(&[x[0], x[1], x[2] * x[0]], -1)
+        }),
+        row("stack", concat_parts(2), SMOOTH, |x| {
+            Var::stack(&[x[0], x[1].powi(2)], 0)
+        }),
+        row("stack", concat_parts(2), SMOOTH, |x| {
+            Var::stack(&[x[0] * x[1], x[1]], -1)
+        }),
+        row("index_select", table_and_ids(), SMOOTH, |x| {
+            x[0].index_select(&ids(x[1])).powi(2)
+        }),
+        row("index_add", table_and_ids(), SMOOTH, |x| {
+            // index_add is index_select's backward: reach it through a gradient.
+            let tape = x[0].tape();
+            let g = tape.grad(x[0].index_select(&ids(x[1])).powi(3).sum(), &[x[0]])[0];
+            g * x[0]
+        }),
+        // matmul
+        row("matmul", matmul_operands(), SMOOTH, |x| x[0].matmul(x[1])),
+        // softmax
+        row("softmax", one_ranked(1, 3, -3.0, 3.0), SMOOTH, |x| {
+            x[0].softmax(-1)
+        }),
+        row("softmax", one_ranked(2, 3, -3.0, 3.0), SMOOTH, |x| {
+            x[0].softmax(0)
+        }),
+        row("log_softmax", one_ranked(1, 3, -3.0, 3.0), SMOOTH, |x| {
+            x[0].log_softmax(-1)
+        }),
+        row("log_softmax", one_ranked(2, 3, -3.0, 3.0), SMOOTH, |x| {
+            x[0].log_softmax(0)
+        }),
+        row("cross_entropy", logits_and_targets(), SMOOTH, |x| {
+            x[0].cross_entropy(&ids(x[1]))
+        }),
+        // conv
+        row("im2col", image_and_kernel(), SMOOTH, |x| {
+            // Reached through conv2d; stride 2 and padding 1 exercise the index arithmetic.
+            x[0].conv2d(x[1], 2, 1).powi(2)
+        }),
+        row("col2im", image_and_kernel(), SMOOTH, |x| {
+            // col2im is im2col's backward: reach it through a gradient.
+            let tape = x[0].tape();
+            let g = tape.grad(x[0].conv2d(x[1], 1, 1).powi(2).sum(), &[x[0]])[0];
+            g * x[0]
+        }),
+        row("conv2d", image_and_kernel(), SMOOTH, |x| {
+            x[0].conv2d(x[1], 1, 0)
+        }),
+        row("max_pool2d", pool_input(), KINKED, |x| {
+            x[0].max_pool2d(2, 2)
+        }),
+        row("max_pool2d", pool_input(), KINKED, |x| {
+            x[0].max_pool2d(2, 1)
+        }),
+        row("max_pool2d_scatter", pool_input(), KINKED, |x| {
+            // The scatter is max_pool2d's backward: reach it through a gradient.
+            let tape = x[0].tape();
+            let g = tape.grad(x[0].max_pool2d(2, 1).powi(2).sum(), &[x[0]])[0];
+            g * x[0]
+        }),
+        // dropout: a fixed seeded mask, so the function is smooth in x
+        row("dropout", any(), SMOOTH, |x| x[0].dropout(0.3, true)),
+        // norm
+        row("layer_norm", layer_norm_inputs(), SMOOTH, |x| {
+            x[0].layer_norm(x[1], x[2], 1e-5)
+        }),
+    ]
+}
+
+/// Runs one row's property; returns the number of cases run.
+fn run_row(row: &Row, order: u8) -> Result<u32, String> {
+    let cases = if order == 1 {
+        FIRST_ORDER_CASES
+    } else {
+        SECOND_ORDER_CASES
+    };
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let f = &row.f;
+    runner
+        .run(&row.inputs, |inputs| {
+            let tol = Tolerance::default();
+            let result = if order == 1 {
+                check_gradients(|x| f(x), &inputs, tol)
+            } else {
+                check_second_order(|x| f(x), &inputs, tol)
+            };
+            result.map_err(|e| TestCaseError::fail(format!("{e} for inputs {inputs:?}")))
+        })
+        .map(|()| cases)
+        .map_err(|e| format!("`{}` (order {order}): {e}", row.op))
+}
+
+#[test]
+fn every_op_gradient_matches_finite_differences() {
+    let mut failures = vec![];
+    let mut cases = 0;
+    for row in rows() {
+        match run_row(&row, 1) {
+            Ok(n) => cases += n,
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("first-order gradient cases: {cases}");
+}
+
+#[test]
+fn smooth_op_second_derivatives_match_finite_differences() {
+    let mut failures = vec![];
+    let mut cases = 0;
+    for row in rows().iter().filter(|r| r.second_order) {
+        match run_row(row, 2) {
+            Ok(n) => cases += n,
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("second-order gradient cases: {cases}");
+}
+
+#[test]
+fn every_registered_op_has_a_row() {
+    let rows = rows();
+    let missing: Vec<_> = REGISTRY
+        .iter()
+        .filter(|name| !rows.iter().any(|r| r.op == **name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ops without a gradient property test: {missing:?}"
+    );
+    let unknown: Vec<_> = rows
+        .iter()
+        .filter(|r| !REGISTRY.contains(&r.op))
+        .map(|r| r.op)
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "rows for ops not in the registry: {unknown:?}"
+    );
+}
+
+/// Structural properties of every op's backward, on a few random inputs per row: running it
+/// twice gives bit-identical gradients, a zero upstream gradient gives zero gradients, and every
+/// gradient has its input's shape.
+#[test]
+fn backward_is_deterministic_shape_preserving_and_linear_in_the_seed() {
+    let mut failures = vec![];
+    for row in rows() {
+        let mut runner = TestRunner::new(Config {
+            cases: 8,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let f = &row.f;
+        let result = runner.run(&row.inputs, |inputs| {
+            let tape = autograd::Tape::<f64>::new();
+            let xs: Vec<_> = inputs.iter().map(|t| tape.var(t.clone())).collect();
+            let y = f(&xs);
+            let seed = Tensor::from_vec(
+                (0..y.numel()).map(|i| 0.5 + i as f64 * 0.25).collect(),
+                &y.shape(),
+            );
+            let first = y.backward_with(seed.clone());
+            let second = y.backward_with(seed);
+            let zero = y.backward_with(Tensor::zeros(&y.shape()));
+            for (i, x) in xs.iter().enumerate() {
+                let (a, b) = (first.get(*x), second.get(*x));
+                prop_assert!(
+                    a.map(|t| t.to_vec()) == b.map(|t| t.to_vec()),
+                    "input {i}: backward twice differs"
+                );
+                if let Some(g) = a {
+                    prop_assert_eq!(
+                        g.shape(),
+                        x.shape().as_slice(),
+                        "input {}: gradient shape",
+                        i
+                    );
+                }
+                if let Some(z) = zero.get(*x) {
+                    prop_assert!(
+                        z.data().iter().all(|&v| v == 0.0),
+                        "input {i}: zero seed gave {z:?}"
+                    );
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            failures.push(format!("`{}`: {e}", row.op));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,6 +1,41 @@
-//! Element-wise activations: tanh (and the other activation functions of this family).
+//! Element-wise activations: tanh, sigmoid, relu, gelu (exact and tanh approximation), softplus.
+//!
+//! Each backward has two paths. When the tape is recording ([`Tape::grad`](crate::Tape::grad),
+//! second order) the gradient is composed from `Var` ops so that it can be differentiated again;
+//! otherwise (plain [`Var::backward`]) it is computed in one fused pass over the input and the
+//! incoming gradient and enters the tape as a constant.
 
 use crate::{Float, Op, Tensor, Var};
+
+/// `√(2/π)`, the scale inside the tanh approximation of GELU.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of the tanh approximation of GELU.
+const GELU_TANH_CUBIC: f64 = 0.044_715;
+/// `1/√(2π)`, the normalization of the standard normal density.
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// The logistic function `1/(1 + e^(−x))`, without overflow for large `|x|`.
+#[inline(always)]
+fn sigmoid_scalar<T: Float>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+/// The non-recording backward: `f(a, g)` over a saved value `a` (the input or the output) and
+/// the incoming gradient `g`, in one pass, entered as a constant.
+fn fused_grad<'t, T: Float>(
+    a: Var<'t, T>,
+    grad_out: Var<'t, T>,
+    op: &str,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Var<'t, T> {
+    let g = a.value().zip_map(&grad_out.value(), op, f);
+    a.tape().constant(g)
+}
 
 struct TanhOp;
 
@@ -22,6 +57,175 @@ impl<T: Float> Op<T> for TanhOp {
     }
 }
 
+struct SigmoidOp;
+
+impl<T: Float> Op<T> for SigmoidOp {
+    fn name(&self) -> &'static str {
+        "sigmoid"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        inputs[0].map(sigmoid_scalar)
+    }
+    // dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
+    fn backward<'t>(
+        &self,
+        _inputs: &[Var<'t, T>],
+        out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>> {
+        if !grad_out.tape().is_recording() {
+            return vec![Some(fused_grad(out, grad_out, "sigmoid", |y, g| {
+                g * y * (T::ONE - y)
+            }))];
+        }
+        vec![Some(grad_out * out * (1.0 - out))]
+    }
+}
+
+struct ReluOp;
+
+impl<T: Float> Op<T> for ReluOp {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        // `Float::max` keeps NaN as NaN, as `torch.relu` does.
+        inputs[0].map(|x| x.max(T::ZERO))
+    }
+    // d relu(x)/dx = 1 for x > 0, else 0 (0 at the kink, as in PyTorch). The mask is piecewise
+    // constant, so it enters as a constant.
+    fn backward<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>> {
+        let x = inputs[0];
+        if !grad_out.tape().is_recording() {
+            return vec![Some(fused_grad(x, grad_out, "relu", |x, g| {
+                if x > T::ZERO {
+                    g
+                } else {
+                    T::ZERO
+                }
+            }))];
+        }
+        let mask = x
+            .value()
+            .map(|v| if v > T::ZERO { T::ONE } else { T::ZERO });
+        vec![Some(grad_out * x.tape().constant(mask))]
+    }
+}
+
+struct GeluOp;
+
+impl<T: Float> Op<T> for GeluOp {
+    fn name(&self) -> &'static str {
+        "gelu"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        let (half, r) = (
+            T::from_f64(0.5),
+            T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
+        );
+        inputs[0].map(|x| half * x * (T::ONE + (x * r).erf()))
+    }
+    // d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
+    fn backward<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>> {
+        let x = inputs[0];
+        if !grad_out.tape().is_recording() {
+            let (half, r) = (
+                T::from_f64(0.5),
+                T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
+            );
+            let c = T::from_f64(INV_SQRT_2PI);
+            return vec![Some(fused_grad(x, grad_out, "gelu", move |x, g| {
+                let cdf = half * (T::ONE + (x * r).erf());
+                let pdf = c * (-half * x * x).exp();
+                g * (cdf + x * pdf)
+            }))];
+        }
+        let cdf = ((x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
+        let pdf = (x * x * -0.5).exp() * INV_SQRT_2PI;
+        vec![Some(grad_out * (cdf + x * pdf))]
+    }
+}
+
+struct GeluTanhOp;
+
+impl<T: Float> Op<T> for GeluTanhOp {
+    fn name(&self) -> &'static str {
+        "gelu_tanh"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        let (half, k, a) = (
+            T::from_f64(0.5),
+            T::from_f64(SQRT_2_OVER_PI),
+            T::from_f64(GELU_TANH_CUBIC),
+        );
+        inputs[0].map(|x| half * x * (T::ONE + (k * (x + a * x * x * x)).tanh()))
+    }
+    // With u = k(x + a·x³) and t = tanh(u): d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
+    fn backward<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>> {
+        let x = inputs[0];
+        if !grad_out.tape().is_recording() {
+            let (half, k, a) = (
+                T::from_f64(0.5),
+                T::from_f64(SQRT_2_OVER_PI),
+                T::from_f64(GELU_TANH_CUBIC),
+            );
+            let a3 = T::from_f64(3.0 * GELU_TANH_CUBIC);
+            return vec![Some(fused_grad(x, grad_out, "gelu_tanh", move |x, g| {
+                let x2 = x * x;
+                let t = (k * (x + a * x2 * x)).tanh();
+                g * (half * (T::ONE + t) + half * x * (T::ONE - t * t) * k * (T::ONE + a3 * x2))
+            }))];
+        }
+        let x2 = x * x;
+        let t = ((x + x2 * x * GELU_TANH_CUBIC) * SQRT_2_OVER_PI).tanh();
+        let d = (t + 1.0) * 0.5
+            + x * (1.0 - t * t) * (x2 * (3.0 * GELU_TANH_CUBIC) + 1.0) * (0.5 * SQRT_2_OVER_PI);
+        vec![Some(grad_out * d)]
+    }
+}
+
+struct SoftplusOp;
+
+impl<T: Float> Op<T> for SoftplusOp {
+    fn name(&self) -> &'static str {
+        "softplus"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        // ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): no overflow, and accurate for large −x.
+        inputs[0].map(|x| x.max(T::ZERO) + (-x.abs()).exp().ln_1p())
+    }
+    // d softplus(x)/dx = σ(x).
+    fn backward<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        grad_out: Var<'t, T>,
+    ) -> Vec<Option<Var<'t, T>>> {
+        let x = inputs[0];
+        if !grad_out.tape().is_recording() {
+            return vec![Some(fused_grad(x, grad_out, "softplus", |x, g| {
+                g * sigmoid_scalar(x)
+            }))];
+        }
+        vec![Some(grad_out * x.sigmoid())]
+    }
+}
+
 impl<'t, T: Float> Var<'t, T> {
     /// Hyperbolic tangent, element-wise. The derivative is `1 − tanh²(x)`. PyTorch: `torch.tanh`.
     ///
@@ -34,12 +238,103 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn tanh(self) -> Var<'t, T> {
         self.tape().apply(TanhOp, &[self])
     }
+
+    /// The logistic sigmoid `σ(x) = 1/(1 + e^(−x))`, element-wise, computed without overflow for
+    /// large `|x|`. The derivative is `σ(x)·(1 − σ(x))`; the function is smooth (no kinks).
+    /// PyTorch: `torch.sigmoid`.
+    ///
+    /// ```
+    /// # use autograd::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.0);
+    /// assert_eq!(x.sigmoid().item(), 0.5);
+    /// assert_eq!(x.sigmoid().backward()[x].item(), 0.25);
+    /// assert_eq!(tape.var(-1000.0).sigmoid().item(), 0.0); // no NaN from e^1000
+    /// ```
+    #[track_caller]
+    pub fn sigmoid(self) -> Var<'t, T> {
+        self.tape().apply(SigmoidOp, &[self])
+    }
+
+    /// The rectified linear unit `max(x, 0)`, element-wise. The derivative is 1 for `x > 0`
+    /// and 0 for `x < 0`; at the kink `x = 0` it is taken as 0, as in PyTorch. NaN stays NaN.
+    /// PyTorch: `torch.relu`.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from(vec![-1.0, 0.0, 2.0]));
+    /// let y = x.relu();
+    /// assert_eq!(y.value().data(), &[0.0, 0.0, 2.0]);
+    /// assert_eq!(y.sum().backward()[x].data(), &[0.0, 0.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn relu(self) -> Var<'t, T> {
+        self.tape().apply(ReluOp, &[self])
+    }
+
+    /// The exact Gaussian error linear unit `x·Φ(x) = ½x(1 + erf(x/√2))`, element-wise. The
+    /// derivative is `Φ(x) + x·φ(x)` (Φ, φ: the standard normal CDF and density); the function
+    /// is smooth (no kinks). PyTorch: `torch.nn.functional.gelu(x)` (`approximate='none'`).
+    ///
+    /// ```
+    /// # use autograd::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.0);
+    /// assert_eq!(x.gelu().item(), 0.0);
+    /// assert_eq!(x.gelu().backward()[x].item(), 0.5); // Φ(0) + 0·φ(0)
+    /// assert!((tape.var(1.0).gelu().item() - 0.841_344_746_068_542_9).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn gelu(self) -> Var<'t, T> {
+        self.tape().apply(GeluOp, &[self])
+    }
+
+    /// The tanh approximation of GELU, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`, element-wise.
+    /// With `t` that tanh, the derivative is `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)`;
+    /// the function is smooth (no kinks). PyTorch:
+    /// `torch.nn.functional.gelu(x, approximate='tanh')`.
+    ///
+    /// ```
+    /// # use autograd::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.0);
+    /// assert_eq!(x.gelu_tanh().item(), 0.0);
+    /// assert_eq!(x.gelu_tanh().backward()[x].item(), 0.5);
+    /// assert!((tape.var(1.0).gelu_tanh().item() - 0.841_191_990_608_276_8).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn gelu_tanh(self) -> Var<'t, T> {
+        self.tape().apply(GeluTanhOp, &[self])
+    }
+
+    /// `ln(1 + eˣ)`, element-wise, computed stably as `max(x, 0) + ln(1 + e^(−|x|))`. The
+    /// derivative is `σ(x)`, the logistic sigmoid; the function is smooth (no kinks). PyTorch:
+    /// `torch.nn.functional.softplus(x)`, except that no `threshold` switches to the identity
+    /// (the stable form is exact for every `x`).
+    ///
+    /// ```
+    /// # use autograd::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.0);
+    /// assert_eq!(x.softplus().item(), std::f64::consts::LN_2);
+    /// assert_eq!(x.softplus().backward()[x].item(), 0.5);
+    /// assert_eq!(tape.var(1000.0).softplus().item(), 1000.0); // no overflow
+    /// ```
+    #[track_caller]
+    pub fn softplus(self) -> Var<'t, T> {
+        self.tape().apply(SoftplusOp, &[self])
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{gradcheck, gradgradcheck};
-    use crate::Tape;
+    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::{Tape, Tensor, Var};
+
+    fn xs() -> Tensor<f64> {
+        Tensor::from_vec(vec![-2.5, -0.7, 0.3, 1.1, 3.0, -0.05], &[2, 3])
+    }
 
     #[test]
     fn tanh_grad_at_half_matches_hand_value() {
@@ -54,5 +349,78 @@ mod tests {
     fn tanh_grad_matches_finite_diff() {
         gradcheck(|x| x[0].tanh().exp().mean(), &[vec![-1.5, 0.5, 2.0].into()]);
         gradgradcheck(|x| x[0].tanh().exp().mean(), &[vec![-1.5, 0.5, 2.0].into()]);
+    }
+
+    #[test]
+    fn activation_grads_at_one_match_hand_values() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(1.0);
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+        // σ'(1) = σ(1)(1 − σ(1)) = 0.7310585786300049 · 0.2689414213699951
+        close(x.sigmoid().backward()[x].item(), 0.196_611_933_241_481_85);
+        // gelu'(1) = Φ(1) + φ(1) = 0.8413447460685429 + 0.24197072451914337
+        close(x.gelu().backward()[x].item(), 1.083_315_470_587_686_4);
+        // gelu_tanh'(1) = ½(1 + t) + ½(1 − t²)·√(2/π)(1 + 3·0.044715), t = tanh(√(2/π)·1.044715)
+        close(x.gelu_tanh().backward()[x].item(), 1.082_964_083_845_782_6);
+        // softplus'(1) = σ(1)
+        close(x.softplus().backward()[x].item(), 0.731_058_578_630_004_9);
+        // relu'(1) = 1, relu'(−1) = 0, relu'(0) = 0 (PyTorch's choice at the kink)
+        close(x.relu().backward()[x].item(), 1.0);
+        let z = tape.var(0.0);
+        close(z.relu().backward()[z].item(), 0.0);
+    }
+
+    #[test]
+    fn sigmoid_and_softplus_are_stable_for_large_inputs() {
+        let tape = Tape::<f32>::new();
+        let x = tape.var(Tensor::from(vec![-200.0f32, -30.0, 30.0, 200.0]));
+        let s = x.sigmoid().value();
+        assert!(s.all_finite());
+        assert_eq!(s.data()[0], 0.0);
+        assert_eq!(s.data()[3], 1.0);
+        let sp = x.softplus().value();
+        assert_eq!(sp.data()[3], 200.0);
+        assert_eq!(sp.data()[0], 0.0); // e^−200 underflows f32
+        assert!((sp.data()[1] / 9.357_623e-14 - 1.0).abs() < 1e-5); // ln(1 + e^−30) ≈ e^−30
+        let g = x.softplus().sum().backward();
+        assert!(g[x].all_finite());
+    }
+
+    #[test]
+    fn activation_grads_match_finite_diff() {
+        gradcheck(|v| v[0].sigmoid().exp().mean(), &[xs()]);
+        gradcheck(|v| v[0].relu().exp().mean(), &[xs()]);
+        gradcheck(|v| v[0].gelu().exp().mean(), &[xs()]);
+        gradcheck(|v| v[0].gelu_tanh().exp().mean(), &[xs()]);
+        gradcheck(|v| v[0].softplus().exp().mean(), &[xs()]);
+    }
+
+    #[test]
+    fn activation_second_order_matches_finite_diff() {
+        gradgradcheck(|v| v[0].sigmoid().exp().mean(), &[xs()]);
+        gradgradcheck(|v| (v[0].relu() * v[0]).exp().mean(), &[xs()]);
+        gradgradcheck(|v| v[0].gelu().exp().mean(), &[xs()]);
+        gradgradcheck(|v| v[0].gelu_tanh().exp().mean(), &[xs()]);
+        gradgradcheck(|v| v[0].softplus().exp().mean(), &[xs()]);
+    }
+
+    #[test]
+    fn fused_and_composed_backward_agree() {
+        type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
+        let acts: [Act; 5] = [
+            |x| x.sigmoid(),
+            |x| x.relu(),
+            |x| x.gelu(),
+            |x| x.gelu_tanh(),
+            |x| x.softplus(),
+        ];
+        for act in acts {
+            let tape = Tape::<f64>::new();
+            let x = tape.var(xs());
+            let y = act(x).exp().mean();
+            let fast = y.backward()[x].clone();
+            let composed = tape.grad(y, &[x])[0].value();
+            assert_close(&fast, &composed, 1e-14, 1e-12);
+        }
     }
 }

@@ -30,11 +30,7 @@ pub struct Tolerance {
 impl Default for Tolerance {
     /// PyTorch's `gradcheck` defaults: eps 1e-6, atol 1e-5, rtol 1e-3.
     fn default() -> Self {
-        Tolerance {
-            eps: 1e-6,
-            atol: 1e-5,
-            rtol: 1e-3,
-        }
+        Tolerance { eps: 1e-6, atol: 1e-5, rtol: 1e-3 }
     }
 }
 
@@ -55,11 +51,7 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.order == 1 {
-            "gradient"
-        } else {
-            "second-order gradient"
-        };
+        let what = if self.order == 1 { "gradient" } else { "second-order gradient" };
         write!(
             f,
             "{what} mismatch at input {} element {}: analytic {:e}, numeric {:e} (difference {:e})",
@@ -101,14 +93,7 @@ where
     let tape = Tape::new();
     let xs: Vec<_> = inputs.iter().map(|x| tape.var(x.clone())).collect();
     let grads = scalarize(f(&xs)).backward();
-    xs.iter()
-        .map(|&x| {
-            grads
-                .get(x)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros(&x.shape()))
-        })
-        .collect()
+    xs.iter().map(|&x| grads.get(x).cloned().unwrap_or_else(|| Tensor::zeros(&x.shape()))).collect()
 }
 
 /// Compares `analytic` against central differences of the scalar function `g`.
@@ -132,13 +117,7 @@ fn compare(
             let analytic = a.data()[k];
             let ok = (analytic - numeric).abs() <= tol.atol + tol.rtol * numeric.abs();
             if !ok || !analytic.is_finite() {
-                return Err(Mismatch {
-                    order,
-                    input: i,
-                    index: k,
-                    analytic,
-                    numeric,
-                });
+                return Err(Mismatch { order, input: i, index: k, analytic, numeric });
             }
         }
     }
@@ -165,10 +144,7 @@ where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>,
 {
     let mut rng = ChaCha8Rng::seed_from_u64(0x2ec0);
-    let dirs: Vec<Tensor<f64>> = inputs
-        .iter()
-        .map(|x| Tensor::rand_uniform(x.shape(), 0.5, 1.5, &mut rng))
-        .collect();
+    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|x| Tensor::rand_uniform(x.shape(), 0.5, 1.5, &mut rng)).collect();
     // Analytic: differentiate ⟨∇f, v⟩ through the recorded gradient graph.
     let analytic = {
         let tape = Tape::new();
@@ -179,26 +155,13 @@ where
             s = s + (*g * tape.constant(v.clone())).sum();
         }
         let grads = s.backward();
-        xs.iter()
-            .map(|&x| {
-                grads
-                    .get(x)
-                    .cloned()
-                    .unwrap_or_else(|| Tensor::zeros(&x.shape()))
-            })
-            .collect::<Vec<_>>()
+        xs.iter().map(|&x| grads.get(x).cloned().unwrap_or_else(|| Tensor::zeros(&x.shape()))).collect::<Vec<_>>()
     };
     let directional = |x: &[Tensor<f64>]| -> f64 {
         analytic_grads(&f, x)
             .iter()
             .zip(&dirs)
-            .map(|(g, v)| {
-                g.data()
-                    .iter()
-                    .zip(v.data())
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>()
-            })
+            .map(|(g, v)| g.data().iter().zip(v.data()).map(|(a, b)| a * b).sum::<f64>())
             .sum()
     };
     compare(2, inputs, &analytic, tol, directional)
@@ -238,17 +201,8 @@ where
 /// # Panics
 /// On a shape difference or the first element out of tolerance, naming its index.
 #[track_caller]
-pub fn assert_close<T: crate::Float>(
-    actual: &Tensor<T>,
-    expected: &Tensor<T>,
-    atol: f64,
-    rtol: f64,
-) {
-    assert_eq!(
-        actual.shape(),
-        expected.shape(),
-        "assert_close: shapes differ"
-    );
+pub fn assert_close<T: crate::Float>(actual: &Tensor<T>, expected: &Tensor<T>, atol: f64, rtol: f64) {
+    assert_eq!(actual.shape(), expected.shape(), "assert_close: shapes differ");
     for (i, (a, e)) in actual.data().iter().zip(expected.data()).enumerate() {
         let (a, e) = (a.to_f64(), e.to_f64());
         assert!(
@@ -286,12 +240,8 @@ mod tests {
 
     #[test]
     fn checker_catches_a_wrong_derivative() {
-        let err = check_gradients(
-            |x| x[0].tape().apply(WrongCube, &[x[0]]),
-            &[vec![1.5].into()],
-            Tolerance::default(),
-        )
-        .unwrap_err();
+        let err = check_gradients(|x| x[0].tape().apply(WrongCube, &[x[0]]), &[vec![1.5].into()], Tolerance::default())
+            .unwrap_err();
         assert_eq!((err.order, err.input, err.index), (1, 0, 0));
         assert!((err.numeric - 6.75).abs() < 1e-6, "{err}");
     }

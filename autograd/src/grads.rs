@@ -45,10 +45,7 @@ impl<T: Float> Grads<T> {
 
     /// `(node id, gradient)` for every node that has one, in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Tensor<T>)> {
-        self.grads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| g.as_ref().map(|g| (i, g)))
+        self.grads.iter().enumerate().filter_map(|(i, g)| g.as_ref().map(|g| (i, g)))
     }
 }
 

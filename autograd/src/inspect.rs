@@ -56,18 +56,9 @@ pub struct Summary(Vec<NodeInfo>);
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:>5}  {:<14} {:<18} {:<14} location",
-            "id", "op", "shape", "inputs"
-        )?;
+        writeln!(f, "{:>5}  {:<14} {:<18} {:<14} location", "id", "op", "shape", "inputs")?;
         for n in &self.0 {
-            let inputs = n
-                .inputs
-                .iter()
-                .map(|i| format!("%{i}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let inputs = n.inputs.iter().map(|i| format!("%{i}")).collect::<Vec<_>>().join(",");
             let mark = if n.requires_grad { "" } else { " (no grad)" };
             writeln!(
                 f,
@@ -111,9 +102,7 @@ impl<T: Float> Tape<T> {
     /// edge per input. Leaves that need a gradient are drawn green; constants grey.
     /// Render with `dot -Tsvg graph.dot > graph.svg`.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from(
-            "digraph tape {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
-        );
+        let mut out = String::from("digraph tape {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         for n in self.nodes() {
             let style = match (n.name, n.requires_grad) {
                 ("var", _) => ", style=filled, fillcolor=\"#c8e6c9\"",

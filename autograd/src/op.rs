@@ -40,7 +40,12 @@
 //! check::gradgradcheck(|v| v[0].tape().apply(Cube, &[v[0]]).sum(), &[vec![0.5, -1.5, 2.0].into()]);
 //! ```
 
+use smallvec::SmallVec;
+
 use crate::{Float, Tensor, Var};
+
+/// Gradients computed directly on tensors by [`Op::backward_values`], one per input.
+pub type TensorGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
 /// A differentiable operation: a forward over tensors and a backward over `Var`s.
 ///
@@ -65,10 +70,23 @@ pub trait Op<T: Float>: 'static {
     /// recording ([`Tape::is_recording`](crate::Tape::is_recording)), nobody will differentiate
     /// this gradient, and a backward may compute it directly as a
     /// [`Tape::constant`](crate::Tape::constant) instead.
-    fn backward<'t>(
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>>;
+
+    /// Optional fast path for a plain (non-differentiable) backward: the same gradients as
+    /// [`Op::backward`], computed directly on tensors, with nothing recorded on the tape.
+    /// `needs_grad[i]` says whether input `i` wants a gradient (`None` may be returned for the
+    /// others). Return `None` (the default) to use `backward`.
+    ///
+    /// Built-in ops implement it where the tape overhead would dominate (scalar graphs,
+    /// element-wise ops); the test suite checks that both paths agree for every op.
+    fn backward_values(
         &self,
-        inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>>;
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs_grad: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (inputs, out, grad_out, needs_grad);
+        None
+    }
 }

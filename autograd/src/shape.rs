@@ -14,6 +14,13 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Whether two shapes are equal. Written out (rather than slice `==`, which calls `memcmp`) because
+/// it runs for every op of a scalar graph, where the shapes are almost always empty.
+#[inline(always)]
+pub fn same(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Row-major (C order) strides, in elements, of a contiguous tensor of this shape.
 pub fn strides(shape: &[usize]) -> Shape {
     let mut s: Shape = SmallVec::from_elem(1, shape.len());
@@ -31,16 +38,8 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(1, rank);
     for i in 0..rank {
-        let da = if i < rank - a.len() {
-            1
-        } else {
-            a[i - (rank - a.len())]
-        };
-        let db = if i < rank - b.len() {
-            1
-        } else {
-            b[i - (rank - b.len())]
-        };
+        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
+        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -56,15 +55,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
 pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Shape {
     let own = strides(from);
     let lead = to.len() - from.len();
-    (0..to.len())
-        .map(|i| {
-            if i < lead || from[i - lead] == 1 {
-                0
-            } else {
-                own[i - lead]
-            }
-        })
-        .collect()
+    (0..to.len()).map(|i| if i < lead || from[i - lead] == 1 { 0 } else { own[i - lead] }).collect()
 }
 
 /// Whether `from` can be broadcast to exactly `to`.
@@ -121,10 +112,7 @@ mod tests {
 
     #[test]
     fn broadcast_follows_numpy_rules() {
-        assert_eq!(
-            broadcast_shapes(&[2, 1, 3], &[4, 1]).unwrap().as_slice(),
-            &[2, 4, 3]
-        );
+        assert_eq!(broadcast_shapes(&[2, 1, 3], &[4, 1]).unwrap().as_slice(), &[2, 4, 3]);
         assert_eq!(broadcast_shapes(&[], &[5]).unwrap().as_slice(), &[5]);
         assert!(broadcast_shapes(&[2, 3], &[4]).is_none());
         assert!(broadcasts_to(&[3], &[2, 3]));
@@ -134,9 +122,7 @@ mod tests {
     #[test]
     fn runs_visit_every_offset_in_order() {
         let mut seen = vec![];
-        for_each_run(&[2, 3], &[1, 2], |o, s, n| {
-            seen.extend((0..n).map(|i| o + i * s))
-        });
+        for_each_run(&[2, 3], &[1, 2], |o, s, n| seen.extend((0..n).map(|i| o + i * s)));
         // A transposed 3x2 read: column-major order of the original.
         assert_eq!(seen, vec![0, 2, 4, 1, 3, 5]);
     }

@@ -90,9 +90,7 @@ thread_local! {
 #[track_caller]
 #[cold]
 pub fn shape_panic(op: &str, msg: &str) -> ! {
-    let loc = CURRENT_CALLER
-        .with(|c| c.get())
-        .unwrap_or_else(Location::caller);
+    let loc = CURRENT_CALLER.with(|c| c.get()).unwrap_or_else(Location::caller);
     panic!("{op}: {msg} (called at {loc})")
 }
 
@@ -121,6 +119,27 @@ impl<T: Float> Tape<T> {
         }
     }
 
+    /// Empties the tape for the next step while keeping its memory, so that a training loop
+    /// that reuses one tape allocates nothing for its nodes after the first step. Taking
+    /// `&mut self` proves that no `Var` of the previous step is still alive. The random stream
+    /// continues (dropout masks differ from step to step); hooks are removed.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// let mut tape = Tape::<f32>::new();
+    /// for step in 0..3 {
+    ///     tape.reset();
+    ///     let w = tape.var(step as f32);
+    ///     let _grads = (w * w).backward();
+    /// }
+    /// ```
+    pub fn reset(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.nodes.clear();
+        inner.hooks.clear();
+        inner.recording = true;
+    }
+
     /// A differentiable leaf: gradients flow into it and [`Grads`] report them.
     #[track_caller]
     pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
@@ -142,23 +161,10 @@ impl<T: Float> Tape<T> {
     ) -> Var<'_, T> {
         let mut inner = self.inner.borrow_mut();
         if inner.anomaly && !value.all_finite() {
-            panic!(
-                "anomaly: non-finite value in a `{name}` leaf of shape {:?} created at {location}",
-                value.shape()
-            );
+            panic!("anomaly: non-finite value in a `{name}` leaf of shape {:?} created at {location}", value.shape());
         }
-        inner.nodes.push(Node {
-            value,
-            op: None,
-            name,
-            inputs: SmallVec::new(),
-            requires_grad,
-            location,
-        });
-        Var {
-            id: inner.nodes.len() - 1,
-            tape: self,
-        }
+        inner.nodes.push(Node { value, op: None, name, inputs: SmallVec::new(), requires_grad, location });
+        Var { id: inner.nodes.len() - 1, tape: self }
     }
 
     /// Records `op` applied to `inputs` and returns its output.
@@ -170,22 +176,15 @@ impl<T: Float> Tape<T> {
         let location = Location::caller();
         let (value, requires_grad, anomaly) = {
             let inner = self.inner.borrow();
-            let values: SmallVec<[&Tensor<T>; 4]> = inputs
-                .iter()
-                .map(|v| {
-                    assert!(
-                        std::ptr::eq(v.tape, self),
-                        "{}: input comes from another tape",
-                        op.name()
-                    );
-                    &inner.nodes[v.id].value
-                })
-                .collect();
+            let mut values: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
+            for v in inputs {
+                assert!(std::ptr::eq(v.tape, self), "{}: input comes from another tape", op.name());
+                values.push(&inner.nodes[v.id].value);
+            }
             let prev = CURRENT_CALLER.with(|c| c.replace(Some(location)));
             let value = op.forward(&values);
             CURRENT_CALLER.with(|c| c.set(prev));
-            let requires_grad =
-                inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
+            let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
             if inner.anomaly && !value.all_finite() {
                 let shapes: Vec<&[usize]> = values.iter().map(|t| t.shape()).collect();
                 let finite = values.iter().all(|t| t.all_finite());
@@ -202,22 +201,18 @@ impl<T: Float> Tape<T> {
         let mut inner = self.inner.borrow_mut();
         let name = op.name();
         let (op, ids): (Option<Box<dyn Op<T>>>, SmallVec<[usize; 2]>) = if requires_grad {
-            (Some(Box::new(op)), inputs.iter().map(|v| v.id).collect())
+            {
+                let mut ids = SmallVec::new();
+                for v in inputs {
+                    ids.push(v.id);
+                }
+                (Some(Box::new(op)), ids)
+            }
         } else {
             (None, SmallVec::new())
         };
-        inner.nodes.push(Node {
-            value,
-            op,
-            name,
-            inputs: ids,
-            requires_grad,
-            location,
-        });
-        Var {
-            id: inner.nodes.len() - 1,
-            tape: self,
-        }
+        inner.nodes.push(Node { value, op, name, inputs: ids, requires_grad, location });
+        Var { id: inner.nodes.len() - 1, tape: self }
     }
 
     /// Runs `f` with recording off: ops compute values but no gradient flows through them
@@ -278,47 +273,78 @@ impl<T: Float> Tape<T> {
         check_scalar_root(y);
         let grads = self.sweep(y.id, Tensor::ones(&y.shape()), true);
         xs.iter()
-            .map(|x| match grads.get(x.id).copied().flatten() {
-                Some(id) => Var { id, tape: self },
-                None => self.constant(Tensor::zeros(&x.shape())),
+            .map(|x| match grads.get(x.id) {
+                Some(Some(Slot::Node(id))) => Var { id: *id, tape: self },
+                _ => self.constant(Tensor::zeros(&x.shape())),
             })
             .collect()
     }
 
-    /// The reverse sweep from `root`, seeded with `seed`. Returns, per node id up to `root`, the
-    /// id of the node holding its gradient. With `create_graph` the gradient computations are
-    /// recorded (differentiable); without, they are constants.
-    fn sweep(&self, root: usize, seed: Tensor<T>, create_graph: bool) -> Vec<Option<usize>> {
+    /// The reverse sweep from `root`, seeded with `seed`. Returns, per node id up to `root`, its
+    /// gradient. With `create_graph` the gradient computations are recorded (differentiable) and
+    /// every gradient is a node; without, ops record constants and gradients are accumulated
+    /// as plain tensors, in place.
+    fn sweep(&self, root: usize, seed: Tensor<T>, create_graph: bool) -> Vec<Option<Slot<T>>> {
         let _guard = RecordingGuard::set(self, create_graph);
-        let mut grads: Vec<Option<usize>> = vec![None; root + 1];
-        grads[root] = Some(self.push_leaf(seed, "const", false, Location::caller()).id);
+        let mut grads: Vec<Option<Slot<T>>> = Vec::with_capacity(root + 1);
+        grads.resize_with(root + 1, || None);
+        grads[root] = Some(if create_graph {
+            Slot::Node(self.push_leaf(seed, "const", false, Location::caller()).id)
+        } else {
+            Slot::Value(seed)
+        });
+        let (anomaly, any_hooks) = {
+            let inner = self.inner.borrow();
+            (inner.anomaly, !inner.hooks.is_empty())
+        };
         for i in (0..=root).rev() {
-            let Some(mut g) = grads[i] else { continue };
-            let (requires_grad, has_op, anomaly) = {
+            let Some(mut slot) = grads[i].take() else { continue };
+            let (requires_grad, has_op) = {
                 let inner = self.inner.borrow();
                 let node = &inner.nodes[i];
-                (node.requires_grad, node.op.is_some(), inner.anomaly)
+                (node.requires_grad, node.op.is_some())
             };
             if !requires_grad {
                 continue;
             }
-            g = self.run_hooks(i, g);
-            grads[i] = Some(g);
+            if any_hooks {
+                slot = self.run_hooks(i, slot);
+            }
             if anomaly {
-                self.check_grad_finite(i, g);
+                self.check_grad_finite(i, &slot);
             }
             if !has_op {
+                grads[i] = Some(slot);
                 continue;
             }
+            if let Slot::Value(g) = &slot {
+                if let Some(results) = self.backward_values(i, g) {
+                    grads[i] = Some(slot);
+                    for (j, r) in results {
+                        if anomaly && !r.all_finite() {
+                            self.report_backward_anomaly(i);
+                        }
+                        grads[j] = Some(match grads[j].take() {
+                            None => Slot::Value(r),
+                            Some(Slot::Value(acc)) => Slot::Value(accumulate(acc, &r)),
+                            Some(Slot::Node(_)) => unreachable!("node slots only exist with create_graph"),
+                        });
+                    }
+                    continue;
+                }
+            }
+            let g = match &slot {
+                Slot::Node(id) => *id,
+                Slot::Value(t) => self.push_leaf(t.clone(), "const", false, Location::caller()).id,
+            };
+            grads[i] = Some(slot);
             let (op, inputs) = {
                 let mut inner = self.inner.borrow_mut();
                 let node = &mut inner.nodes[i];
-                (node.op.take().expect("checked above"), node.inputs.clone())
+                (node.op.take().expect("checked above"), SmallVec::<[usize; 2]>::from_slice(&node.inputs))
             };
-            let in_vars: SmallVec<[Var<'_, T>; 4]> =
-                inputs.iter().map(|&id| Var { id, tape: self }).collect();
-            let out = Var { id: i, tape: self };
-            let results = op.backward(&in_vars, out, Var { id: g, tape: self });
+            let in_vars: SmallVec<[Var<'_, T>; 4]> = inputs.iter().map(|&id| Var { id, tape: self }).collect();
+            let results = op.backward(&in_vars, Var { id: i, tape: self }, Var { id: g, tape: self });
             let name = op.name();
             self.inner.borrow_mut().nodes[i].op = Some(op);
             assert_eq!(
@@ -330,44 +356,89 @@ impl<T: Float> Tape<T> {
             );
             for (&j, r) in inputs.iter().zip(results) {
                 let Some(r) = r else { continue };
-                let (wants, in_shape) = {
+                let value = {
                     let inner = self.inner.borrow();
-                    (
-                        inner.nodes[j].requires_grad,
-                        inner.nodes[j].value.shape() == inner.nodes[r.id].value.shape(),
-                    )
-                };
-                if !wants {
-                    continue;
-                }
-                if anomaly {
-                    self.check_backward_finite(i, name, r);
-                }
-                assert!(
-                    in_shape,
-                    "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
-                    r.shape(),
-                    in_vars[inputs.iter().position(|&k| k == j).expect("j is an input")].shape()
-                );
-                grads[j] = Some(match grads[j] {
-                    None => r.id,
-                    Some(prev) => {
-                        (Var {
-                            id: prev,
-                            tape: self,
-                        } + r)
-                            .id
+                    let (input, grad) = (&inner.nodes[j], &inner.nodes[r.id]);
+                    if !input.requires_grad {
+                        continue;
                     }
+                    assert!(
+                        crate::shape::same(input.value.shape(), grad.value.shape()),
+                        "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
+                        grad.value.shape(),
+                        input.value.shape()
+                    );
+                    (!create_graph).then(|| grad.value.clone())
+                };
+                if anomaly {
+                    self.check_backward_finite(i, r);
+                }
+                grads[j] = Some(match (grads[j].take(), value) {
+                    (None, None) => Slot::Node(r.id),
+                    (None, Some(v)) => Slot::Value(v),
+                    (Some(Slot::Node(prev)), _) => Slot::Node((Var { id: prev, tape: self } + r).id),
+                    (Some(Slot::Value(acc)), Some(v)) => Slot::Value(accumulate(acc, &v)),
+                    (Some(Slot::Value(_)), None) => unreachable!("value slots only exist without create_graph"),
                 });
             }
         }
         grads
     }
 
-    fn run_hooks(&self, node: usize, mut g: usize) -> usize {
+    /// Runs node `i`'s tensor-level backward if its op has one; returns the gradients of the
+    /// inputs that need one, checked for shape, by input id.
+    fn backward_values(&self, i: usize, g: &Tensor<T>) -> Option<SmallVec<[(usize, Tensor<T>); 2]>> {
+        let inner = self.inner.borrow();
+        let node = &inner.nodes[i];
+        let op = node.op.as_ref()?;
+        let mut inputs: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
+        let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
+        for &j in &node.inputs {
+            inputs.push(&inner.nodes[j].value);
+            needs.push(inner.nodes[j].requires_grad);
+        }
+        let results = op.backward_values(&inputs, &node.value, g, &needs)?;
+        assert_eq!(
+            results.len(),
+            inputs.len(),
+            "backward_values of `{}` returned the wrong number of gradients",
+            node.name
+        );
+        Some(
+            node.inputs
+                .iter()
+                .zip(results)
+                .zip(&needs)
+                .filter_map(|((&j, r), &need)| {
+                    let r = r.filter(|_| need)?;
+                    assert!(
+                        crate::shape::same(r.shape(), inner.nodes[j].value.shape()),
+                        "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
+                        node.name,
+                        r.shape(),
+                        inner.nodes[j].value.shape()
+                    );
+                    Some((j, r))
+                })
+                .collect(),
+        )
+    }
+
+    fn report_backward_anomaly(&self, node: usize) -> ! {
+        let inner = self.inner.borrow();
+        let n = &inner.nodes[node];
+        let shapes: Vec<&[usize]> = n.inputs.iter().map(|&j| inner.nodes[j].value.shape()).collect();
+        panic!(
+            "anomaly: the backward of `{}` (inputs of shapes {shapes:?}) produced a non-finite gradient; \
+             the `{}` was created at {}",
+            n.name, n.name, n.location
+        );
+    }
+
+    fn run_hooks(&self, node: usize, mut slot: Slot<T>) -> Slot<T> {
         let hooks = self.inner.borrow().hooks.get(&node).cloned();
         for hook in hooks.into_iter().flatten() {
-            let current = self.inner.borrow().nodes[g].value.clone();
+            let current = self.slot_value(&slot);
             if let Some(new) = hook(&current) {
                 assert_eq!(
                     new.shape(),
@@ -376,32 +447,31 @@ impl<T: Float> Tape<T> {
                     current.shape(),
                     new.shape()
                 );
-                g = self.push_leaf(new, "const", false, Location::caller()).id;
+                slot = match slot {
+                    Slot::Node(_) => Slot::Node(self.push_leaf(new, "const", false, Location::caller()).id),
+                    Slot::Value(_) => Slot::Value(new),
+                };
             }
         }
-        g
+        slot
     }
 
-    fn check_backward_finite(&self, node: usize, name: &str, r: Var<'_, T>) {
-        let inner = self.inner.borrow();
-        if !inner.nodes[r.id].value.all_finite() {
-            let n = &inner.nodes[node];
-            let shapes: Vec<&[usize]> = n
-                .inputs
-                .iter()
-                .map(|&j| inner.nodes[j].value.shape())
-                .collect();
-            panic!(
-                "anomaly: the backward of `{name}` (inputs of shapes {shapes:?}) produced a non-finite gradient; \
-                 the `{name}` was created at {}",
-                n.location
-            );
+    fn slot_value(&self, slot: &Slot<T>) -> Tensor<T> {
+        match slot {
+            Slot::Node(id) => self.inner.borrow().nodes[*id].value.clone(),
+            Slot::Value(t) => t.clone(),
         }
     }
 
-    fn check_grad_finite(&self, node: usize, g: usize) {
-        let inner = self.inner.borrow();
-        if !inner.nodes[g].value.all_finite() {
+    fn check_backward_finite(&self, node: usize, r: Var<'_, T>) {
+        if !self.inner.borrow().nodes[r.id].value.all_finite() {
+            self.report_backward_anomaly(node);
+        }
+    }
+
+    fn check_grad_finite(&self, node: usize, slot: &Slot<T>) {
+        if !self.slot_value(slot).all_finite() {
+            let inner = self.inner.borrow();
             let n = &inner.nodes[node];
             panic!(
                 "anomaly: non-finite gradient flowing into `{}` (node {node}, shape {:?}) created at {}",
@@ -411,6 +481,20 @@ impl<T: Float> Tape<T> {
             );
         }
     }
+}
+
+/// Adds `r` into `acc`, in place when `acc` holds its data alone (copy-on-write otherwise, so
+/// another holder of the same data is never changed).
+fn accumulate<T: Float>(mut acc: Tensor<T>, r: &Tensor<T>) -> Tensor<T> {
+    acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
+    acc
+}
+
+/// A gradient during the sweep: a recorded node when the gradient must be differentiable,
+/// otherwise a plain tensor (accumulated in place).
+enum Slot<T: Float> {
+    Node(usize),
+    Value(Tensor<T>),
 }
 
 /// Sets the tape's recording flag and restores the previous one when dropped, even on panic.
@@ -538,24 +622,24 @@ impl<'t, T: Float> Var<'t, T> {
         if grad.shape() != self.shape().as_slice() {
             shape_panic(
                 "backward_with",
-                &format!(
-                    "seed gradient of shape {:?} for an output of shape {:?}",
-                    grad.shape(),
-                    self.shape()
-                ),
+                &format!("seed gradient of shape {:?} for an output of shape {:?}", grad.shape(), self.shape()),
             );
         }
         let tape = self.tape;
         let len = tape.len();
-        let ids = tape.sweep(self.id, grad, false);
-        let mut inner = tape.inner.borrow_mut();
-        let grads = ids
-            .iter()
-            .map(|g| g.map(|g| inner.nodes[g].value.clone()))
-            .collect();
+        let slots = tape.sweep(self.id, grad, false);
         // The gradient nodes were constants only needed to carry values: drop them.
-        inner.nodes.truncate(len);
-        Grads::new(grads)
+        tape.inner.borrow_mut().nodes.truncate(len);
+        Grads::new(
+            slots
+                .into_iter()
+                .map(|s| match s {
+                    Some(Slot::Value(t)) => Some(t),
+                    Some(Slot::Node(_)) => unreachable!("a plain backward accumulates values"),
+                    None => None,
+                })
+                .collect(),
+        )
     }
 
     /// Registers a hook that sees the gradient arriving at this node during backward, before it
@@ -574,13 +658,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(grads[x].item(), 240.0);
     /// ```
     pub fn register_hook(self, hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + 'static) {
-        self.tape
-            .inner
-            .borrow_mut()
-            .hooks
-            .entry(self.id)
-            .or_default()
-            .push(Rc::new(hook));
+        self.tape.inner.borrow_mut().hooks.entry(self.id).or_default().push(Rc::new(hook));
     }
 }
 
@@ -588,11 +666,7 @@ impl<T: Float> fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.tape.inner.borrow();
         let n = &inner.nodes[self.id];
-        write!(
-            f,
-            "Var#{} `{}` {:?} at {}",
-            self.id, n.name, n.value, n.location
-        )
+        write!(f, "Var#{} `{}` {:?} at {}", self.id, n.name, n.value, n.location)
     }
 }
 

@@ -35,10 +35,17 @@ enum Storage<T> {
 /// assert_eq!(t.at(&[1, 0]), 3.0);
 /// assert_eq!(format!("{t}"), "[[1, 2],\n [3, 4]]");
 /// ```
-#[derive(Clone)]
 pub struct Tensor<T> {
     shape: Shape,
     data: Storage<T>,
+}
+
+impl<T: Clone> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        // NOTE: `Shape::from_slice` copies the dims with one memcpy; SmallVec's `clone` goes
+        // element by element through `extend`, which showed up in scalar-graph profiles.
+        Tensor { shape: Shape::from_slice(&self.shape), data: self.data.clone() }
+    }
 }
 
 impl<T: Float> Tensor<T> {
@@ -61,20 +68,13 @@ impl<T: Float> Tensor<T> {
     /// Builds from a shape and matching data; the one place storage is chosen.
     pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
         debug_assert_eq!(data.len(), shape::numel(&shape));
-        let data = if data.len() == 1 {
-            Storage::One(data[0])
-        } else {
-            Storage::Shared(Arc::new(data))
-        };
+        let data = if data.len() == 1 { Storage::One(data[0]) } else { Storage::Shared(Arc::new(data)) };
         Tensor { shape, data }
     }
 
     /// A 0-d tensor holding one value. Allocates nothing.
     pub fn scalar(value: T) -> Self {
-        Tensor {
-            shape: Shape::new(),
-            data: Storage::One(value),
-        }
+        Tensor { shape: Shape::new(), data: Storage::One(value) }
     }
 
     /// A tensor of the given shape with every element equal to `value`.
@@ -101,23 +101,16 @@ impl<T: Float> Tensor<T> {
     /// # Panics
     /// If `step` is zero or not finite.
     pub fn arange(start: f64, end: f64, step: f64) -> Self {
-        assert!(
-            step != 0.0 && step.is_finite(),
-            "Tensor::arange: step must be finite and non-zero, got {step}"
-        );
+        assert!(step != 0.0 && step.is_finite(), "Tensor::arange: step must be finite and non-zero, got {step}");
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let data: Vec<T> = (0..n)
-            .map(|i| T::from_f64(start + i as f64 * step))
-            .collect();
+        let data: Vec<T> = (0..n).map(|i| T::from_f64(start + i as f64 * step)).collect();
         Self::from_vec(data, &[n])
     }
 
     /// Independent samples from the uniform distribution on `[low, high)`.
     pub fn rand_uniform(shape: &[usize], low: f64, high: f64, rng: &mut impl Rng) -> Self {
         let n = shape::numel(shape);
-        let data = (0..n)
-            .map(|_| T::from_f64(low + (high - low) * rng.gen::<f64>()))
-            .collect();
+        let data = (0..n).map(|_| T::from_f64(low + (high - low) * rng.gen::<f64>())).collect();
         Self::from_parts(Shape::from_slice(shape), data)
     }
 
@@ -191,12 +184,7 @@ impl<T: Float> Tensor<T> {
     /// If the tensor has more or fewer than one element.
     #[track_caller]
     pub fn item(&self) -> T {
-        assert_eq!(
-            self.numel(),
-            1,
-            "Tensor::item: tensor of shape {:?} is not one element",
-            self.shape()
-        );
+        assert_eq!(self.numel(), 1, "Tensor::item: tensor of shape {:?} is not one element", self.shape());
         self.data()[0]
     }
 
@@ -206,19 +194,10 @@ impl<T: Float> Tensor<T> {
     /// If the index has the wrong rank or is out of bounds.
     #[track_caller]
     pub fn at(&self, index: &[usize]) -> T {
-        assert_eq!(
-            index.len(),
-            self.rank(),
-            "Tensor::at: index {index:?} for shape {:?}",
-            self.shape()
-        );
+        assert_eq!(index.len(), self.rank(), "Tensor::at: index {index:?} for shape {:?}", self.shape());
         let mut flat = 0;
         for (d, (&i, &n)) in index.iter().zip(self.shape.iter()).enumerate() {
-            assert!(
-                i < n,
-                "Tensor::at: index {index:?} out of bounds in dim {d} for shape {:?}",
-                self.shape()
-            );
+            assert!(i < n, "Tensor::at: index {index:?} out of bounds in dim {d} for shape {:?}", self.shape());
             flat = flat * n + i;
         }
         self.data()[flat]
@@ -237,20 +216,14 @@ impl<T: Float> Tensor<T> {
             self.shape(),
             shape
         );
-        Tensor {
-            shape: Shape::from_slice(shape),
-            data: self.data.clone(),
-        }
+        Tensor { shape: Shape::from_slice(shape), data: self.data.clone() }
     }
 
     /// Applies `f` to every element, in parallel above [`PAR_THRESHOLD`] elements.
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Self {
         let src = self.data();
         if src.len() == 1 {
-            return Tensor {
-                shape: self.shape.clone(),
-                data: Storage::One(f(src[0])),
-            };
+            return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(src[0])) };
         }
         let mut out = Vec::with_capacity(src.len());
         if src.len() >= PAR_THRESHOLD {
@@ -258,7 +231,7 @@ impl<T: Float> Tensor<T> {
         } else {
             out.extend(src.iter().map(|&x| f(x)));
         }
-        Self::from_parts(self.shape.clone(), out)
+        Self::from_parts(Shape::from_slice(&self.shape), out)
     }
 
     /// Combines two tensors element by element after broadcasting them to a common shape.
@@ -268,33 +241,20 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn zip_map(&self, other: &Self, op: &str, f: impl Fn(T, T) -> T + Sync + Send) -> Self {
         let (a, b) = (self.data(), other.data());
-        if self.shape == other.shape {
+        if shape::same(&self.shape, &other.shape) {
             if a.len() == 1 {
-                return Tensor {
-                    shape: self.shape.clone(),
-                    data: Storage::One(f(a[0], b[0])),
-                };
+                return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(a[0], b[0])) };
             }
             let mut out = Vec::with_capacity(a.len());
             if a.len() >= PAR_THRESHOLD {
-                a.par_iter()
-                    .zip(b.par_iter())
-                    .map(|(&x, &y)| f(x, y))
-                    .collect_into_vec(&mut out);
+                a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out);
             } else {
                 out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
             }
-            return Self::from_parts(self.shape.clone(), out);
+            return Self::from_parts(Shape::from_slice(&self.shape), out);
         }
         let out_shape = shape::broadcast_shapes(&self.shape, &other.shape).unwrap_or_else(|| {
-            crate::tape::shape_panic(
-                op,
-                &format!(
-                    "shapes {:?} and {:?} do not broadcast",
-                    self.shape(),
-                    other.shape()
-                ),
-            )
+            crate::tape::shape_panic(op, &format!("shapes {:?} and {:?} do not broadcast", self.shape(), other.shape()))
         });
         if b.len() == 1 {
             let y = b[0];
@@ -318,12 +278,7 @@ impl<T: Float> Tensor<T> {
             let oa = offsets_a[k];
             k += 1;
             match (inner_a, inner_b) {
-                (1, 1) => out.extend(
-                    a[oa..oa + n]
-                        .iter()
-                        .zip(&b[ob..ob + n])
-                        .map(|(&x, &y)| f(x, y)),
-                ),
+                (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
                 (1, 0) => {
                     let y = b[ob];
                     out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
@@ -344,7 +299,7 @@ impl<T: Float> Tensor<T> {
     /// If `self` does not broadcast to `shape`.
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Self {
-        if self.shape() == shape {
+        if shape::same(self.shape(), shape) {
             return self.clone();
         }
         if !shape::broadcasts_to(self.shape(), shape) {
@@ -376,22 +331,12 @@ impl<T: Float> Tensor<T> {
 
     /// The Euclidean (Frobenius) norm of all elements, accumulated in `f64`.
     pub fn norm(&self) -> f64 {
-        self.data()
-            .iter()
-            .map(|x| x.to_f64() * x.to_f64())
-            .sum::<f64>()
-            .sqrt()
+        self.data().iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>().sqrt()
     }
 
     /// Converts every element to another float type.
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor::from_parts(
-            self.shape.clone(),
-            self.data()
-                .iter()
-                .map(|x| U::from_f64(x.to_f64()))
-                .collect(),
-        )
+        Tensor::from_parts(Shape::from_slice(&self.shape), self.data().iter().map(|x| U::from_f64(x.to_f64())).collect())
     }
 }
 
@@ -482,15 +427,7 @@ fn write_nested<T: Float>(
             i = n - DISPLAY_EDGE;
             continue;
         }
-        write_nested(
-            f,
-            data,
-            shape,
-            strides,
-            dim + 1,
-            offset + i * strides[dim],
-            summarize,
-        )?;
+        write_nested(f, data, shape, strides, dim + 1, offset + i * strides[dim], summarize)?;
         i += 1;
     }
     write!(f, "]")
@@ -541,14 +478,8 @@ mod tests {
 
     #[test]
     fn arange_matches_torch() {
-        assert_eq!(
-            Tensor::<f64>::arange(0.0, 1.0, 0.25).data(),
-            &[0.0, 0.25, 0.5, 0.75]
-        );
-        assert_eq!(
-            Tensor::<f64>::arange(3.0, 0.0, -1.0).data(),
-            &[3.0, 2.0, 1.0]
-        );
+        assert_eq!(Tensor::<f64>::arange(0.0, 1.0, 0.25).data(), &[0.0, 0.25, 0.5, 0.75]);
+        assert_eq!(Tensor::<f64>::arange(3.0, 0.0, -1.0).data(), &[3.0, 2.0, 1.0]);
     }
 
     #[test]

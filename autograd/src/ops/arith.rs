@@ -3,6 +3,9 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+use smallvec::smallvec;
+
+use crate::op::TensorGrads;
 use crate::{Float, Op, Tensor, Var};
 
 struct AddOp;
@@ -11,6 +14,17 @@ struct MulOp;
 struct DivOp;
 
 impl<T: Float> Op<T> for AddOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let (x, y) = (inputs[0], inputs[1]);
+        Some(smallvec![needs[0].then(|| grad_out.sum_to(x.shape())), needs[1].then(|| grad_out.sum_to(y.shape()))])
+    }
     fn name(&self) -> &'static str {
         "add"
     }
@@ -18,20 +32,26 @@ impl<T: Float> Op<T> for AddOp {
         inputs[0].zip_map(inputs[1], "add", |a, b| a + b)
     }
     // ∂(a+b)/∂a = 1, ∂(a+b)/∂b = 1, each summed back over its broadcast dims.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
-        inputs
-            .iter()
-            .map(|x| x.requires_grad().then(|| grad_out.sum_to(&x.shape())))
-            .collect()
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        inputs.iter().map(|x| x.requires_grad().then(|| grad_out.sum_to(&x.shape()))).collect()
     }
 }
 
 impl<T: Float> Op<T> for SubOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let (x, y) = (inputs[0], inputs[1]);
+        Some(smallvec![
+            needs[0].then(|| grad_out.sum_to(x.shape())),
+            needs[1].then(|| grad_out.map(|g| -g).sum_to(y.shape()))
+        ])
+    }
     fn name(&self) -> &'static str {
         "sub"
     }
@@ -39,12 +59,7 @@ impl<T: Float> Op<T> for SubOp {
         inputs[0].zip_map(inputs[1], "sub", |a, b| a - b)
     }
     // ∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
         vec![
             a.requires_grad().then(|| grad_out.sum_to(&a.shape())),
@@ -54,6 +69,20 @@ impl<T: Float> Op<T> for SubOp {
 }
 
 impl<T: Float> Op<T> for MulOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let (x, y) = (inputs[0], inputs[1]);
+        Some(smallvec![
+            needs[0].then(|| grad_out.zip_map(y, "mul", |g, b| g * b).sum_to(x.shape())),
+            needs[1].then(|| grad_out.zip_map(x, "mul", |g, a| g * a).sum_to(y.shape()))
+        ])
+    }
     fn name(&self) -> &'static str {
         "mul"
     }
@@ -61,12 +90,7 @@ impl<T: Float> Op<T> for MulOp {
         inputs[0].zip_map(inputs[1], "mul", |a, b| a * b)
     }
     // ∂(a·b)/∂a = b, ∂(a·b)/∂b = a.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
         vec![
             a.requires_grad().then(|| (grad_out * b).sum_to(&a.shape())),
@@ -76,6 +100,23 @@ impl<T: Float> Op<T> for MulOp {
 }
 
 impl<T: Float> Op<T> for DivOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let (x, y) = (inputs[0], inputs[1]);
+        Some(smallvec![
+            needs[0].then(|| grad_out.zip_map(y, "div", |g, b| g / b).sum_to(x.shape())),
+            needs[1].then(|| grad_out
+                .zip_map(out, "div", |g, o| g * o)
+                .zip_map(y, "div", |go, b| -(go / b))
+                .sum_to(y.shape()))
+        ])
+    }
     fn name(&self) -> &'static str {
         "div"
     }
@@ -83,17 +124,11 @@ impl<T: Float> Op<T> for DivOp {
         inputs[0].zip_map(inputs[1], "div", |a, b| a / b)
     }
     // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² = −out/b.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
         vec![
             a.requires_grad().then(|| (grad_out / b).sum_to(&a.shape())),
-            b.requires_grad()
-                .then(|| (-(grad_out * out / b)).sum_to(&b.shape())),
+            b.requires_grad().then(|| (-(grad_out * out / b)).sum_to(&b.shape())),
         ]
     }
 }
@@ -101,6 +136,16 @@ impl<T: Float> Op<T> for DivOp {
 struct NegOp;
 
 impl<T: Float> Op<T> for NegOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.map(|g| -g))])
+    }
     fn name(&self) -> &'static str {
         "neg"
     }
@@ -108,12 +153,7 @@ impl<T: Float> Op<T> for NegOp {
         inputs[0].map(|x| -x)
     }
     // ∂(−x)/∂x = −1.
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(-grad_out)]
     }
 }
@@ -121,6 +161,16 @@ impl<T: Float> Op<T> for NegOp {
 struct RecipOp;
 
 impl<T: Float> Op<T> for RecipOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.zip_map(out, "recip", |g, o| -(g * o * o)))])
+    }
     fn name(&self) -> &'static str {
         "recip"
     }
@@ -128,12 +178,7 @@ impl<T: Float> Op<T> for RecipOp {
         inputs[0].map(|x| T::ONE / x)
     }
     // d(1/x)/dx = −1/x² = −out².
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(-(grad_out * out * out))]
     }
 }
@@ -146,6 +191,17 @@ struct AffineOp {
 }
 
 impl<T: Float> Op<T> for AffineOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let s = T::from_f64(self.scale);
+        Some(smallvec![Some(grad_out.map(|g| g * s))])
+    }
     fn name(&self) -> &'static str {
         "affine"
     }
@@ -158,12 +214,7 @@ impl<T: Float> Op<T> for AffineOp {
         }
     }
     // d(s·x + c)/dx = s.
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.affine(self.scale, 0.0))]
     }
 }
@@ -321,10 +372,7 @@ mod tests {
     #[test]
     fn broadcast_grads_sum_over_stretched_dims() {
         let tape = Tape::<f64>::new();
-        let m = tape.var(Tensor::from_vec(
-            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            &[2, 3],
-        ));
+        let m = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]));
         let row = tape.var(Tensor::from_vec(vec![1.0, 1.0, 1.0], &[3]));
         let grads = (m * row).sum().backward();
         assert_eq!(grads[row].data(), &[5.0, 7.0, 9.0]);
@@ -335,13 +383,7 @@ mod tests {
     fn arith_grads_match_finite_diff() {
         let a: Tensor<f64> = Tensor::from_vec(vec![0.5, -1.2, 2.0, 0.7, 1.1, -0.3], &[2, 3]);
         let b: Tensor<f64> = Tensor::from_vec(vec![1.5, -2.0, 0.8], &[3]);
-        gradcheck(
-            |v| ((v[0] + v[1]) * v[0] - v[1] / v[0] * 2.0).exp().mean(),
-            &[a.clone(), b.clone()],
-        );
-        gradgradcheck(
-            |v| ((v[0] - v[1]) * v[1] / (v[0] * v[0] + 1.0)).sum(),
-            &[a, b],
-        );
+        gradcheck(|v| ((v[0] + v[1]) * v[0] - v[1] / v[0] * 2.0).exp().mean(), &[a.clone(), b.clone()]);
+        gradgradcheck(|v| ((v[0] - v[1]) * v[1] / (v[0] * v[0] + 1.0)).sum(), &[a, b]);
     }
 }

@@ -5,6 +5,9 @@ use rayon::prelude::*;
 
 use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
+use smallvec::smallvec;
+
+use crate::op::TensorGrads;
 use crate::{Float, Op, Tensor, Var};
 
 /// Normalizes `axes` (negative counts from the end; empty means all) into a per-dimension mask.
@@ -41,12 +44,7 @@ fn reduced_shape(shape: &[usize], mask: &[usize], keep: bool) -> Shape {
 /// Folds every element of `t` into the output slot it reduces to. `kept` is the shape of the
 /// result with reduced dims kept as 1. The innermost run is handed over whole, so sums over
 /// the last axis and over leading axes both vectorize.
-fn reduce_into<T: Float>(
-    t: &Tensor<T>,
-    kept: &[usize],
-    init: T,
-    fold_run: impl Fn(&mut [T], &[T], usize),
-) -> Vec<T> {
+fn reduce_into<T: Float>(t: &Tensor<T>, kept: &[usize], init: T, fold_run: impl Fn(&mut [T], &[T], usize)) -> Vec<T> {
     let mut out = vec![init; shape::numel(kept)];
     let ostrides = shape::broadcast_strides(kept, t.shape());
     let src = t.data();
@@ -73,11 +71,7 @@ fn sum_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
         && t.numel() >= crate::tensor::PAR_THRESHOLD
     {
         let n = t.shape()[rank - 1].max(1);
-        return t
-            .data()
-            .par_chunks(n)
-            .map(|row| row.iter().copied().sum())
-            .collect();
+        return t.data().par_chunks(n).map(|row| row.iter().copied().sum()).collect();
     }
     reduce_into(t, kept, T::ZERO, |acc, run, step| {
         if step == 0 {
@@ -122,6 +116,16 @@ impl Reduce {
 struct SumOp(Reduce);
 
 impl<T: Float> Op<T> for SumOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.reshape(&self.0.kept(inputs[0])).broadcast_to(inputs[0].shape()))])
+    }
     fn name(&self) -> &'static str {
         "sum"
     }
@@ -130,12 +134,7 @@ impl<T: Float> Op<T> for SumOp {
         Tensor::from_parts(self.0.out_shape(t), sum_kept(t, &self.0.kept(t)))
     }
     // ∂(Σx)/∂x = 1: the gradient is broadcast back over the summed axes.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()))]
     }
@@ -156,12 +155,7 @@ impl<T: Float> Op<T> for MaxOp {
     }
     // ∂max/∂x_i = 1 where x_i is the maximum, 0 elsewhere; ties share the gradient equally
     // (PyTorch's `amax`). The mask is piecewise constant, so it enters as a constant.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         let xv = x.value();
         let kept = self.0.kept(&xv);
@@ -170,9 +164,7 @@ impl<T: Float> Op<T> for MaxOp {
         let count = Tensor::from_parts(kept.clone(), sum_kept(&hit, &kept));
         let mask = hit.zip_map(&count, "max", |h, c| h / c);
         let tape = x.tape();
-        vec![Some(
-            self.0.as_kept(grad_out, x).broadcast_to(&x.shape()) * tape.constant(mask),
-        )]
+        vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()) * tape.constant(mask))]
     }
 }
 
@@ -190,20 +182,11 @@ impl<T: Float> Op<T> for LogSumExpOp {
         let m_safe = m.map(|v| if v.is_finite() { v } else { T::ZERO });
         let e = t.zip_map(&m_safe, "logsumexp", |x, m| (x - m).exp());
         let s = sum_kept(&e, &kept);
-        let out = s
-            .iter()
-            .zip(m_safe.data())
-            .map(|(&s, &m)| s.ln() + m)
-            .collect();
+        let out = s.iter().zip(m_safe.data()).map(|(&s, &m)| s.ln() + m).collect();
         Tensor::from_parts(self.0.out_shape(t), out)
     }
     // ∂ logsumexp(x)/∂x_i = exp(x_i − out) = softmax(x)_i.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         let softmax = (x - self.0.as_kept(out, x)).exp();
         vec![Some(self.0.as_kept(grad_out, x) * softmax)]
@@ -214,36 +197,46 @@ struct SumToOp {
     shape: Shape,
 }
 
+impl<T: Float> Tensor<T> {
+    /// Sums this tensor down to `shape`, which must broadcast to this tensor's shape (the
+    /// adjoint of [`Tensor::broadcast_to`]).
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to this tensor's shape.
+    #[track_caller]
+    pub fn sum_to(&self, shape: &[usize]) -> Tensor<T> {
+        if shape::same(self.shape(), shape) {
+            return self.clone();
+        }
+        if !shape::broadcasts_to(shape, self.shape()) {
+            shape_panic("sum_to", &format!("shape {:?} is not a broadcast of {:?}", self.shape(), shape));
+        }
+        // Keepdim shape in the input's rank: leading dims summed away, size-1 dims summed.
+        let lead = self.rank() - shape.len();
+        let kept: Shape = (0..self.rank()).map(|d| if d < lead { 1 } else { shape[d - lead] }).collect();
+        Tensor::from_parts(Shape::from_slice(shape), sum_kept(self, &kept))
+    }
+}
+
 impl<T: Float> Op<T> for SumToOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.broadcast_to(inputs[0].shape()))])
+    }
     fn name(&self) -> &'static str {
         "sum_to"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let t = inputs[0];
-        if !shape::broadcasts_to(&self.shape, t.shape()) {
-            shape_panic(
-                "sum_to",
-                &format!(
-                    "shape {:?} is not a broadcast of {:?}",
-                    t.shape(),
-                    self.shape
-                ),
-            );
-        }
-        // Keepdim shape in the input's rank: leading dims summed away, size-1 dims summed.
-        let lead = t.rank() - self.shape.len();
-        let kept: Shape = (0..t.rank())
-            .map(|d| if d < lead { 1 } else { self.shape[d - lead] })
-            .collect();
-        Tensor::from_parts(self.shape.clone(), sum_kept(t, &kept))
+        inputs[0].sum_to(&self.shape)
     }
     // Summing is the adjoint of broadcasting: the gradient is broadcast back.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.broadcast_to(&inputs[0].shape()))]
     }
 }
@@ -285,12 +278,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn mean_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
         let shape = self.shape();
         let mask = axis_mask("mean", axes, shape.len());
-        let count: usize = shape
-            .iter()
-            .zip(&mask)
-            .filter(|(_, &m)| m == 1)
-            .map(|(&n, _)| n)
-            .product();
+        let count: usize = shape.iter().zip(&mask).filter(|(_, &m)| m == 1).map(|(&n, _)| n).product();
         self.sum_axes(axes, keepdim) / count as f64
     }
 
@@ -332,8 +320,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn logsumexp_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
         let mask = axis_mask("logsumexp", axes, self.rank());
-        self.tape()
-            .apply(LogSumExpOp(Reduce { mask, keepdim }), &[self])
+        self.tape().apply(LogSumExpOp(Reduce { mask, keepdim }), &[self])
     }
 
     /// Sums this tensor down to `shape`, which must broadcast to this tensor's shape: the adjoint
@@ -346,12 +333,7 @@ impl<'t, T: Float> Var<'t, T> {
         if self.shape().as_slice() == shape {
             return self;
         }
-        self.tape().apply(
-            SumToOp {
-                shape: Shape::from_slice(shape),
-            },
-            &[self],
-        )
+        self.tape().apply(SumToOp { shape: Shape::from_slice(shape) }, &[self])
     }
 }
 
@@ -396,9 +378,6 @@ mod tests {
         gradcheck(|v| v[0].max_axes(&[1], false).tanh().sum(), &[m23()]);
         gradcheck(|v| v[0].logsumexp_axes(&[0], false).sum(), &[m23()]);
         gradgradcheck(|v| v[0].logsumexp_axes(&[-1], true).powi(2).sum(), &[m23()]);
-        gradgradcheck(
-            |v| (v[0].sum_axes(&[0], false) * v[0].sum_axes(&[0], false)).sum(),
-            &[m23()],
-        );
+        gradgradcheck(|v| (v[0].sum_axes(&[0], false) * v[0].sum_axes(&[0], false)).sum(), &[m23()]);
     }
 }

@@ -1,5 +1,8 @@
 //! Element-wise functions of one input: exp, ln, sqrt, abs, powf, powi, erf.
 
+use smallvec::smallvec;
+
+use crate::op::TensorGrads;
 use crate::{Float, Op, Tensor, Var};
 
 struct ExpOp;
@@ -11,6 +14,16 @@ struct PowfOp(f64);
 struct PowiOp(i32);
 
 impl<T: Float> Op<T> for ExpOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.zip_map(out, "exp", |g, o| g * o))])
+    }
     fn name(&self) -> &'static str {
         "exp"
     }
@@ -18,17 +31,22 @@ impl<T: Float> Op<T> for ExpOp {
         inputs[0].map(T::exp)
     }
     // d eˣ/dx = eˣ = out.
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out * out)]
     }
 }
 
 impl<T: Float> Op<T> for LnOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.zip_map(inputs[0], "ln", |g, x| g / x))])
+    }
     fn name(&self) -> &'static str {
         "ln"
     }
@@ -36,17 +54,23 @@ impl<T: Float> Op<T> for LnOp {
         inputs[0].map(T::ln)
     }
     // d ln x/dx = 1/x.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out / inputs[0])]
     }
 }
 
 impl<T: Float> Op<T> for SqrtOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let half = T::from_f64(0.5);
+        Some(smallvec![Some(grad_out.zip_map(out, "sqrt", |g, o| g / o * half))])
+    }
     fn name(&self) -> &'static str {
         "sqrt"
     }
@@ -54,12 +78,7 @@ impl<T: Float> Op<T> for SqrtOp {
         inputs[0].map(T::sqrt)
     }
     // d √x/dx = 1/(2√x) = 0.5/out.
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out / out * 0.5)]
     }
 }
@@ -72,12 +91,7 @@ impl<T: Float> Op<T> for AbsOp {
         inputs[0].map(T::abs)
     }
     // d|x|/dx = sign(x), taken as 0 at x = 0 (PyTorch's choice). Piecewise constant: a constant.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         let sign = x.value().map(|v| {
             if v > T::ZERO {
@@ -100,20 +114,24 @@ impl<T: Float> Op<T> for ErfOp {
         inputs[0].map(T::erf)
     }
     // d erf(x)/dx = 2/√π · e^(−x²).
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
-        vec![Some(
-            grad_out * (-(x * x)).exp() * std::f64::consts::FRAC_2_SQRT_PI,
-        )]
+        vec![Some(grad_out * (-(x * x)).exp() * std::f64::consts::FRAC_2_SQRT_PI)]
     }
 }
 
 impl<T: Float> Op<T> for PowfOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let (p, pm1) = (T::from_f64(self.0), T::from_f64(self.0 - 1.0));
+        Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| g * x.powf(pm1) * p))])
+    }
     fn name(&self) -> &'static str {
         "powf"
     }
@@ -122,17 +140,30 @@ impl<T: Float> Op<T> for PowfOp {
         inputs[0].map(|x| x.powf(p))
     }
     // d xᵖ/dx = p·xᵖ⁻¹.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out * inputs[0].powf(self.0 - 1.0) * self.0)]
     }
 }
 
 impl<T: Float> Op<T> for PowiOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        let n = self.0;
+        let nf = T::from_f64(f64::from(n));
+        let d = match n {
+            0 => grad_out.map(|_| T::ZERO),
+            1 => grad_out.clone(),
+            2 => grad_out.zip_map(inputs[0], "powi", |g, x| g * x * T::from_f64(2.0)),
+            _ => grad_out.zip_map(inputs[0], "powi", |g, x| g * x.powi(n - 1) * nf),
+        };
+        Some(smallvec![Some(d)])
+    }
     fn name(&self) -> &'static str {
         "powi"
     }
@@ -144,12 +175,7 @@ impl<T: Float> Op<T> for PowiOp {
         }
     }
     // d xⁿ/dx = n·xⁿ⁻¹.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let n = self.0;
         let x = inputs[0];
         let d = match n {

@@ -1,0 +1,43 @@
+//! The layers, one per file. Each keeps only [`ParamId`](crate::ParamId)s and reads its
+//! parameters through a [`Bound`] store at `forward` time.
+//!
+//! | file | layers |
+//! | --- | --- |
+//! | [`linear`] | [`Linear`] |
+//! | [`mlp`] | [`Mlp`], [`Activation`] |
+//! | [`embedding`] | [`Embedding`] |
+//! | [`norm`] | [`LayerNorm`] |
+//! | [`dropout`] | [`Dropout`] |
+//! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
+//! | [`attention`] | [`CausalSelfAttention`] |
+//! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+
+use autograd::{Float, Var};
+
+use crate::Bound;
+
+pub mod attention;
+pub mod conv;
+pub mod dropout;
+pub mod embedding;
+pub mod linear;
+pub mod mlp;
+pub mod norm;
+pub mod transformer;
+
+pub use attention::CausalSelfAttention;
+pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use linear::{Linear, LinearConfig};
+pub use mlp::{Activation, Mlp};
+pub use norm::LayerNorm;
+pub use transformer::{TransformerBlock, TransformerConfig};
+
+/// A layer with one input and one output, so that layers compose generically
+/// (`fn run<M: Module>(m: &M, …)`). Every layer also has the same `forward` as an inherent
+/// method, so calling it needs no import.
+pub trait Module {
+    /// Applies the layer to `x`, reading parameters from `p`.
+    fn forward<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T>;
+}

@@ -1,1 +1,415 @@
-//! (in progress)
+//! Matrix products: `matmul` of 2-d and batched 3-d operands, with a broadcast batch dim, through
+//! the `gemm` crate.
+//!
+//! The op carries transpose flags, so that backward (`dA = G·Bᵀ`, `dB = Aᵀ·G`) hands the
+//! transposes to `gemm` as strides instead of copying them. A 3-d·2-d product whose left side is
+//! not transposed is one `(B·M, K)·(K, N)` gemm, and so is the gradient of its right side.
+
+use std::mem::MaybeUninit;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::shape::Shape;
+use crate::tape::shape_panic;
+use crate::{Float, Op, Tensor, Var};
+
+/// Per-matrix work (`m·n·k`) below which a batch is split across threads one matrix per task,
+/// rather than each matrix across threads by gemm.
+const BATCH_PAR_WORK: usize = 1 << 21;
+
+/// `lhs · rhs` over the last two dims, reading `lhs` (`rhs`) transposed when `trans_lhs`
+/// (`trans_rhs`) is set. Only `Var::matmul` (flags off) and backward (flags on) build it.
+pub(crate) struct MatMul {
+    /// Read the left operand's last two dims transposed.
+    pub trans_lhs: bool,
+    /// Read the right operand's last two dims transposed.
+    pub trans_rhs: bool,
+}
+
+/// The sizes of one (batched) product, after transposes and batch broadcasting.
+struct Dims {
+    batch_lhs: usize,
+    batch_rhs: usize,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    out_shape: Shape,
+}
+
+/// Resolves the product's sizes, or panics naming both shapes.
+#[track_caller]
+fn dims(lhs: &[usize], rhs: &[usize], trans_lhs: bool, trans_rhs: bool) -> Dims {
+    if !(2..=3).contains(&lhs.len()) || !(2..=3).contains(&rhs.len()) {
+        shape_panic("matmul", &format!("operands must be 2-d or 3-d: lhs {lhs:?}, rhs {rhs:?}"));
+    }
+    let (lr, lc) = (lhs[lhs.len() - 2], lhs[lhs.len() - 1]);
+    let (rr, rc) = (rhs[rhs.len() - 2], rhs[rhs.len() - 1]);
+    let (m, k) = if trans_lhs { (lc, lr) } else { (lr, lc) };
+    let (k2, n) = if trans_rhs { (rc, rr) } else { (rr, rc) };
+    if k != k2 {
+        shape_panic("matmul", &format!("inner dims differ: lhs {lhs:?}, rhs {rhs:?}"));
+    }
+    let batch_lhs = if lhs.len() == 3 { lhs[0] } else { 1 };
+    let batch_rhs = if rhs.len() == 3 { rhs[0] } else { 1 };
+    if batch_lhs != batch_rhs && batch_lhs != 1 && batch_rhs != 1 {
+        shape_panic("matmul", &format!("batch dims differ: lhs {lhs:?}, rhs {rhs:?}"));
+    }
+    let batch = batch_lhs.max(batch_rhs);
+    let out_shape =
+        if lhs.len() == 2 && rhs.len() == 2 { Shape::from_slice(&[m, n]) } else { Shape::from_slice(&[batch, m, n]) };
+    Dims { batch_lhs, batch_rhs, batch, m, k, n, out_shape }
+}
+
+/// One row-major matrix operand: its elements and the strides (in elements) of its logical
+/// rows and columns.
+#[derive(Clone, Copy)]
+struct Operand<'a, T> {
+    data: &'a [T],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// Writes `dst = lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, into a row-major `m × n`
+/// `dst`. Every element of `dst` is written and none is read, so `dst` may be uninitialized.
+///
+/// # Panics
+/// If `dst` does not hold `m·n` elements or a stride reaches past an operand's data.
+fn gemm_into<T: Float>(
+    dst: &mut [MaybeUninit<T>],
+    (m, k, n): (usize, usize, usize),
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    parallelism: Parallelism,
+) {
+    assert_eq!(dst.len(), m * n, "gemm_into: destination size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k > 0 {
+        // The furthest element each operand is read at, for (row, col) = (m − 1, k − 1) and
+        // (k − 1, n − 1): strides are non-negative, so every other element read lies below it.
+        assert!(
+            (m - 1) * lhs.row_stride + (k - 1) * lhs.col_stride < lhs.data.len(),
+            "gemm_into: lhs strides reach past its data"
+        );
+        assert!(
+            (k - 1) * rhs.row_stride + (n - 1) * rhs.col_stride < rhs.data.len(),
+            "gemm_into: rhs strides reach past its data"
+        );
+    }
+    let isize_of = |x: usize| isize::try_from(x).expect("a stride fits in isize");
+    // SAFETY: `dst` is valid for writes of m·n elements laid out row-major (row stride n,
+    // column stride 1), checked above; gemm writes each of them exactly once and, with
+    // read_dst = false, reads none (it zeroes them when k = 0), so uninitialized memory is fine.
+    // The operands are valid for reads at every (i, p) · (row_stride, col_stride) with i < m
+    // (resp. k) and p < k (resp. n): the largest such offset was checked against each slice's
+    // length above, and nothing is read when k = 0. `dst` is a distinct `&mut` borrow, so it
+    // aliases neither operand. `T: Float` is f32 or f64, both of which gemm supports (it
+    // panics, rather than misbehaving, on any other type).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast::<T>(),
+            1,
+            isize_of(n),
+            false,
+            lhs.data.as_ptr(),
+            isize_of(lhs.col_stride),
+            isize_of(lhs.row_stride),
+            rhs.data.as_ptr(),
+            isize_of(rhs.col_stride),
+            isize_of(rhs.row_stride),
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The product of `a` and `b` (each read transposed per its flag), as a new tensor.
+#[track_caller]
+fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans_rhs: bool) -> Tensor<T> {
+    let d = dims(a.shape(), b.shape(), trans_lhs, trans_rhs);
+    let (m, k, n) = (d.m, d.k, d.n);
+    let lhs =
+        |data| Operand { data, row_stride: if trans_lhs { 1 } else { k }, col_stride: if trans_lhs { m } else { 1 } };
+    let rhs =
+        |data| Operand { data, row_stride: if trans_rhs { 1 } else { n }, col_stride: if trans_rhs { k } else { 1 } };
+    let len = d.batch * m * n;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let dst = &mut out.spare_capacity_mut()[..len];
+    if d.batch_rhs == 1 && !trans_lhs {
+        // (B, M, K)·(K, N) is one (B·M, K)·(K, N) product: the left side's rows are contiguous.
+        gemm_into(dst, (d.batch * m, k, n), lhs(a.data()), rhs(b.data()), Parallelism::Rayon(0));
+    } else {
+        let (a_step, b_step) = (if d.batch_lhs == 1 { 0 } else { m * k }, if d.batch_rhs == 1 { 0 } else { k * n });
+        let one = |i: usize, chunk: &mut [MaybeUninit<T>], par| {
+            let a_i = &a.data()[i * a_step..i * a_step + m * k];
+            let b_i = &b.data()[i * b_step..i * b_step + k * n];
+            gemm_into(chunk, (m, k, n), lhs(a_i), rhs(b_i), par);
+        };
+        if m * n == 0 {
+            // Nothing to write (and chunks of zero elements cannot be split).
+        } else if m * n * k < BATCH_PAR_WORK {
+            dst.par_chunks_mut(m * n).enumerate().for_each(|(i, chunk)| one(i, chunk, Parallelism::None));
+        } else {
+            dst.chunks_mut(m * n).enumerate().for_each(|(i, chunk)| one(i, chunk, Parallelism::Rayon(0)));
+        }
+    }
+    // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity, and the gemm calls above
+    // wrote every one of them: either one call over all `len` = (B·M)·N elements, or one call
+    // per batch over the disjoint `M·N` chunks that partition `dst` (or `len` is 0).
+    unsafe { out.set_len(len) };
+    Tensor::from_parts(d.out_shape, out)
+}
+
+impl<T: Float> Op<T> for MatMul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        matmul_forward(inputs[0], inputs[1], self.trans_lhs, self.trans_rhs)
+    }
+    // C = op(A)·op(B): dop(A) = G·op(B)ᵀ, dop(B) = op(A)ᵀ·G, transposed back when op is ᵀ, and
+    // summed over a broadcast batch dim.
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let (a, b, g) = (inputs[0], inputs[1], grad_out);
+        let (ta, tb) = (self.trans_lhs, self.trans_rhs);
+        let grad_lhs = a.requires_grad().then(|| {
+            let ga = if ta {
+                b.matmul_t(g, tb, true) // (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
+            } else {
+                g.matmul_t(b, false, !tb)
+            };
+            ga.sum_to(&a.shape())
+        });
+        let grad_rhs = b.requires_grad().then(|| {
+            let (a_shape, b_shape) = (a.shape(), b.shape());
+            if !ta && (b_shape.len() == 2 || b_shape[0] == 1) {
+                // B is shared by every batch: flatten (B, M, ·) to (B·M, ·) and let one gemm
+                // sum over the batch.
+                let a2 = a.reshape(&[a.numel() / a_shape[a_shape.len() - 1], a_shape[a_shape.len() - 1]]);
+                let g_shape = g.shape();
+                let g2 = g.reshape(&[g.numel() / g_shape[g_shape.len() - 1], g_shape[g_shape.len() - 1]]);
+                let gb = if tb {
+                    g2.matmul_t(a2, true, false) // (A·ᵀG)ᵀ = Gᵀ·A
+                } else {
+                    a2.matmul_t(g2, true, false)
+                };
+                gb.reshape(&b_shape)
+            } else {
+                let gb = if tb {
+                    g.matmul_t(a, true, ta) // (op(A)ᵀ·G)ᵀ = Gᵀ·op(A)
+                } else {
+                    a.matmul_t(g, !ta, false)
+                };
+                gb.sum_to(&b_shape)
+            }
+        });
+        vec![grad_lhs, grad_rhs]
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Matrix product over the last two dims: `(M, K)·(K, N) → (M, N)`, batched
+    /// `(B, M, K)·(B, K, N) → (B, M, N)`, with a batch dim of 1 or a 2-d operand broadcast
+    /// against the other's batch. The gradients are `G·Bᵀ` for the left side and `Aᵀ·G` for the
+    /// right, summed over a broadcast batch. PyTorch: `torch.matmul(a, b)` (`a @ b`) for 2-d and
+    /// 3-d operands.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]));
+    /// let b = tape.var(Tensor::from_vec(vec![5.0, 6.0, 7.0, 8.0], &[2, 2]));
+    /// assert_eq!(a.matmul(b).value().data(), &[19.0, 22.0, 43.0, 50.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If an operand is not 2-d or 3-d, the inner dims differ, or the batch dims are neither
+    /// equal nor 1.
+    #[track_caller]
+    pub fn matmul(self, rhs: Var<'t, T>) -> Var<'t, T> {
+        self.matmul_t(rhs, false, false)
+    }
+
+    /// `op(self)·op(rhs)`, where `op` transposes the last two dims when its flag is set: the
+    /// transposes are read through strides, never copied. Backward is written with it.
+    #[track_caller]
+    pub(crate) fn matmul_t(self, rhs: Var<'t, T>, trans_lhs: bool, trans_rhs: bool) -> Var<'t, T> {
+        dims(&self.shape(), &rhs.shape(), trans_lhs, trans_rhs);
+        self.tape().apply(MatMul { trans_lhs, trans_rhs }, &[self, rhs])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::{Tape, Tensor};
+
+    /// Deterministic values in about [-1, 1] for a shape.
+    fn filled(shape: &[usize], seed: u64) -> Tensor<f64> {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 97) as f64) / 48.0 - 1.0).collect();
+        Tensor::from_vec(data, shape)
+    }
+
+    /// Textbook triple loop over the last two dims, broadcasting the batch, for reference.
+    fn naive(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let n = b.shape()[rb - 1];
+        let ba = if ra == 3 { a.shape()[0] } else { 1 };
+        let bb = if rb == 3 { b.shape()[0] } else { 1 };
+        let batch = ba.max(bb);
+        let mut out = Vec::new();
+        for i in 0..batch {
+            let (ia, ib) = (if ba == 1 { 0 } else { i }, if bb == 1 { 0 } else { i });
+            for r in 0..m {
+                for c in 0..n {
+                    out.push((0..k).map(|p| a.data()[ia * m * k + r * k + p] * b.data()[ib * k * n + p * n + c]).sum());
+                }
+            }
+        }
+        let shape: Vec<usize> = if ra == 2 && rb == 2 { vec![m, n] } else { vec![batch, m, n] };
+        Tensor::from_vec(out, &shape)
+    }
+
+    #[test]
+    fn matmul_grads_match_hand_values() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]));
+        let b = tape.var(Tensor::from_vec(vec![7.0, 8.0, 9.0, 10.0, 11.0, 12.0], &[3, 2]));
+        let w = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]));
+        let c = a.matmul(b);
+        // C = [[1·7 + 2·9 + 3·11, 1·8 + 2·10 + 3·12], [4·7 + 5·9 + 6·11, 4·8 + 5·10 + 6·12]]
+        //   = [[58, 64], [139, 154]].
+        assert_eq!(c.value().data(), &[58.0, 64.0, 139.0, 154.0]);
+        // L = Σ C ⊙ W, so G = ∂L/∂C = W = [[1, 2], [3, 4]].
+        let grads = (c * w).sum().backward();
+        // dA = G·Bᵀ: row 0 = [1·7 + 2·8, 1·9 + 2·10, 1·11 + 2·12] = [23, 29, 35],
+        //            row 1 = [3·7 + 4·8, 3·9 + 4·10, 3·11 + 4·12] = [53, 67, 81].
+        assert_eq!(grads[a].data(), &[23.0, 29.0, 35.0, 53.0, 67.0, 81.0]);
+        // dB = Aᵀ·G: row 0 = [1·1 + 4·3, 1·2 + 4·4] = [13, 18], row 1 = [2·1 + 5·3, 2·2 + 5·4]
+        //            = [17, 24], row 2 = [3·1 + 6·3, 3·2 + 6·4] = [21, 30].
+        assert_eq!(grads[b].data(), &[13.0, 18.0, 17.0, 24.0, 21.0, 30.0]);
+    }
+
+    /// The operand shape pairs matmul accepts: 2-d, batched, and each way of broadcasting.
+    fn shape_pairs() -> Vec<(Vec<usize>, Vec<usize>)> {
+        vec![
+            (vec![2, 3], vec![3, 4]),
+            (vec![2, 2, 3], vec![2, 3, 4]),
+            (vec![3, 2, 3], vec![3, 2]),
+            (vec![2, 3], vec![2, 3, 4]),
+            (vec![1, 2, 3], vec![3, 3, 2]),
+            (vec![3, 2, 3], vec![1, 3, 2]),
+        ]
+    }
+
+    #[test]
+    fn matmul_values_match_naive_loops() {
+        for (sa, sb) in shape_pairs() {
+            let tape = Tape::<f64>::new();
+            let (a, b) = (filled(&sa, 1), filled(&sb, 2));
+            let c = tape.var(a.clone()).matmul(tape.var(b.clone())).value();
+            assert_close(&c, &naive(&a, &b), 1e-12, 1e-12);
+        }
+    }
+
+    #[test]
+    fn matmul_grad_matches_finite_diff() {
+        for (sa, sb) in shape_pairs() {
+            gradcheck(|v| v[0].matmul(v[1]).exp().mean(), &[filled(&sa, 3), filled(&sb, 4)]);
+        }
+    }
+
+    #[test]
+    fn matmul_second_order_matches_finite_diff() {
+        for (sa, sb) in shape_pairs() {
+            gradgradcheck(|v| v[0].matmul(v[1]).exp().mean(), &[filled(&sa, 5), filled(&sb, 6)]);
+        }
+    }
+
+    #[test]
+    fn transpose_flags_read_strides_like_explicit_transposes() {
+        // Every flag combination, 2-d and batched, against materialized transposes, and their
+        // gradients (which use the other combinations) to second order.
+        for (sa, sb) in shape_pairs() {
+            for (ta, tb) in [(false, true), (true, false), (true, true)] {
+                let tape = Tape::<f64>::new();
+                let (lhs, rhs) = (tape.var(filled(&sa, 7)), tape.var(filled(&sb, 8)));
+                let expected = lhs.matmul(rhs).value();
+                // The operands as stored: op(a1) = lhs, op(b1) = rhs.
+                let a1 = if ta { lhs.t() } else { lhs }.detach();
+                let b1 = if tb { rhs.t() } else { rhs }.detach();
+                assert_close(&a1.matmul_t(b1, ta, tb).value(), &expected, 1e-12, 1e-12);
+                let inputs = [a1.value(), b1.value()];
+                gradcheck(|v| v[0].matmul_t(v[1], ta, tb).exp().mean(), &inputs);
+                gradgradcheck(|v| v[0].matmul_t(v[1], ta, tb).exp().mean(), &inputs);
+            }
+        }
+    }
+
+    #[test]
+    fn big_products_match_naive_loops() {
+        // Sizes past BATCH_PAR_WORK (gemm's own threads), a many-small-matrices batch (one task
+        // per matrix) and the flattened 3-d·2-d path, in f32 as in training.
+        let cases =
+            [(vec![130, 140], vec![140, 120]), (vec![16, 9, 20], vec![16, 20, 7]), (vec![4, 33, 70], vec![70, 50])];
+        for (sa, sb) in cases {
+            let (a, b) = (filled(&sa, 9), filled(&sb, 10));
+            let tape = Tape::<f32>::new();
+            let c = tape.var(a.cast::<f32>()).matmul(tape.var(b.cast::<f32>())).value();
+            assert_close(&c, &naive(&a, &b).cast::<f32>(), 1e-4, 1e-4);
+        }
+    }
+
+    #[test]
+    fn empty_inner_dim_gives_zeros() {
+        let tape = Tape::<f32>::new();
+        let a = tape.var(Tensor::zeros(&[2, 0]));
+        let b = tape.var(Tensor::zeros(&[0, 3]));
+        assert_eq!(a.matmul(b).value(), Tensor::zeros(&[2, 3]));
+        let e = tape.var(Tensor::zeros(&[0, 4])).matmul(tape.var(Tensor::zeros(&[4, 2])));
+        assert_eq!(e.shape().as_slice(), &[0, 2]);
+    }
+
+    #[test]
+    fn constant_operand_gets_no_gradient() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(filled(&[3, 2, 4], 11));
+        let w = tape.var(filled(&[4, 5], 12));
+        let grads = x.matmul(w).exp().mean().backward();
+        assert!(grads.get(x).is_none());
+        assert_eq!(grads[w].shape(), &[4, 5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: inner dims differ: lhs [2, 3], rhs [4, 5]")]
+    fn inner_dim_mismatch_names_shapes() {
+        let tape = Tape::<f64>::new();
+        tape.var(Tensor::zeros(&[2, 3])).matmul(tape.var(Tensor::zeros(&[4, 5])));
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: batch dims differ: lhs [2, 2, 3], rhs [3, 3, 4]")]
+    fn batch_mismatch_names_shapes() {
+        let tape = Tape::<f64>::new();
+        tape.var(Tensor::zeros(&[2, 2, 3])).matmul(tape.var(Tensor::zeros(&[3, 3, 4])));
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: operands must be 2-d or 3-d: lhs [3], rhs [3, 4]")]
+    fn vector_operand_is_rejected() {
+        let tape = Tape::<f64>::new();
+        tape.var(Tensor::zeros(&[3])).matmul(tape.var(Tensor::zeros(&[3, 4])));
+    }
+}

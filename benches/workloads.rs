@@ -13,10 +13,7 @@ use std::time::Instant;
 use autograd::{SeedableRng, Tape, Tensor, Var};
 
 fn emit(fields: &[(&str, String)]) {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("\"{k}\": {v}"))
-        .collect();
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
     println!("{{{}}}", body.join(", "));
 }
 
@@ -89,10 +86,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -134,9 +128,7 @@ fn scalar_step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut L
         .iter()
         .map(|(w, b)| {
             (
-                w.iter()
-                    .map(|row| row.iter().map(|&v| tape.var(v)).collect())
-                    .collect(),
+                w.iter().map(|row| row.iter().map(|&v| tape.var(v)).collect()).collect(),
                 b.iter().map(|&v| tape.var(v)).collect(),
             )
         })
@@ -150,10 +142,7 @@ fn scalar_step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut L
                 .iter()
                 .zip(b)
                 .map(|(row, &bias)| {
-                    let pre = row
-                        .iter()
-                        .zip(&h)
-                        .fold(bias, |acc, (&wi, &hi)| acc + wi * hi);
+                    let pre = row.iter().zip(&h).fold(bias, |acc, (&wi, &hi)| acc + wi * hi);
                     if li < last {
                         pre.tanh()
                     } else {
@@ -183,9 +172,9 @@ fn scalar_step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut L
     loss.item()
 }
 
-fn scalar_mlp_workload() {
+fn scalar_mlp_workload(steps: usize) {
     let (xs, ys, mut params) = scalar_problem();
-    let (warmup, steps) = (2, 50);
+    let warmup = 2;
     let mut tape = Tape::new();
     let first = scalar_step(&mut tape, &xs, &ys, &mut params, 0.05);
     for _ in 1..warmup {
@@ -210,15 +199,15 @@ fn scalar_mlp_workload() {
 }
 
 fn main() {
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wants = |w: &str| which.is_empty() || which.iter().any(|a| a == w);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--steps N` shortens the scalar-mlp run (for profiling under valgrind).
+    let steps = args.iter().position(|a| a == "--steps").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(50);
+    let which: Vec<&String> = args.iter().filter(|a| !a.starts_with('-') && a.parse::<usize>().is_err()).collect();
+    let wants = |w: &str| which.is_empty() || which.iter().any(|a| *a == w);
     if wants("gemm") {
         gemm_workload();
     }
     if wants("scalar-mlp") {
-        scalar_mlp_workload();
+        scalar_mlp_workload(steps);
     }
 }

@@ -318,18 +318,8 @@ impl<T: Float> Tape<T> {
                 continue;
             }
             if let Slot::Value(g) = &slot {
-                if let Some(results) = self.backward_values(i, g) {
+                if self.backward_values(i, g, &mut grads, anomaly) {
                     grads[i] = Some(slot);
-                    for (j, r) in results {
-                        if anomaly && !r.all_finite() {
-                            self.report_backward_anomaly(i);
-                        }
-                        grads[j] = Some(match grads[j].take() {
-                            None => Slot::Value(r),
-                            Some(Slot::Value(acc)) => Slot::Value(accumulate(acc, &r)),
-                            Some(Slot::Node(_)) => unreachable!("node slots only exist with create_graph"),
-                        });
-                    }
                     continue;
                 }
             }
@@ -387,41 +377,44 @@ impl<T: Float> Tape<T> {
 
     /// Runs node `i`'s tensor-level backward if its op has one; returns the gradients of the
     /// inputs that need one, checked for shape, by input id.
-    fn backward_values(&self, i: usize, g: &Tensor<T>) -> Option<SmallVec<[(usize, Tensor<T>); 2]>> {
+    /// Runs node `i`'s tensor-level backward if its op has one, adding each input's gradient
+    /// into `grads`; returns whether it ran.
+    fn backward_values(&self, i: usize, g: &Tensor<T>, grads: &mut [Option<Slot<T>>], anomaly: bool) -> bool {
         let inner = self.inner.borrow();
         let node = &inner.nodes[i];
-        let op = node.op.as_ref()?;
+        let Some(op) = node.op.as_ref() else { return false };
         let mut inputs: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
         let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
         for &j in &node.inputs {
             inputs.push(&inner.nodes[j].value);
             needs.push(inner.nodes[j].requires_grad);
         }
-        let results = op.backward_values(&inputs, &node.value, g, &needs)?;
+        let Some(results) = op.backward_values(&inputs, &node.value, g, &needs) else { return false };
         assert_eq!(
             results.len(),
             inputs.len(),
             "backward_values of `{}` returned the wrong number of gradients",
             node.name
         );
-        Some(
-            node.inputs
-                .iter()
-                .zip(results)
-                .zip(&needs)
-                .filter_map(|((&j, r), &need)| {
-                    let r = r.filter(|_| need)?;
-                    assert!(
-                        crate::shape::same(r.shape(), inner.nodes[j].value.shape()),
-                        "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
-                        node.name,
-                        r.shape(),
-                        inner.nodes[j].value.shape()
-                    );
-                    Some((j, r))
-                })
-                .collect(),
-        )
+        for ((&j, r), &need) in node.inputs.iter().zip(results).zip(&needs) {
+            let Some(r) = r.filter(|_| need) else { continue };
+            assert!(
+                crate::shape::same(r.shape(), inputs_shape(&inner, j)),
+                "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
+                node.name,
+                r.shape(),
+                inputs_shape(&inner, j)
+            );
+            if anomaly && !r.all_finite() {
+                self.report_backward_anomaly(i);
+            }
+            grads[j] = Some(match grads[j].take() {
+                None => Slot::Value(r),
+                Some(Slot::Value(acc)) => Slot::Value(accumulate(acc, &r)),
+                Some(Slot::Node(_)) => unreachable!("node slots only exist with create_graph"),
+            });
+        }
+        true
     }
 
     fn report_backward_anomaly(&self, node: usize) -> ! {
@@ -488,6 +481,10 @@ impl<T: Float> Tape<T> {
 fn accumulate<T: Float>(mut acc: Tensor<T>, r: &Tensor<T>) -> Tensor<T> {
     acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
     acc
+}
+
+fn inputs_shape<T: Float>(inner: &Inner<T>, j: usize) -> &[usize] {
+    inner.nodes[j].value.shape()
 }
 
 /// A gradient during the sweep: a recorded node when the gradient must be differentiable,

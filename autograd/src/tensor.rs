@@ -220,11 +220,16 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Applies `f` to every element, in parallel above [`PAR_THRESHOLD`] elements.
+    #[inline]
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Self {
-        let src = self.data();
-        if src.len() == 1 {
-            return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(src[0])) };
+        if let Storage::One(x) = self.data {
+            return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(x)) };
         }
+        self.map_many(f)
+    }
+
+    fn map_many(&self, f: impl Fn(T) -> T + Sync + Send) -> Self {
+        let src = self.data();
         let mut out = Vec::with_capacity(src.len());
         if src.len() >= PAR_THRESHOLD {
             src.par_iter().map(|&x| f(x)).collect_into_vec(&mut out);
@@ -239,12 +244,20 @@ impl<T: Float> Tensor<T> {
     /// # Panics
     /// If the shapes do not broadcast; the message names `op`.
     #[track_caller]
+    #[inline]
     pub fn zip_map(&self, other: &Self, op: &str, f: impl Fn(T, T) -> T + Sync + Send) -> Self {
+        if let (Storage::One(x), Storage::One(y)) = (&self.data, &other.data) {
+            if shape::same(&self.shape, &other.shape) {
+                return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(*x, *y)) };
+            }
+        }
+        self.zip_map_many(other, op, f)
+    }
+
+    #[track_caller]
+    fn zip_map_many(&self, other: &Self, op: &str, f: impl Fn(T, T) -> T + Sync + Send) -> Self {
         let (a, b) = (self.data(), other.data());
         if shape::same(&self.shape, &other.shape) {
-            if a.len() == 1 {
-                return Tensor { shape: Shape::from_slice(&self.shape), data: Storage::One(f(a[0], b[0])) };
-            }
             let mut out = Vec::with_capacity(a.len());
             if a.len() >= PAR_THRESHOLD {
                 a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out);
@@ -336,7 +349,10 @@ impl<T: Float> Tensor<T> {
 
     /// Converts every element to another float type.
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor::from_parts(Shape::from_slice(&self.shape), self.data().iter().map(|x| U::from_f64(x.to_f64())).collect())
+        Tensor::from_parts(
+            Shape::from_slice(&self.shape),
+            self.data().iter().map(|x| U::from_f64(x.to_f64())).collect(),
+        )
     }
 }
 

@@ -204,10 +204,16 @@ impl<T: Float> Tensor<T> {
     /// # Panics
     /// If `shape` does not broadcast to this tensor's shape.
     #[track_caller]
+    #[inline]
     pub fn sum_to(&self, shape: &[usize]) -> Tensor<T> {
         if shape::same(self.shape(), shape) {
             return self.clone();
         }
+        self.sum_to_reduce(shape)
+    }
+
+    #[track_caller]
+    fn sum_to_reduce(&self, shape: &[usize]) -> Tensor<T> {
         if !shape::broadcasts_to(shape, self.shape()) {
             shape_panic("sum_to", &format!("shape {:?} is not a broadcast of {:?}", self.shape(), shape));
         }

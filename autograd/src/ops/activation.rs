@@ -5,6 +5,9 @@
 //! otherwise (plain [`Var::backward`]) it is computed in one fused pass over the input and the
 //! incoming gradient and enters the tape as a constant.
 
+use smallvec::smallvec;
+
+use crate::op::TensorGrads;
 use crate::{Float, Op, Tensor, Var};
 
 /// `√(2/π)`, the scale inside the tanh approximation of GELU.
@@ -40,6 +43,16 @@ fn fused_grad<'t, T: Float>(
 struct TanhOp;
 
 impl<T: Float> Op<T> for TanhOp {
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let _ = (&inputs, &out, &needs);
+        Some(smallvec![Some(grad_out.zip_map(out, "tanh", |g, o| g * (T::ONE - o * o)))])
+    }
     fn name(&self) -> &'static str {
         "tanh"
     }
@@ -47,12 +60,7 @@ impl<T: Float> Op<T> for TanhOp {
         inputs[0].map(T::tanh)
     }
     // d tanh(x)/dx = 1 − tanh²(x) = 1 − out².
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out * (1.0 - out * out))]
     }
 }
@@ -67,16 +75,9 @@ impl<T: Float> Op<T> for SigmoidOp {
         inputs[0].map(sigmoid_scalar)
     }
     // dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(out, grad_out, "sigmoid", |y, g| {
-                g * y * (T::ONE - y)
-            }))];
+            return vec![Some(fused_grad(out, grad_out, "sigmoid", |y, g| g * y * (T::ONE - y)))];
         }
         vec![Some(grad_out * out * (1.0 - out))]
     }
@@ -94,25 +95,12 @@ impl<T: Float> Op<T> for ReluOp {
     }
     // d relu(x)/dx = 1 for x > 0, else 0 (0 at the kink, as in PyTorch). The mask is piecewise
     // constant, so it enters as a constant.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(x, grad_out, "relu", |x, g| {
-                if x > T::ZERO {
-                    g
-                } else {
-                    T::ZERO
-                }
-            }))];
+            return vec![Some(fused_grad(x, grad_out, "relu", |x, g| if x > T::ZERO { g } else { T::ZERO }))];
         }
-        let mask = x
-            .value()
-            .map(|v| if v > T::ZERO { T::ONE } else { T::ZERO });
+        let mask = x.value().map(|v| if v > T::ZERO { T::ONE } else { T::ZERO });
         vec![Some(grad_out * x.tape().constant(mask))]
     }
 }
@@ -124,25 +112,14 @@ impl<T: Float> Op<T> for GeluOp {
         "gelu"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let (half, r) = (
-            T::from_f64(0.5),
-            T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
-        );
+        let (half, r) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
         inputs[0].map(|x| half * x * (T::ONE + (x * r).erf()))
     }
     // d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            let (half, r) = (
-                T::from_f64(0.5),
-                T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
-            );
+            let (half, r) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
             let c = T::from_f64(INV_SQRT_2PI);
             return vec![Some(fused_grad(x, grad_out, "gelu", move |x, g| {
                 let cdf = half * (T::ONE + (x * r).erf());
@@ -163,27 +140,14 @@ impl<T: Float> Op<T> for GeluTanhOp {
         "gelu_tanh"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let (half, k, a) = (
-            T::from_f64(0.5),
-            T::from_f64(SQRT_2_OVER_PI),
-            T::from_f64(GELU_TANH_CUBIC),
-        );
+        let (half, k, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_TANH_CUBIC));
         inputs[0].map(|x| half * x * (T::ONE + (k * (x + a * x * x * x)).tanh()))
     }
     // With u = k(x + a·x³) and t = tanh(u): d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            let (half, k, a) = (
-                T::from_f64(0.5),
-                T::from_f64(SQRT_2_OVER_PI),
-                T::from_f64(GELU_TANH_CUBIC),
-            );
+            let (half, k, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_TANH_CUBIC));
             let a3 = T::from_f64(3.0 * GELU_TANH_CUBIC);
             return vec![Some(fused_grad(x, grad_out, "gelu_tanh", move |x, g| {
                 let x2 = x * x;
@@ -193,8 +157,7 @@ impl<T: Float> Op<T> for GeluTanhOp {
         }
         let x2 = x * x;
         let t = ((x + x2 * x * GELU_TANH_CUBIC) * SQRT_2_OVER_PI).tanh();
-        let d = (t + 1.0) * 0.5
-            + x * (1.0 - t * t) * (x2 * (3.0 * GELU_TANH_CUBIC) + 1.0) * (0.5 * SQRT_2_OVER_PI);
+        let d = (t + 1.0) * 0.5 + x * (1.0 - t * t) * (x2 * (3.0 * GELU_TANH_CUBIC) + 1.0) * (0.5 * SQRT_2_OVER_PI);
         vec![Some(grad_out * d)]
     }
 }
@@ -210,17 +173,10 @@ impl<T: Float> Op<T> for SoftplusOp {
         inputs[0].map(|x| x.max(T::ZERO) + (-x.abs()).exp().ln_1p())
     }
     // d softplus(x)/dx = σ(x).
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(x, grad_out, "softplus", |x, g| {
-                g * sigmoid_scalar(x)
-            }))];
+            return vec![Some(fused_grad(x, grad_out, "softplus", |x, g| g * sigmoid_scalar(x)))];
         }
         vec![Some(grad_out * x.sigmoid())]
     }
@@ -407,13 +363,7 @@ mod tests {
     #[test]
     fn fused_and_composed_backward_agree() {
         type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
-        let acts: [Act; 5] = [
-            |x| x.sigmoid(),
-            |x| x.relu(),
-            |x| x.gelu(),
-            |x| x.gelu_tanh(),
-            |x| x.softplus(),
-        ];
+        let acts: [Act; 5] = [|x| x.sigmoid(), |x| x.relu(), |x| x.gelu(), |x| x.gelu_tanh(), |x| x.softplus()];
         for act in acts {
             let tape = Tape::<f64>::new();
             let x = tape.var(xs());

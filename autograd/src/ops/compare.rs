@@ -30,12 +30,7 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
     }
     // ∂max(a,b)/∂a = 1 where a > b, ½ where a = b, 0 where a < b (PyTorch splits ties), and
     // ∂/∂b = 1 − ∂/∂a; likewise for min with the comparisons reversed. The masks are constants.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
         let half = T::from_f64(0.5);
         let mask_a = a.value().zip_map(&b.value(), Self::NAME, |x, y| {
@@ -50,10 +45,8 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
         });
         let tape = a.tape();
         vec![
-            a.requires_grad()
-                .then(|| (grad_out * tape.constant(mask_a.clone())).sum_to(&a.shape())),
-            b.requires_grad()
-                .then(|| (grad_out * tape.constant(mask_a.map(|m| T::ONE - m))).sum_to(&b.shape())),
+            a.requires_grad().then(|| (grad_out * tape.constant(mask_a.clone())).sum_to(&a.shape())),
+            b.requires_grad().then(|| (grad_out * tape.constant(mask_a.map(|m| T::ONE - m))).sum_to(&b.shape())),
         ]
     }
 }
@@ -72,17 +65,10 @@ impl<T: Float> Op<T> for ClampOp {
         inputs[0].map(|x| x.max(lo).min(hi))
     }
     // ∂clamp(x)/∂x = 1 where min ≤ x ≤ max (bounds included, as in PyTorch), else 0.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         let (lo, hi) = (T::from_f64(self.min), T::from_f64(self.max));
-        let mask = x
-            .value()
-            .map(|v| if lo <= v && v <= hi { T::ONE } else { T::ZERO });
+        let mask = x.value().map(|v| if lo <= v && v <= hi { T::ONE } else { T::ZERO });
         vec![Some(grad_out * x.tape().constant(mask))]
     }
 }
@@ -94,14 +80,9 @@ struct WhereOp<T> {
 
 /// The broadcast of three shapes, or a panic naming all three.
 fn where_shape(cond: &[usize], a: &[usize], b: &[usize]) -> Shape {
-    shape::broadcast_shapes(cond, a)
-        .and_then(|s| shape::broadcast_shapes(&s, b))
-        .unwrap_or_else(|| {
-            shape_panic(
-                "where",
-                &format!("shapes cond {cond:?}, self {a:?} and other {b:?} do not broadcast"),
-            )
-        })
+    shape::broadcast_shapes(cond, a).and_then(|s| shape::broadcast_shapes(&s, b)).unwrap_or_else(|| {
+        shape_panic("where", &format!("shapes cond {cond:?}, self {a:?} and other {b:?} do not broadcast"))
+    })
 }
 
 impl<T: Float> Op<T> for WhereOp<T> {
@@ -110,21 +91,15 @@ impl<T: Float> Op<T> for WhereOp<T> {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let shape = where_shape(self.cond.shape(), inputs[0].shape(), inputs[1].shape());
-        let (c, a, b) = (
-            self.cond.broadcast_to(&shape),
-            inputs[0].broadcast_to(&shape),
-            inputs[1].broadcast_to(&shape),
-        );
+        let (c, a, b) =
+            (self.cond.broadcast_to(&shape), inputs[0].broadcast_to(&shape), inputs[1].broadcast_to(&shape));
         let (c, a, b) = (c.data(), a.data(), b.data());
         let pick = |((o, &c), (&a, &b)): ((&mut T, &T), (&T, &T))| {
             *o = if c != T::ZERO { a } else { b };
         };
         let mut out = vec![T::ZERO; c.len()];
         if out.len() >= crate::PAR_THRESHOLD {
-            out.par_iter_mut()
-                .zip(c.par_iter())
-                .zip(a.par_iter().zip(b.par_iter()))
-                .for_each(pick);
+            out.par_iter_mut().zip(c.par_iter()).zip(a.par_iter().zip(b.par_iter())).for_each(pick);
         } else {
             out.iter_mut().zip(c).zip(a.iter().zip(b)).for_each(pick);
         }
@@ -132,19 +107,12 @@ impl<T: Float> Op<T> for WhereOp<T> {
     }
     // ∂/∂a = mask, ∂/∂b = 1 − mask (mask = cond ≠ 0), each summed back over broadcast dims:
     // itself a `where` of the incoming gradient and zero, so it is differentiable again.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
         let zero = grad_out.tape().constant(T::ZERO);
         vec![
-            a.requires_grad()
-                .then(|| grad_out.where_cond(&self.cond, zero).sum_to(&a.shape())),
-            b.requires_grad()
-                .then(|| zero.where_cond(&self.cond, grad_out).sum_to(&b.shape())),
+            a.requires_grad().then(|| grad_out.where_cond(&self.cond, zero).sum_to(&a.shape())),
+            b.requires_grad().then(|| zero.where_cond(&self.cond, grad_out).sum_to(&b.shape())),
         ]
     }
 }
@@ -233,8 +201,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// If the three shapes do not broadcast together.
     #[track_caller]
     pub fn where_cond(self, cond: &Tensor<T>, other: Var<'t, T>) -> Var<'t, T> {
-        self.tape()
-            .apply(WhereOp { cond: cond.clone() }, &[self, other])
+        self.tape().apply(WhereOp { cond: cond.clone() }, &[self, other])
     }
 
     /// `value` where `mask ≠ 0`, `self` elsewhere; the result has `self`'s shape. The gradient
@@ -258,11 +225,7 @@ impl<'t, T: Float> Var<'t, T> {
         if !shape::broadcasts_to(mask.shape(), &own) {
             shape_panic(
                 "masked_fill",
-                &format!(
-                    "mask of shape {:?} does not broadcast to the input's shape {:?}",
-                    mask.shape(),
-                    own
-                ),
+                &format!("mask of shape {:?} does not broadcast to the input's shape {:?}", mask.shape(), own),
             );
         }
         let fill = self.tape().constant(T::from_f64(value));
@@ -334,10 +297,7 @@ mod tests {
         gradcheck(|v| v[0].maximum(v[1]).exp().mean(), &[a23(), b3()]);
         gradcheck(|v| v[0].minimum(v[1]).exp().mean(), &[a23(), b3()]);
         gradcheck(|v| v[0].clamp(-1.0, 1.0).exp().mean(), &[a23()]);
-        gradcheck(
-            |v| v[0].where_cond(&cond23(), v[1]).exp().mean(),
-            &[a23(), b3()],
-        );
+        gradcheck(|v| v[0].where_cond(&cond23(), v[1]).exp().mean(), &[a23(), b3()]);
         gradcheck(|v| v[0].masked_fill(&cond23(), -3.0).exp().mean(), &[a23()]);
     }
 
@@ -346,10 +306,7 @@ mod tests {
         gradgradcheck(|v| v[0].maximum(v[1]).exp().mean(), &[a23(), b3()]);
         gradgradcheck(|v| v[0].minimum(v[1]).exp().mean(), &[a23(), b3()]);
         gradgradcheck(|v| v[0].clamp(-1.0, 1.0).exp().mean(), &[a23()]);
-        gradgradcheck(
-            |v| v[0].where_cond(&cond23(), v[1]).exp().mean(),
-            &[a23(), b3()],
-        );
+        gradgradcheck(|v| v[0].where_cond(&cond23(), v[1]).exp().mean(), &[a23(), b3()]);
         gradgradcheck(|v| v[0].masked_fill(&cond23(), -3.0).exp().mean(), &[a23()]);
     }
 }

@@ -17,12 +17,7 @@ impl<T: Float> Op<T> for DropoutOp<T> {
         inputs[0].zip_map(&self.mask, "dropout", |x, m| x * m)
     }
     // ∂(x ⊙ mask)/∂x = mask, a constant.
-    fn backward<'t>(
-        &self,
-        _inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out * grad_out.tape().constant(self.mask.clone()))]
     }
 }
@@ -64,15 +59,7 @@ impl<'t, T: Float> Var<'t, T> {
         // Drop when a uniform u32 falls below p·2³²: one cheap draw per element.
         let threshold = (p * 4_294_967_296.0) as u64;
         let mask: Vec<T> = self.tape().with_rng(|rng| {
-            (0..n)
-                .map(|_| {
-                    if u64::from(rng.next_u32()) < threshold {
-                        T::ZERO
-                    } else {
-                        scale
-                    }
-                })
-                .collect()
+            (0..n).map(|_| if u64::from(rng.next_u32()) < threshold { T::ZERO } else { scale }).collect()
         });
         let mask = Tensor::from_vec(mask, &shape);
         self.tape().apply(DropoutOp { mask }, &[self])
@@ -91,12 +78,7 @@ mod tests {
         let y = x.dropout(0.75, true);
         let grads = (y * 2.0).sum().backward();
         // y = x ⊙ m with m ∈ {0, 4}: ∂Σ2y/∂x = 2m = 2y/x.
-        for ((&g, &y), &x) in grads[x]
-            .data()
-            .iter()
-            .zip(y.value().data())
-            .zip(x.value().data())
-        {
+        for ((&g, &y), &x) in grads[x].data().iter().zip(y.value().data()).zip(x.value().data()) {
             assert_eq!(g, 2.0 * y / x);
             assert!(g == 0.0 || g == 8.0);
         }
@@ -127,7 +109,7 @@ mod tests {
     fn dropout_grads_match_finite_diff() {
         // The same seed on every fresh tape of the checker gives the same mask each time.
         let x: Tensor<f64> = Tensor::from(vec![0.5, -1.0, 2.0, 0.1, 1.3, -0.7]);
-        gradcheck(|v| v[0].dropout(0.4, true).exp().mean(), &[x.clone()]);
+        gradcheck(|v| v[0].dropout(0.4, true).exp().mean(), std::slice::from_ref(&x));
         gradgradcheck(|v| v[0].dropout(0.4, true).exp().mean(), &[x]);
     }
 }

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use crate::ops::softmax::sum_zip;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -25,15 +26,8 @@ struct LayerNormOp<T> {
 #[inline]
 fn row_stats<T: Float>(x: &[T], eps: T) -> (T, T) {
     let inv_n = T::ONE / T::from_usize(x.len());
-    let mean = x.iter().copied().sum::<T>() * inv_n;
-    let var = x
-        .iter()
-        .map(|&v| {
-            let d = v - mean;
-            d * d
-        })
-        .sum::<T>()
-        * inv_n;
+    let mean = sum_zip(x, x, |v, _| v) * inv_n;
+    let var = sum_zip(x, x, |v, _| (v - mean) * (v - mean)) * inv_n;
     (mean, T::ONE / (var + eps).sqrt())
 }
 
@@ -47,7 +41,7 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
         let eps = T::from_f64(self.eps);
         let mut out = vec![T::ZERO; x.numel()];
         let mut stats = vec![(T::ZERO, T::ZERO); x.numel() / d.max(1)];
-        let row = |((o, s), x): ((&mut [T], &mut (T, T)), &[T])| {
+        let row = |o: &mut [T], s: &mut (T, T), x: &[T]| {
             let (mean, rstd) = row_stats(x, eps);
             *s = (mean, rstd);
             for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
@@ -59,24 +53,16 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
                 .zip(stats.par_iter_mut())
                 .zip(x.data().par_chunks(d))
                 .with_min_len((MIN_TASK_ELEMS / d).max(1))
-                .for_each(row);
+                .for_each(|((o, s), x)| row(o, s, x));
         } else if d > 0 {
-            out.chunks_mut(d)
-                .zip(stats.iter_mut())
-                .zip(x.data().chunks(d))
-                .for_each(row);
+            out.chunks_mut(d).zip(stats.iter_mut()).zip(x.data().chunks(d)).for_each(|((o, s), x)| row(o, s, x));
         }
         *self.stats.borrow_mut() = stats;
         Tensor::from_vec(out, x.shape())
     }
     // With x̂ = (x − μ)·r, r = 1/√(σ² + ε) and ĝ = g ⊙ w, per row of n:
     // ∂/∂x = r·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)), ∂/∂w = Σ_rows g ⊙ x̂, ∂/∂b = Σ_rows g.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
         let (need_x, need_w, need_b) = (x.requires_grad(), w.requires_grad(), b.requires_grad());
         let tape = x.tape();
@@ -119,13 +105,27 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
                     gb.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
                 }
                 if need_x {
-                    let (mut sa, mut sc) = (T::ZERO, T::ZERO);
-                    for ((&v, &g), &w) in x.iter().zip(g).zip(wd) {
-                        let gh = g * w;
-                        sa += gh;
-                        sc += gh * (v - mean) * rstd;
+                    // Σ ĝ and Σ ĝ ⊙ x̂ in one pass, eight lanes wide so that it vectorizes.
+                    let (mut sa, mut sc) = ([T::ZERO; 8], [T::ZERO; 8]);
+                    let chunks = x.chunks_exact(8).zip(g.chunks_exact(8)).zip(wd.chunks_exact(8));
+                    for ((x, g), w) in chunks {
+                        for k in 0..8 {
+                            let gh = g[k] * w[k];
+                            sa[k] += gh;
+                            sc[k] += gh * (x[k] - mean);
+                        }
                     }
-                    let (a, c) = (sa * inv_n, sc * inv_n);
+                    let (mut ta, mut tc) = (T::ZERO, T::ZERO);
+                    for k in 0..8 {
+                        ta += sa[k];
+                        tc += sc[k];
+                    }
+                    let tail = d - d % 8;
+                    for ((&v, &g), &w) in x[tail..].iter().zip(&g[tail..]).zip(&wd[tail..]) {
+                        ta += g * w;
+                        tc += g * w * (v - mean);
+                    }
+                    let (a, c) = (ta * inv_n, tc * rstd * inv_n);
                     let o = &mut gx[r * d..(r + 1) * d];
                     for (((o, &v), &g), &w) in o.iter_mut().zip(x).zip(g).zip(wd) {
                         *o = rstd * (g * w - a - (v - mean) * rstd * c);
@@ -203,15 +203,10 @@ impl<'t, T: Float> Var<'t, T> {
         if ws.as_slice() != [d] || bs.as_slice() != [d] {
             shape_panic(
                 "layer_norm",
-                &format!(
-                    "weight {ws:?} and bias {bs:?} must both be [{d}] for input of shape {shape:?}"
-                ),
+                &format!("weight {ws:?} and bias {bs:?} must both be [{d}] for input of shape {shape:?}"),
             );
         }
-        let op = LayerNormOp {
-            eps,
-            stats: RefCell::new(Vec::new()),
-        };
+        let op = LayerNormOp { eps, stats: RefCell::new(Vec::new()) };
         self.tape().apply(op, &[self, weight, bias])
     }
 }
@@ -247,28 +242,17 @@ mod tests {
 
     #[test]
     fn layer_norm_grads_match_finite_diff() {
-        gradcheck(
-            |v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(),
-            &[x23(), w3(), b3()],
-        );
-        let x3: Tensor<f64> = Tensor::from_vec(
-            (0..24).map(|i| ((i * 7) % 11) as f64 * 0.3 - 1.4).collect(),
-            &[2, 3, 4],
-        );
+        gradcheck(|v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(), &[x23(), w3(), b3()]);
+        let x3: Tensor<f64> =
+            Tensor::from_vec((0..24).map(|i| ((i * 7) % 11) as f64 * 0.3 - 1.4).collect(), &[2, 3, 4]);
         let w4: Tensor<f64> = Tensor::from(vec![0.9, -1.1, 0.4, 2.0]);
         let b4: Tensor<f64> = Tensor::from(vec![0.0, 0.5, -0.5, 0.1]);
-        gradcheck(
-            |v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(),
-            &[x3, w4, b4],
-        );
+        gradcheck(|v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(), &[x3, w4, b4]);
     }
 
     #[test]
     fn layer_norm_second_order_matches_finite_diff() {
-        gradgradcheck(
-            |v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(),
-            &[x23(), w3(), b3()],
-        );
+        gradgradcheck(|v| v[0].layer_norm(v[1], v[2], 1e-5).exp().mean(), &[x23(), w3(), b3()]);
     }
 
     #[test]
@@ -287,9 +271,7 @@ mod tests {
     fn frozen_weight_and_big_input_take_the_parallel_path() {
         // 300 rows of 128: above PAR_THRESHOLD, and the weight and bias are constants.
         let tape = Tape::<f32>::new();
-        let data: Vec<f32> = (0..300 * 128)
-            .map(|i| ((i * 37) % 101) as f32 * 0.05)
-            .collect();
+        let data: Vec<f32> = (0..300 * 128).map(|i| ((i * 37) % 101) as f32 * 0.05).collect();
         let x = tape.var(Tensor::from_vec(data, &[300, 128]));
         let w = tape.constant(Tensor::full(&[128], 1.5f32));
         let b = tape.var(Tensor::zeros(&[128]));

@@ -49,6 +49,13 @@ impl<T: Float> Grads<T> {
     }
 }
 
+impl<T: Float> std::fmt::Debug for Grads<T> {
+    /// Lists the node ids that have a gradient, with each gradient's shape.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter().map(|(id, g)| (id, g.shape()))).finish()
+    }
+}
+
 impl<T: Float> Index<Var<'_, T>> for Grads<T> {
     type Output = Tensor<T>;
 

@@ -174,7 +174,7 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     pub fn apply<'t>(&'t self, op: impl Op<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
         let location = Location::caller();
-        let (value, requires_grad, anomaly) = {
+        let (value, requires_grad) = {
             let inner = self.inner.borrow();
             let mut values: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
             for v in inputs {
@@ -195,21 +195,19 @@ impl<T: Float> Tape<T> {
                     if finite { "all finite" } else { "some already non-finite" }
                 );
             }
-            (value, requires_grad, inner.anomaly)
+            (value, requires_grad)
         };
-        let _ = anomaly;
         let mut inner = self.inner.borrow_mut();
         let name = op.name();
-        let (op, ids): (Option<Box<dyn Op<T>>>, SmallVec<[usize; 2]>) = if requires_grad {
-            {
-                let mut ids = SmallVec::new();
-                for v in inputs {
-                    ids.push(v.id);
-                }
-                (Some(Box::new(op)), ids)
+        // The op and its inputs are kept only when a gradient can flow through this node.
+        let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
+        let op: Option<Box<dyn Op<T>>> = if requires_grad {
+            for v in inputs {
+                ids.push(v.id);
             }
+            Some(Box::new(op))
         } else {
-            (None, SmallVec::new())
+            None
         };
         inner.nodes.push(Node { value, op, name, inputs: ids, requires_grad, location });
         Var { id: inner.nodes.len() - 1, tape: self }

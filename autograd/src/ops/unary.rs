@@ -308,8 +308,8 @@ mod tests {
     fn unary_grads_match_finite_diff() {
         let pos: Tensor<f64> = vec![0.4, 1.3, 2.2].into();
         let any: Tensor<f64> = vec![-1.1, 0.35, 1.7].into();
-        gradcheck(|v| v[0].exp().ln().sqrt().powf(2.5).mean(), &[pos.clone()]);
-        gradcheck(|v| (v[0].abs() + v[0].erf()).powi(3).sum(), &[any.clone()]);
+        gradcheck(|v| v[0].exp().ln().sqrt().powf(2.5).mean(), std::slice::from_ref(&pos));
+        gradcheck(|v| (v[0].abs() + v[0].erf()).powi(3).sum(), std::slice::from_ref(&any));
         gradgradcheck(|v| (v[0].ln() * v[0].sqrt() + v[0].powf(1.7)).sum(), &[pos]);
         gradgradcheck(|v| (v[0].erf() * v[0].exp() + v[0].powi(-2)).sum(), &[any]);
     }

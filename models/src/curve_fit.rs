@@ -30,7 +30,7 @@ use autograd::{SeedableRng, Tape, Var};
 use plotters::prelude::*;
 use rand_distr::{Distribution, Normal};
 
-use crate::plot::{self, FONT, PALETTE};
+use crate::plot::{self, font, px, pxi, PALETTE};
 use crate::Error;
 
 /// The tower of Pisa's height on its low side, in metres.
@@ -107,10 +107,7 @@ impl CurveFitConfig {
             )));
         }
         if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
-            return Err(Error::Config(format!(
-                "noise_std must be finite and non-negative, got {}",
-                self.noise_std
-            )));
+            return Err(Error::Config(format!("noise_std must be finite and non-negative, got {}", self.noise_std)));
         }
         Ok(())
     }
@@ -255,17 +252,8 @@ pub fn fit(config: &CurveFitConfig) -> Result<CurveFitReport, Error> {
 /// If `degree` is not 1 or 2, the lengths differ, or the `xs` take fewer than `degree + 1`
 /// distinct values.
 pub fn fit_polynomial(xs: &[f64], ts: &[f64], degree: usize, config: &CurveFitConfig) -> Fit {
-    assert!(
-        degree == 1 || degree == 2,
-        "fit_polynomial: degree {degree} is not 1 or 2"
-    );
-    assert_eq!(
-        xs.len(),
-        ts.len(),
-        "fit_polynomial: {} xs but {} ts",
-        xs.len(),
-        ts.len()
-    );
+    assert!(degree == 1 || degree == 2, "fit_polynomial: degree {degree} is not 1 or 2");
+    assert_eq!(xs.len(), ts.len(), "fit_polynomial: {} xs but {} ts", xs.len(), ts.len());
     let features = Standardized::new(xs, degree);
     let rows: Vec<Vec<f64>> = xs.iter().map(|&x| features.row(x)).collect();
 
@@ -292,14 +280,7 @@ pub fn fit_polynomial(xs: &[f64], ts: &[f64], degree: usize, config: &CurveFitCo
 
     let coeffs = features.to_polynomial(&theta);
     let exact = least_squares(xs, ts, degree);
-    Fit {
-        rmse: rmse(&coeffs, xs, ts),
-        exact_rmse: rmse(&exact, xs, ts),
-        coeffs,
-        exact,
-        steps,
-        losses,
-    }
+    Fit { rmse: rmse(&coeffs, xs, ts), exact_rmse: rmse(&exact, xs, ts), coeffs, exact, steps, losses }
 }
 
 /// The mean squared error of `θ · row` against `ts`, as a graph of scalar nodes.
@@ -340,13 +321,7 @@ impl Standardized {
             sigma > 0.0 && (degree < 2 || s > 0.0),
             "fit_polynomial: the xs take too few distinct values for degree {degree}"
         );
-        Standardized {
-            degree,
-            mu,
-            sigma,
-            m,
-            s,
-        }
+        Standardized { degree, mu, sigma, m, s }
     }
 
     fn row(&self, x: f64) -> Vec<f64> {
@@ -396,10 +371,7 @@ pub fn least_squares(xs: &[f64], ts: &[f64], degree: usize) -> Vec<f64> {
         let pivot = (col..n)
             .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
             .expect("the range col..n is not empty");
-        assert!(
-            a[pivot][col].abs() > 1e-12,
-            "least_squares: singular normal equations"
-        );
+        assert!(a[pivot][col].abs() > 1e-12, "least_squares: singular normal equations");
         a.swap(col, pivot);
         for row in 0..n {
             if row != col {
@@ -419,11 +391,7 @@ fn polyval(coeffs: &[f64], x: f64) -> f64 {
 }
 
 fn rmse(coeffs: &[f64], xs: &[f64], ts: &[f64]) -> f64 {
-    let sq: f64 = xs
-        .iter()
-        .zip(ts)
-        .map(|(&x, &t)| (polyval(coeffs, x) - t).powi(2))
-        .sum();
+    let sq: f64 = xs.iter().zip(ts).map(|(&x, &t)| (polyval(coeffs, x) - t).powi(2)).sum();
     (sq / xs.len() as f64).sqrt()
 }
 
@@ -504,148 +472,107 @@ impl CurveFitReport {
         );
         let x_max = floors + 0.5;
         let curve = |f: &dyn Fn(f64) -> f64, from: f64| -> Vec<(f64, f64)> {
-            (0..=200)
-                .map(|i| from + (x_max - from) * f64::from(i) / 200.0)
-                .map(|x| (x, f(x)))
-                .collect()
+            (0..=200).map(|i| from + (x_max - from) * f64::from(i) / 200.0).map(|x| (x, f(x))).collect()
         };
         let truth = |x: f64| self.config.true_time(x);
         let t_max = self
             .measurements
             .iter()
             .map(|m| m.time)
-            .chain([
-                truth(x_max),
-                self.linear.predict(x_max),
-                self.quadratic.predict(x_max),
-            ])
+            .chain([truth(x_max), self.linear.predict(x_max), self.quadratic.predict(x_max)])
             .fold(0.0, f64::max)
             * 1.08;
         let (lin_col, quad_col, true_col) = (PALETTE[4], PALETTE[3], RGBColor(60, 60, 60));
-        let fits = [
-            (&self.linear, lin_col, "linear"),
-            (&self.quadratic, quad_col, "quadratic"),
-        ];
+        let fits = [(&self.linear, lin_col, "linear"), (&self.quadratic, quad_col, "quadratic")];
 
-        plot::render_svg(path, (760, 640), |root| {
-            let (top, bottom) = root.split_vertically(450);
+        plot::render_svg(path, (760, 660), |root| {
+            let (top, bottom) = root.split_vertically(px(460));
             let mut chart = ChartBuilder::on(&top)
-                .caption(
-                    "Galileo's cannonball: fall time from the floors of the tower of Pisa",
-                    (FONT, 19),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(52)
+                .caption("Galileo's cannonball: fall time from the floors of the tower of Pisa", font(19.0))
+                .margin(px(12))
+                .x_label_area_size(px(40))
+                .y_label_area_size(px(52))
                 .build_cartesian_2d(0.0..x_max, 0.0..t_max)?;
+            let x_desc =
+                format!("floor x (at {:.2}·x m; ◯ = floors not measured, predicted)", self.config.floor_height);
+            let mut mesh = chart.configure_mesh();
+            plot::style_mesh(&mut mesh);
+            mesh.x_desc(x_desc).y_desc("fall time t (s)").x_labels(x_max as usize + 1).draw()?;
             chart
-                .configure_mesh()
-                .x_desc(format!(
-                    "floor x (height {:.2}·x m)",
-                    self.config.floor_height
-                ))
-                .y_desc("fall time t (s)")
-                .x_labels(10)
-                .light_line_style(RGBColor(235, 235, 235))
-                .label_style((FONT, 13))
-                .axis_desc_style((FONT, 14))
-                .draw()?;
-            chart
-                .draw_series(LineSeries::new(
-                    curve(&truth, 0.0),
-                    true_col.stroke_width(1),
-                ))?
-                .label(format!("truth √(2h/g), g = {}", self.config.g))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], true_col));
+                .draw_series(LineSeries::new(curve(&truth, 0.0), true_col.stroke_width(px(1))))?
+                .label(format!("truth √(2h/g), g = {} m/s²", self.config.g))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], true_col.stroke_width(px(1))));
             for (f, col, name) in fits {
                 chart
-                    .draw_series(LineSeries::new(
-                        curve(&|x| f.predict(x), 0.5),
-                        col.stroke_width(2),
-                    ))?
-                    .label(format!("{name} fit (GD), RMSE {:.3} s", f.rmse))
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 22, y)], col.stroke_width(2))
-                    });
+                    .draw_series(LineSeries::new(curve(&|x| f.predict(x), FIT_FROM), col.stroke_width(px(2))))?
+                    .label(format!("{name} fit by GD, RMSE {:.3} s", f.rmse))
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
             }
             chart
-                .draw_series(self.measurements.iter().map(|m| {
-                    Circle::new((f64::from(m.floor), m.time), 3, BLACK.mix(0.75).filled())
-                }))?
-                .label(format!("measured (σ = {} s)", self.config.noise_std))
-                .legend(|(x, y)| Circle::new((x + 11, y), 3, BLACK.mix(0.75).filled()));
+                .draw_series(
+                    self.measurements
+                        .iter()
+                        .map(|m| Circle::new((f64::from(m.floor), m.time), px(3), BLACK.mix(0.75).filled())),
+                )?
+                .label(format!("{} drops per floor, σ = {} s", self.config.drops_per_floor, self.config.noise_std))
+                .legend(|(x, y)| Circle::new((x + pxi(11), y), px(3), BLACK.mix(0.75).filled()));
             for p in self.predictions() {
                 let x = f64::from(p.floor);
                 chart.draw_series([
-                    Circle::new((x, p.linear), 5, lin_col.stroke_width(2)),
-                    Circle::new((x, p.quadratic), 5, quad_col.stroke_width(2)),
+                    Circle::new((x, p.linear), px(6), lin_col.stroke_width(px(2))),
+                    Circle::new((x, p.quadratic), px(6), quad_col.stroke_width(px(2))),
                 ])?;
-                chart.draw_series([Text::new(
-                    format!("floor {} (not measured)", p.floor),
-                    (x, p.quadratic.min(p.linear) - t_max * 0.03),
-                    (FONT, 12).into_font().color(&RGBColor(90, 90, 90)).pos(
-                        plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Center,
-                            plotters::style::text_anchor::VPos::Top,
-                        ),
-                    ),
-                )])?;
             }
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::LowerRight)
-                .label_font((FONT, 13))
+                .margin(px(10))
+                .legend_area_size(px(30))
+                .label_font(font(13.0))
                 .background_style(WHITE.mix(0.9))
                 .border_style(RGBColor(180, 180, 180))
                 .draw()?;
 
             // Below: each fit minus the truth, in milliseconds.
             let err_ms = |f: &Fit, x: f64| 1000.0 * (f.predict(x) - truth(x));
-            let span = (0..=200)
-                .map(|i| 0.5 + (x_max - 0.5) * f64::from(i) / 200.0)
-                .flat_map(|x| [err_ms(&self.linear, x), err_ms(&self.quadratic, x)])
-                .chain(
-                    self.measurements
-                        .iter()
-                        .map(|m| 1000.0 * (m.time - truth(f64::from(m.floor)))),
-                )
+            let xs: Vec<f64> = (0..=200).map(|i| FIT_FROM + (x_max - FIT_FROM) * f64::from(i) / 200.0).collect();
+            let span = xs
+                .iter()
+                .flat_map(|&x| [err_ms(&self.linear, x), err_ms(&self.quadratic, x)])
+                .chain(self.measurements.iter().map(|m| 1000.0 * (m.time - truth(f64::from(m.floor)))))
                 .fold(1.0, |a: f64, e| a.max(e.abs()))
                 * 1.1;
             let mut err = ChartBuilder::on(&bottom)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(52)
+                .margin(px(12))
+                .x_label_area_size(px(40))
+                .y_label_area_size(px(52))
                 .build_cartesian_2d(0.0..x_max, -span..span)?;
-            err.configure_mesh()
-                .x_desc("floor x")
-                .y_desc("minus truth (ms)")
-                .x_labels(10)
-                .y_labels(5)
-                .light_line_style(RGBColor(235, 235, 235))
-                .label_style((FONT, 13))
-                .axis_desc_style((FONT, 14))
-                .draw()?;
-            err.draw_series(LineSeries::new([(0.0, 0.0), (x_max, 0.0)], true_col))?;
+            let mut mesh = err.configure_mesh();
+            plot::style_mesh(&mut mesh);
+            mesh.x_desc("floor x").y_desc("minus truth (ms)").x_labels(x_max as usize + 1).y_labels(5).draw()?;
+            err.draw_series(LineSeries::new([(0.0, 0.0), (x_max, 0.0)], true_col.stroke_width(px(1))))?;
             for (f, col, _) in fits {
-                err.draw_series(LineSeries::new(
-                    (0..=200)
-                        .map(|i| 0.5 + (x_max - 0.5) * f64::from(i) / 200.0)
-                        .map(|x| (x, err_ms(f, x))),
-                    col.stroke_width(2),
-                ))?;
+                err.draw_series(LineSeries::new(xs.iter().map(|&x| (x, err_ms(f, x))), col.stroke_width(px(2))))?;
             }
             err.draw_series(self.measurements.iter().map(|m| {
                 let x = f64::from(m.floor);
-                Circle::new(
-                    (x, 1000.0 * (m.time - truth(x))),
-                    3,
-                    BLACK.mix(0.75).filled(),
-                )
+                Circle::new((x, 1000.0 * (m.time - truth(x))), px(3), BLACK.mix(0.75).filled())
             }))?;
+            for p in self.predictions() {
+                let x = f64::from(p.floor);
+                err.draw_series([
+                    Circle::new((x, err_ms(&self.linear, x)), px(6), lin_col.stroke_width(px(2))),
+                    Circle::new((x, err_ms(&self.quadratic, x)), px(6), quad_col.stroke_width(px(2))),
+                ])?;
+            }
             Ok(())
         })
     }
 }
+
+/// The fitted curves are drawn from this floor up (below it the line and the truth part ways
+/// fast and would dominate the error panel's scale).
+const FIT_FROM: f64 = 0.75;
 
 #[cfg(test)]
 mod tests {
@@ -664,22 +591,10 @@ mod tests {
     #[test]
     fn gradient_descent_matches_least_squares_within_1e_4() {
         for seed in [0, 1, 2] {
-            let report = fit(&CurveFitConfig {
-                seed,
-                ..Default::default()
-            })
-            .expect("valid config");
+            let report = fit(&CurveFitConfig { seed, ..Default::default() }).expect("valid config");
             for f in [&report.linear, &report.quadratic] {
-                assert!(
-                    f.max_rel_gap() < 1e-4,
-                    "seed {seed}: GD {:?} vs exact {:?}",
-                    f.coeffs,
-                    f.exact
-                );
-                assert!(
-                    f.steps < report.config.max_steps,
-                    "seed {seed}: GD did not converge"
-                );
+                assert!(f.max_rel_gap() < 1e-4, "seed {seed}: GD {:?} vs exact {:?}", f.coeffs, f.exact);
+                assert!(f.steps < report.config.max_steps, "seed {seed}: GD did not converge");
                 assert!((f.rmse - f.exact_rmse).abs() < 1e-9);
             }
         }
@@ -705,15 +620,9 @@ mod tests {
 
     #[test]
     fn too_few_floors_is_a_config_error() {
-        let config = CurveFitConfig {
-            measured_floors: vec![1, 2, 2],
-            ..Default::default()
-        };
+        let config = CurveFitConfig { measured_floors: vec![1, 2, 2], ..Default::default() };
         assert!(matches!(fit(&config), Err(Error::Config(_))));
-        let config = CurveFitConfig {
-            noise_std: -1.0,
-            ..Default::default()
-        };
+        let config = CurveFitConfig { noise_std: -1.0, ..Default::default() };
         assert!(matches!(fit(&config), Err(Error::Config(_))));
     }
 }

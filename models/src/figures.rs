@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use autograd::{SeedableRng, Tape, Tensor, Var};
 use plotters::prelude::*;
 
-use crate::plot::{self, Grid, FONT, PALETTE};
+use crate::plot::{self, font, px, pxi, Grid, PALETTE};
 use crate::Error;
 
 /// The knobs of the training pictures.
@@ -37,13 +37,7 @@ pub struct FiguresConfig {
 
 impl Default for FiguresConfig {
     fn default() -> Self {
-        FiguresConfig {
-            seed: 0,
-            hidden: 24,
-            steps: 3000,
-            learning_rate: 0.02,
-            grid: 150,
-        }
+        FiguresConfig { seed: 0, hidden: 24, steps: 3000, learning_rate: 0.02, grid: 150 }
     }
 }
 
@@ -53,11 +47,7 @@ impl Default for FiguresConfig {
 /// # Errors
 /// [`Error::Io`] or [`Error::Plot`] if a figure cannot be drawn or written.
 pub fn write_all(config: &FiguresConfig, dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let paths = [
-        dir.join("activations.svg"),
-        dir.join("loss_surface.svg"),
-        dir.join("fit_snapshots.svg"),
-    ];
+    let paths = [dir.join("activations.svg"), dir.join("loss_surface.svg"), dir.join("fit_snapshots.svg")];
     write_activations(&paths[0])?;
     write_loss_surface(&loss_surface(config), &paths[1])?;
     write_fit_snapshots(&fit_snapshots(config), &paths[2])?;
@@ -95,59 +85,38 @@ pub fn activation(name: &str, xs: &[f64]) -> (Vec<f64>, Vec<f64>) {
 /// # Errors
 /// [`Error::Io`] or [`Error::Plot`] if the figure cannot be drawn or written.
 pub fn write_activations(path: &Path) -> Result<(), Error> {
-    let xs: Vec<f64> = (0..=400)
-        .map(|i| -4.0 + 8.0 * f64::from(i) / 400.0)
-        .collect();
-    let curves: Vec<_> = ACTIVATIONS
-        .iter()
-        .map(|&n| (n, activation(n, &xs)))
-        .collect();
+    let xs: Vec<f64> = (0..=400).map(|i| -4.0 + 8.0 * f64::from(i) / 400.0).collect();
+    let curves: Vec<_> = ACTIVATIONS.iter().map(|&n| (n, activation(n, &xs))).collect();
     let colours = [PALETTE[3], PALETTE[4], PALETTE[2], PALETTE[5]];
     plot::render_svg(path, (900, 400), |root| {
-        let root = root.titled(
-            "Activation functions and their derivatives (from backward)",
-            (FONT, 19),
-        )?;
+        let root = root.titled("Activation functions and their derivatives (from backward)", font(19.0))?;
         let panels = root.split_evenly((1, 2));
         for (panel, derivative) in panels.iter().zip([false, true]) {
-            let (y_range, title) = if derivative {
-                (-0.2..1.25, "derivative f′(x)")
-            } else {
-                (-1.2..4.0, "f(x)")
-            };
+            let (y_range, title) = if derivative { (-0.2..1.25, "derivative f′(x)") } else { (-1.2..4.0, "f(x)") };
             let mut chart = ChartBuilder::on(panel)
-                .caption(title, (FONT, 16))
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(40)
+                .caption(title, font(16.0))
+                .margin(px(10))
+                .x_label_area_size(px(40))
+                .y_label_area_size(px(40))
                 .build_cartesian_2d(-4.0..4.0, y_range)?;
+            let mut mesh = chart.configure_mesh();
+            plot::style_mesh(&mut mesh);
+            mesh.x_desc("x").draw()?;
             chart
-                .configure_mesh()
-                .light_line_style(RGBColor(238, 238, 238))
-                .label_style((FONT, 12))
-                .x_desc("x")
-                .axis_desc_style((FONT, 13))
-                .draw()?;
-            chart.draw_series(LineSeries::new(
-                [(-4.0, 0.0), (4.0, 0.0)],
-                RGBColor(150, 150, 150),
-            ))?;
+                .draw_series(LineSeries::new([(-4.0, 0.0), (4.0, 0.0)], RGBColor(150, 150, 150).stroke_width(px(1))))?;
             for ((name, (ys, dys)), &col) in curves.iter().zip(&colours) {
                 let v = if derivative { dys } else { ys };
                 chart
-                    .draw_series(LineSeries::new(
-                        xs.iter().copied().zip(v.iter().copied()),
-                        col.stroke_width(2),
-                    ))?
+                    .draw_series(LineSeries::new(xs.iter().copied().zip(v.iter().copied()), col.stroke_width(px(2))))?
                     .label(*name)
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 22, y)], col.stroke_width(2))
-                    });
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
             }
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
-                .label_font((FONT, 13))
+                .margin(px(10))
+                .legend_area_size(px(30))
+                .label_font(font(13.0))
                 .background_style(WHITE.mix(0.9))
                 .border_style(RGBColor(180, 180, 180))
                 .draw()?;
@@ -164,23 +133,27 @@ pub fn write_activations(path: &Path) -> Result<(), Error> {
 /// `(2, 1)` and `(−2, −1)`, mirror images of each other.
 pub const SURFACE_TARGET: (f64, f64) = (2.0, 1.0);
 
-/// The loss over a grid of `(w₁, w₂)` and two descents down it.
+/// Where the two descents of the loss-surface picture start: on either side of the ridge
+/// `w₁ = 0`, and each ends in a different minimum.
+pub const SURFACE_STARTS: [(f64, f64); 2] = [(-0.4, 1.8), (1.0, -1.8)];
+/// Their step size.
+pub const SURFACE_LR: f64 = 0.2;
+/// Their number of steps.
+pub const SURFACE_STEPS: usize = 300;
+
+/// The loss over a grid of `(w₁, w₂)` and descents down it.
 #[derive(Clone, Debug)]
 pub struct LossSurface {
     /// The loss at the grid's cell centres.
     pub grid: Grid<f64>,
-    /// Plain gradient descent: `(w₁, w₂)` after each step, starting point first.
-    pub gd: Vec<(f64, f64)>,
-    /// Gradient descent with momentum 0.9 from the same start, at the same step size.
-    pub momentum: Vec<(f64, f64)>,
+    /// For each of [`SURFACE_STARTS`], `(w₁, w₂)` after each step of plain gradient descent,
+    /// the start first.
+    pub paths: Vec<Vec<(f64, f64)>>,
 }
 
 fn surface_data() -> (Vec<f64>, Vec<f64>) {
     let xs: Vec<f64> = (0..24).map(|i| -2.0 + 4.0 * f64::from(i) / 23.0).collect();
-    let ys = xs
-        .iter()
-        .map(|x| (SURFACE_TARGET.0 * x).tanh() * SURFACE_TARGET.1)
-        .collect();
+    let ys = xs.iter().map(|x| (SURFACE_TARGET.0 * x).tanh() * SURFACE_TARGET.1).collect();
     (xs, ys)
 }
 
@@ -193,57 +166,35 @@ fn neuron_loss<'t>(w1: Var<'t, f64>, w2: Var<'t, f64>, xs: &[f64], ys: &[f64]) -
     (w2 * (w1 * x).tanh() - y).square().mean_axes(&[1], false) // (G, N) → (G,)
 }
 
-/// Computes the loss surface over `w₁ ∈ [−3, 3]`, `w₂ ∈ [−2, 2]` and two descents from
-/// `(−0.4, 1.8)` (80 steps of size 0.15).
+/// Computes the loss surface over `w₁ ∈ [−3, 3]`, `w₂ ∈ [−2, 2]` in one batched forward pass,
+/// and the gradient-descent paths from [`SURFACE_STARTS`].
 pub fn loss_surface(config: &FiguresConfig) -> LossSurface {
     let (xs, ys) = surface_data();
     let (wx, wy) = ((-3.0, 3.0), (-2.0, 2.0));
     let centres = Grid::<f64>::centres(wx, wy, config.grid);
     let tape = Tape::<f64>::new();
     let g = centres.len();
-    let w1 = tape.constant(Tensor::from_vec(
-        centres.iter().map(|c| c.0).collect(),
-        &[g, 1],
-    ));
-    let w2 = tape.constant(Tensor::from_vec(
-        centres.iter().map(|c| c.1).collect(),
-        &[g, 1],
-    ));
-    let losses = neuron_loss(w1, w2, &xs, &ys).value().to_vec();
-    let grid = Grid {
-        x: wx,
-        y: wy,
-        values: losses.chunks(config.grid).map(<[f64]>::to_vec).collect(),
-    };
+    let column = |f: fn(&(f64, f64)) -> f64| tape.constant(Tensor::from_vec(centres.iter().map(f).collect(), &[g, 1]));
+    let losses = neuron_loss(column(|c| c.0), column(|c| c.1), &xs, &ys).value().to_vec();
+    let grid = Grid { x: wx, y: wy, values: losses.chunks(config.grid).map(<[f64]>::to_vec).collect() };
 
-    let descend = |momentum: f64| {
-        let (mut w, mut v) = ((-0.4, 1.8), (0.0, 0.0));
+    let descend = |mut w: (f64, f64)| {
         let mut path = vec![w];
-        for _ in 0..80 {
+        for _ in 0..SURFACE_STEPS {
             let tape = Tape::<f64>::new();
-            let (a, b) = (
-                tape.var(Tensor::from_vec(vec![w.0], &[1, 1])),
-                tape.var(Tensor::from_vec(vec![w.1], &[1, 1])),
-            );
+            let a = tape.var(Tensor::from_vec(vec![w.0], &[1, 1]));
+            let b = tape.var(Tensor::from_vec(vec![w.1], &[1, 1]));
             let grads = neuron_loss(a, b, &xs, &ys).sum().backward();
-            v = (
-                momentum * v.0 + grads[a].item(),
-                momentum * v.1 + grads[b].item(),
-            );
-            w = (w.0 - 0.15 * v.0, w.1 - 0.15 * v.1);
+            w = (w.0 - SURFACE_LR * grads[a].item(), w.1 - SURFACE_LR * grads[b].item());
             path.push(w);
         }
         path
     };
-    LossSurface {
-        grid,
-        gd: descend(0.0),
-        momentum: descend(0.9),
-    }
+    LossSurface { grid, paths: SURFACE_STARTS.iter().map(|&w| descend(w)).collect() }
 }
 
-/// Draws the loss surface as a colour map of `log₁₀ loss` with contour lines, the two minima
-/// and both descent paths.
+/// Draws the loss surface as a banded colour map of `log₁₀ loss` with contour lines and a
+/// colour bar, the two minima and the descent paths.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Plot`] if the figure cannot be drawn or written.
@@ -251,81 +202,70 @@ pub fn write_loss_surface(surface: &LossSurface, path: &Path) -> Result<(), Erro
     let log_grid = Grid {
         x: surface.grid.x,
         y: surface.grid.y,
-        values: surface
-            .grid
-            .values
-            .iter()
-            .map(|row| row.iter().map(|v| v.max(1e-12).log10()).collect())
-            .collect(),
+        values: surface.grid.values.iter().map(|row| row.iter().map(|v| v.max(1e-12).log10()).collect()).collect(),
     };
-    let (lo, hi) = (
-        -3.0,
-        log_grid
-            .values
-            .iter()
-            .flatten()
-            .copied()
-            .fold(f64::MIN, f64::max),
-    );
-    let bands = 16;
-    let band = |v: f64| (((v - lo) / (hi - lo)).clamp(0.0, 0.999) * f64::from(bands)).floor();
-    let levels: Vec<f64> = (1..bands)
-        .map(|k| lo + (hi - lo) * f64::from(k) / f64::from(bands))
-        .collect();
-    plot::render_svg(path, (720, 560), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Loss surface of one tanh neuron ŵ₂·tanh(ŵ₁·x), and two descents",
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(38)
-            .y_label_area_size(44)
-            .build_cartesian_2d(
-                surface.grid.x.0..surface.grid.x.1,
-                surface.grid.y.0..surface.grid.y.1,
-            )?;
-        plot::draw_cell_map(&mut chart, &log_grid, |&v| {
-            plot::viridis((band(v) + 0.5) / f64::from(bands))
-        })?;
-        plot::draw_contours(
-            &mut chart,
-            &log_grid,
-            &levels,
-            WHITE.mix(0.35).stroke_width(1),
+    // Bands of a quarter decade, from 10⁻³ to the largest loss.
+    let lo = -3.0;
+    let hi = log_grid.values.iter().flatten().copied().fold(lo + 0.25, f64::max);
+    let bands = ((hi - lo) / 0.25).ceil() as usize;
+    let hi = lo + 0.25 * bands as f64;
+    let band_of = |v: f64| (((v - lo) / 0.25).floor().max(0.0) as usize).min(bands - 1);
+    let colour = |band: usize| plot::viridis((band as f64 + 0.5) / bands as f64);
+    let levels: Vec<f64> = (1..bands).map(|k| lo + 0.25 * k as f64).collect();
+    let path_colours = [WHITE, PALETTE[3]];
+    plot::render_svg(path, (760, 580), |root| {
+        let root = root.titled(
+            "Loss of one neuron w₂·tanh(w₁·x) fitted to tanh(2x): 300 steps of GD (dot every 10)",
+            font(17.0),
         )?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("w₁")
-            .y_desc("w₂")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 15))
-            .draw()?;
-        let paths = [
-            (&surface.gd, WHITE, "gradient descent, step 0.15"),
-            (&surface.momentum, PALETTE[3], "with momentum 0.9"),
-        ];
-        for (p, col, name) in paths {
+        let (main, bar) = root.split_horizontally(px(670));
+        let mut chart = ChartBuilder::on(&main)
+            .margin(px(12))
+            .x_label_area_size(px(40))
+            .y_label_area_size(px(44))
+            .build_cartesian_2d(surface.grid.x.0..surface.grid.x.1, surface.grid.y.0..surface.grid.y.1)?;
+        plot::draw_cell_map(&mut chart, &log_grid, |&v| Some(colour(band_of(v))))?;
+        plot::draw_contours(&mut chart, &log_grid, &levels, WHITE.mix(0.3).stroke_width(px(1) / 2))?;
+        let mut mesh = chart.configure_mesh();
+        plot::style_mesh(&mut mesh);
+        mesh.disable_mesh().x_desc("w₁").y_desc("w₂").draw()?;
+        for (p, &col) in surface.paths.iter().zip(&path_colours) {
             chart
-                .draw_series(LineSeries::new(p.iter().copied(), col.stroke_width(2)))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], col.stroke_width(3)));
-            chart.draw_series(p.iter().map(|&w| Circle::new(w, 2, col.filled())))?;
+                .draw_series(LineSeries::new(p.iter().copied(), col.stroke_width(px(2))))?
+                .label(format!("GD from ({}, {})", plot::tick(&p[0].0), plot::tick(&p[0].1)))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(3))));
+            chart.draw_series(p.iter().step_by(10).map(|&w| Circle::new(w, px(2), col.filled())))?;
+            chart.draw_series([Circle::new(p[0], px(6), col.stroke_width(px(2)))])?;
         }
         let (a, b) = SURFACE_TARGET;
         chart
-            .draw_series([(a, b), (-a, -b)].map(|m| Cross::new(m, 7, RED.stroke_width(3))))?
-            .label("minima (±2, ±1)")
-            .legend(|(x, y)| Cross::new((x + 11, y), 5, RED.stroke_width(3)));
-        chart.draw_series([Circle::new(surface.gd[0], 6, WHITE.stroke_width(2))])?;
+            .draw_series([(a, b), (-a, -b)].map(|m| Cross::new(m, px(7), RED.stroke_width(px(3)))))?
+            .label("minima")
+            .legend(|(x, y)| Cross::new((x + pxi(11), y), px(5), RED.stroke_width(px(3))));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .margin(px(10))
+            .legend_area_size(px(30))
+            .label_font(font(13.0))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(120, 120, 120))
             .draw()?;
+
+        // Colour bar: one rectangle per band.
+        let mut scale = ChartBuilder::on(&bar)
+            .margin_top(px(12))
+            .margin_bottom(px(52))
+            .margin_right(px(8))
+            .y_label_area_size(px(50))
+            .build_cartesian_2d(0.0..1.0, lo..hi)?;
+        scale.draw_series((0..bands).map(|k| {
+            let y = lo + 0.25 * k as f64;
+            Rectangle::new([(0.0, y), (1.0, y + 0.25)], colour(k).filled())
+        }))?;
+        let mut mesh = scale.configure_mesh();
+        plot::style_mesh(&mut mesh);
+        mesh.disable_mesh().disable_x_axis().y_desc("log₁₀ loss").y_labels(8).draw()?;
         Ok(())
     })
 }
@@ -353,14 +293,8 @@ impl TinyNet {
         let mut rng = autograd::Rng::seed_from_u64(seed);
         // Xavier-like scales: the input is in [−3, 3], so w ~ N(0, 1) spreads the kinks over
         // it; the output sums `hidden` units of size ≈ 1.
-        let mut draw =
-            |std: f64| Tensor::<f64>::rand_normal(&[hidden], 0.0, std, &mut rng).to_vec();
-        TinyNet {
-            w: draw(1.0),
-            b: draw(1.0),
-            v: draw(1.0 / (hidden as f64).sqrt()),
-            c: 0.0,
-        }
+        let mut draw = |std: f64| Tensor::<f64>::rand_normal(&[hidden], 0.0, std, &mut rng).to_vec();
+        TinyNet { w: draw(1.0), b: draw(1.0), v: draw(1.0 / (hidden as f64).sqrt()), c: 0.0 }
     }
 
     fn params<'t>(&self, tape: &'t Tape<f64>) -> [Var<'t, f64>; 4] {
@@ -401,19 +335,15 @@ pub struct FitSnapshots {
 }
 
 /// Trains the small network on 64 points of [`target`] and records its function at
-/// steps 0, 30, 100, 300, 1000 and the last.
+/// steps 0, 10, 30, 100, 300 and the last.
 pub fn fit_snapshots(config: &FiguresConfig) -> FitSnapshots {
-    let xs: Vec<f64> = (0..=200)
-        .map(|i| -3.0 + 6.0 * f64::from(i) / 200.0)
-        .collect();
+    let xs: Vec<f64> = (0..=200).map(|i| -3.0 + 6.0 * f64::from(i) / 200.0).collect();
     let train_x: Vec<f64> = (0..64).map(|i| -3.0 + 6.0 * f64::from(i) / 63.0).collect();
     let train_y: Vec<f64> = train_x.iter().map(|&x| target(x)).collect();
-    let initial = (0..6)
-        .map(|k| TinyNet::random(config.hidden, config.seed + k).eval(&xs))
-        .collect();
+    let initial = (0..6).map(|k| TinyNet::random(config.hidden, config.seed + k).eval(&xs)).collect();
 
     let mut net = TinyNet::random(config.hidden, config.seed);
-    let marks = [0, 30, 100, 300, 1000, config.steps];
+    let marks = [0, 10, 30, 100, 300, config.steps];
     let mut snapshots = Vec::new();
     let mut losses = Vec::with_capacity(config.steps);
     let mut velocity: Option<[Vec<f64>; 4]> = None;
@@ -444,12 +374,7 @@ pub fn fit_snapshots(config: &FiguresConfig) -> FitSnapshots {
         vel[3][0] = 0.9 * vel[3][0] + g[3][0];
         net.c -= lr * vel[3][0];
     }
-    FitSnapshots {
-        xs,
-        initial,
-        snapshots,
-        losses,
-    }
+    FitSnapshots { xs, initial, snapshots, losses }
 }
 
 /// Draws random initial functions (left) and the training snapshots approaching the target
@@ -459,41 +384,31 @@ pub fn fit_snapshots(config: &FiguresConfig) -> FitSnapshots {
 /// [`Error::Io`] or [`Error::Plot`] if the figure cannot be drawn or written.
 pub fn write_fit_snapshots(snap: &FitSnapshots, path: &Path) -> Result<(), Error> {
     let truth: Vec<(f64, f64)> = snap.xs.iter().map(|&x| (x, target(x))).collect();
-    let y_range = -3.0..3.0;
+    let y_range = -2.0..2.0;
     plot::render_svg(path, (960, 420), |root| {
-        let root = root.titled(
-            "A 1 → 24 → 1 tanh network learning sin(2x) + 0.3x",
-            (FONT, 19),
-        )?;
+        let root = root.titled("A 1 → 24 → 1 tanh network learning sin(2x) + 0.3x", font(19.0))?;
         let panels = root.split_evenly((1, 2));
         let titles = ["six random initializations", "one of them during training"];
         for (i, panel) in panels.iter().enumerate() {
             let mut chart = ChartBuilder::on(panel)
-                .caption(titles[i], (FONT, 15))
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(36)
+                .caption(titles[i], font(15.0))
+                .margin(px(10))
+                .x_label_area_size(px(30))
+                .y_label_area_size(px(36))
                 .build_cartesian_2d(-3.0..3.0, y_range.clone())?;
+            let mut mesh = chart.configure_mesh();
+            plot::style_mesh(&mut mesh);
+            mesh.x_desc("x").draw()?;
             chart
-                .configure_mesh()
-                .light_line_style(RGBColor(238, 238, 238))
-                .label_style((FONT, 12))
-                .x_desc("x")
-                .axis_desc_style((FONT, 13))
-                .draw()?;
-            chart
-                .draw_series(LineSeries::new(
-                    truth.iter().copied(),
-                    BLACK.stroke_width(3),
-                ))?
+                .draw_series(LineSeries::new(truth.iter().copied(), BLACK.stroke_width(px(3))))?
                 .label("target")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 22, y)], BLACK.stroke_width(3)));
+                .legend(|(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], BLACK.stroke_width(px(3))));
             if i == 0 {
                 for (k, ys) in snap.initial.iter().enumerate() {
                     let col = PALETTE[k % 7];
                     chart.draw_series(LineSeries::new(
                         snap.xs.iter().copied().zip(ys.iter().copied()),
-                        col.stroke_width(2),
+                        col.stroke_width(px(2)),
                     ))?;
                 }
             } else {
@@ -504,17 +419,17 @@ pub fn write_fit_snapshots(snap: &FitSnapshots, path: &Path) -> Result<(), Error
                     chart
                         .draw_series(LineSeries::new(
                             snap.xs.iter().copied().zip(ys.iter().copied()),
-                            col.stroke_width(2),
+                            col.stroke_width(px(2)),
                         ))?
                         .label(format!("step {step}"))
-                        .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 22, y)], col.stroke_width(2))
-                        });
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
                 }
                 chart
                     .configure_series_labels()
                     .position(SeriesLabelPosition::LowerRight)
-                    .label_font((FONT, 12))
+                    .margin(px(10))
+                    .legend_area_size(px(30))
+                    .label_font(font(12.0))
                     .background_style(WHITE.mix(0.9))
                     .border_style(RGBColor(180, 180, 180))
                     .draw()?;
@@ -539,30 +454,21 @@ mod tests {
     }
 
     #[test]
-    fn descent_ends_near_a_minimum() {
-        let config = FiguresConfig {
-            grid: 20,
-            ..Default::default()
-        };
+    fn descents_from_either_side_of_the_ridge_end_in_different_minima() {
+        let config = FiguresConfig { grid: 20, ..Default::default() };
         let s = loss_surface(&config);
-        let &(w1, w2) = s.momentum.last().expect("80 steps");
         let (a, b) = SURFACE_TARGET;
-        let near = |p: (f64, f64)| (p.0 - w1).abs() < 0.2 && (p.1 - w2).abs() < 0.2;
-        assert!(near((a, b)) || near((-a, -b)), "ended at ({w1}, {w2})");
+        let ends: Vec<_> = s.paths.iter().map(|p| *p.last().expect("300 steps")).collect();
+        let near = |p: (f64, f64), m: (f64, f64)| (p.0 - m.0).abs() < 0.5 && (p.1 - m.1).abs() < 0.1;
+        // The two starts end in different minima.
+        assert!(near(ends[0], (a, b)), "{ends:?}");
+        assert!(near(ends[1], (-a, -b)), "{ends:?}");
     }
 
     #[test]
     fn small_network_loss_falls() {
-        let config = FiguresConfig {
-            steps: 300,
-            ..Default::default()
-        };
+        let config = FiguresConfig { steps: 300, ..Default::default() };
         let s = fit_snapshots(&config);
-        assert!(
-            s.losses[299] < 0.5 * s.losses[0],
-            "{} → {}",
-            s.losses[0],
-            s.losses[299]
-        );
+        assert!(s.losses[299] < 0.5 * s.losses[0], "{} → {}", s.losses[0], s.losses[299]);
     }
 }

@@ -21,8 +21,10 @@
 //! assert!(report.quadratic.max_rel_gap() < 1e-4); // gradient descent ≈ exact least squares
 //! ```
 
+pub mod attractor;
 pub mod curve_fit;
 pub mod figures;
+pub mod inspect;
 pub mod plot;
 
 use std::io::IsTerminal;
@@ -48,6 +50,17 @@ pub enum Error {
         /// What plotters said.
         message: String,
     },
+    /// Saving or loading a checkpoint or safetensors file failed: the loader's typed error.
+    Checkpoint(nn::Error),
+    /// A checkpoint that loads but does not hold the model asked for.
+    NotAModel {
+        /// The file.
+        path: PathBuf,
+        /// The model expected, e.g. `"attractor"`.
+        expected: &'static str,
+        /// What is missing or wrong.
+        reason: String,
+    },
     /// A configuration that cannot be run, e.g. fewer measured floors than parameters.
     Config(String),
 }
@@ -59,6 +72,10 @@ impl std::fmt::Display for Error {
             Error::Plot { path, message } => {
                 write!(f, "drawing {}: {message}", path.display())
             }
+            Error::Checkpoint(e) => write!(f, "{e}"),
+            Error::NotAModel { path, expected, reason } => {
+                write!(f, "{}: not a pente {expected} model: {reason}", path.display())
+            }
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
         }
     }
@@ -68,8 +85,26 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Checkpoint(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<nn::Error> for Error {
+    fn from(e: nn::Error) -> Self {
+        Error::Checkpoint(e)
+    }
+}
+
+/// Creates the directory that will hold `path`, if it has one and it is missing.
+///
+/// # Errors
+/// [`Error::Io`] naming the directory.
+pub fn create_parent_dir(path: &std::path::Path) -> Result<(), Error> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source }),
+        None => Ok(()),
     }
 }
 

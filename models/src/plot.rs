@@ -13,8 +13,7 @@ use plotters::prelude::*;
 use crate::Error;
 
 /// The chart type every figure draws on: two `f64` axes on the SVG backend.
-pub type Chart<'a, 'b> =
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The result type of a drawing closure; plotters' errors are boxed and reported as
 /// [`Error::Plot`].
@@ -22,6 +21,49 @@ pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Font family of every label. The viewer picks an installed sans-serif font.
 pub const FONT: &str = "sans-serif";
+
+/// Figures are drawn at `SCALE` times their displayed size: plotters' SVG backend puts every
+/// point on an integer coordinate, and at twice the resolution curves no longer wobble. Sizes in
+/// the drawing code go through [`px`], [`pxi`] and [`font`], which apply it.
+pub const SCALE: u32 = 2;
+
+/// A length of `v` displayed pixels, in drawing units.
+pub fn px(v: u32) -> u32 {
+    v * SCALE
+}
+
+/// A signed offset of `v` displayed pixels, in drawing units (legend glyphs).
+pub fn pxi(v: i32) -> i32 {
+    v * SCALE as i32
+}
+
+/// The label font at `size` displayed pixels.
+pub fn font(size: f64) -> (&'static str, f64) {
+    (FONT, size * f64::from(SCALE))
+}
+
+/// A tick label: integers without a decimal point, other values with at most two decimals.
+pub fn tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{:.0}", v.round() + 0.0) // + 0.0 turns −0 into 0
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+/// The house style of axes: light grid, axis lines and tick labels at [`SCALE`], tick labels
+/// by [`tick`].
+pub fn style_mesh(mesh: &mut plotters::chart::MeshStyle<'_, '_, RangedCoordf64, RangedCoordf64, SVGBackend<'_>>) {
+    mesh.light_line_style(RGBColor(240, 240, 240).stroke_width(px(1) / 2))
+        .bold_line_style(RGBColor(222, 222, 222).stroke_width(px(1)))
+        .axis_style(RGBColor(90, 90, 90).stroke_width(px(1)))
+        .set_all_tick_mark_size(px(4))
+        .label_style(font(12.5))
+        .axis_desc_style(font(14.0))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick);
+}
 
 /// Okabe–Ito colours, distinguishable with every common kind of colour blindness:
 /// orange, sky blue, bluish green, vermillion, blue, reddish purple, yellow, black.
@@ -47,27 +89,23 @@ pub fn render_svg(
 ) -> Result<(), Error> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let scaled = (px(size.0), px(size.1));
+        let root = SVGBackend::with_string(&mut svg, scaled).into_drawing_area();
         let drawn = root
             .fill(&WHITE)
             .map_err(Into::into)
             .and_then(|()| draw(&root))
             .and_then(|()| root.present().map_err(Into::into));
-        drawn.map_err(|e| Error::Plot {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        drawn.map_err(|e| Error::Plot { path: path.to_path_buf(), message: e.to_string() })?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    // Display at the nominal size; the viewBox keeps the scaled drawing coordinates.
+    let header = format!(r#"<svg width="{}" height="{}" "#, px(size.0), px(size.1));
+    if svg.starts_with(&header) {
+        let nominal = format!(r#"<svg width="{}" height="{}" "#, size.0, size.1);
+        svg.replace_range(..header.len(), &nominal);
     }
-    std::fs::write(path, svg).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::create_parent_dir(path)?;
+    std::fs::write(path, svg).map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
 /// `c` mixed with white: `amount` 0 keeps it, 1 gives white.
@@ -113,18 +151,11 @@ pub struct Grid<V> {
 
 impl<V> Grid<V> {
     /// Evaluates `f(x, y)` at the centres of an `n × n` grid over `x × y`.
-    pub fn sample(
-        x: (f64, f64),
-        y: (f64, f64),
-        n: usize,
-        mut f: impl FnMut(f64, f64) -> V,
-    ) -> Self {
+    pub fn sample(x: (f64, f64), y: (f64, f64), n: usize, mut f: impl FnMut(f64, f64) -> V) -> Self {
         let values = (0..n)
             .map(|r| {
                 let yc = y.0 + (y.1 - y.0) * (r as f64 + 0.5) / n as f64;
-                (0..n)
-                    .map(|c| f(x.0 + (x.1 - x.0) * (c as f64 + 0.5) / n as f64, yc))
-                    .collect()
+                (0..n).map(|c| f(x.0 + (x.1 - x.0) * (c as f64 + 0.5) / n as f64, yc)).collect()
             })
             .collect();
         Grid { x, y, values }
@@ -153,12 +184,12 @@ impl<V> Grid<V> {
     }
 }
 
-/// Fills the grid's rectangle with one colour per cell, `colour(value)`. Runs of equal colour in
-/// a row are merged into one rectangle.
+/// Fills the grid's rectangle with one colour per cell, `colour(value)`, leaving the cells whose
+/// colour is `None` as they are. Runs of equal colour in a row are merged into one rectangle.
 pub fn draw_cell_map<V>(
     chart: &mut Chart<'_, '_>,
     grid: &Grid<V>,
-    colour: impl Fn(&V) -> RGBColor,
+    colour: impl Fn(&V) -> Option<RGBColor>,
 ) -> DrawResult {
     let (rows, cols) = (grid.rows(), grid.cols());
     if rows == 0 || cols == 0 {
@@ -177,8 +208,14 @@ pub fn draw_cell_map<V>(
                 end += 1;
             }
             let x0 = grid.x.0 + dx * start as f64;
-            let x1 = grid.x.0 + dx * end as f64;
-            rects.push(Rectangle::new([(x0, y0), (x1, y0 + dy)], c.filled()));
+            // Each rectangle reaches a little into its right and upper neighbours, which are
+            // drawn after it and cover the overlap: rounding to integer coordinates then
+            // leaves no hairline seams between cells.
+            let x1 = (grid.x.0 + dx * (end as f64 + 0.4)).min(grid.x.1);
+            let y1 = (y0 + dy * 1.4).min(grid.y.1);
+            if let Some(c) = c {
+                rects.push(Rectangle::new([(x0, y0), (x1, y1)], c.filled()));
+            }
             start = end;
         }
     }
@@ -186,8 +223,13 @@ pub fn draw_cell_map<V>(
     Ok(())
 }
 
-/// The line segments where the bilinear interpolation of `grid` crosses `level` (marching
-/// squares over the cell centres).
+/// The contour lines where the bilinear interpolation of `grid` crosses `level` (marching
+/// squares over the cell centres), joined into polylines.
+pub fn contour_lines(grid: &Grid<f64>, level: f64) -> Vec<Vec<(f64, f64)>> {
+    join_segments(contour_segments(grid, level))
+}
+
+/// The single segments of [`contour_lines`], one or two per grid cell that the level crosses.
 pub fn contour_segments(grid: &Grid<f64>, level: f64) -> Vec<[(f64, f64); 2]> {
     let (rows, cols) = (grid.rows(), grid.cols());
     if rows < 2 || cols < 2 {
@@ -195,33 +237,27 @@ pub fn contour_segments(grid: &Grid<f64>, level: f64) -> Vec<[(f64, f64); 2]> {
     }
     let dx = (grid.x.1 - grid.x.0) / cols as f64;
     let dy = (grid.y.1 - grid.y.0) / rows as f64;
-    let at = |r: usize, c: usize| {
-        (
-            grid.x.0 + dx * (c as f64 + 0.5),
-            grid.y.0 + dy * (r as f64 + 0.5),
-        )
-    };
-    // The point on the edge between corners p (value a) and q (value b) where the value is level.
-    let cross = |p: (f64, f64), a: f64, q: (f64, f64), b: f64| {
-        let t = if (b - a).abs() < f64::MIN_POSITIVE {
-            0.5
-        } else {
-            (level - a) / (b - a)
-        };
-        (p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t)
+    // The point on the edge between grid nodes p and q where the value is `level`. The nodes are
+    // put in a fixed order first, so that the two cells sharing an edge compute the same point
+    // bit for bit (and the segments can be joined by exact comparison).
+    let cross = |p: (usize, usize), q: (usize, usize)| {
+        let (p, q) = if p <= q { (p, q) } else { (q, p) };
+        let (a, b) = (grid.values[p.0][p.1], grid.values[q.0][q.1]);
+        let t = if (b - a).abs() < f64::MIN_POSITIVE { 0.5 } else { (level - a) / (b - a) };
+        let at = |n: (usize, usize)| (grid.x.0 + dx * (n.1 as f64 + 0.5), grid.y.0 + dy * (n.0 as f64 + 0.5));
+        let (pp, qq) = (at(p), at(q));
+        (pp.0 + (qq.0 - pp.0) * t, pp.1 + (qq.1 - pp.1) * t)
     };
     let mut out = Vec::new();
     for r in 0..rows - 1 {
         for c in 0..cols - 1 {
-            // Corners counter-clockwise from bottom-left.
+            // Corners counter-clockwise from bottom-left, as (row, col).
             let corners = [(r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)];
-            let vals = corners.map(|(r, c)| grid.values[r][c]);
-            let pts = corners.map(|(r, c)| at(r, c));
             let mut crossings = Vec::with_capacity(4);
             for e in 0..4 {
-                let (a, b) = (vals[e], vals[(e + 1) % 4]);
-                if (a < level) != (b < level) {
-                    crossings.push(cross(pts[e], a, pts[(e + 1) % 4], b));
+                let (p, q) = (corners[e], corners[(e + 1) % 4]);
+                if (grid.values[p.0][p.1] < level) != (grid.values[q.0][q.1] < level) {
+                    crossings.push(cross(p, q));
                 }
             }
             // Two crossings: one segment. Four (a saddle): pair them up along the edges.
@@ -233,20 +269,51 @@ pub fn contour_segments(grid: &Grid<f64>, level: f64) -> Vec<[(f64, f64); 2]> {
     out
 }
 
+/// Chains segments that share end points into polylines.
+fn join_segments(segments: Vec<[(f64, f64); 2]>) -> Vec<Vec<(f64, f64)>> {
+    use std::collections::HashMap;
+    let key = |p: (f64, f64)| (p.0.to_bits(), p.1.to_bits());
+    let mut ends: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    for (i, s) in segments.iter().enumerate() {
+        for &p in s {
+            ends.entry(key(p)).or_default().push(i);
+        }
+    }
+    let mut used = vec![false; segments.len()];
+    let mut lines = Vec::new();
+    for start in 0..segments.len() {
+        if used[start] {
+            continue;
+        }
+        used[start] = true;
+        let mut line = std::collections::VecDeque::from(segments[start].to_vec());
+        // Grow at the back, then at the front.
+        for back in [true, false] {
+            loop {
+                let tip = if back { line.back() } else { line.front() };
+                let tip = *tip.expect("a line has two points or more");
+                let next = ends.get(&key(tip)).and_then(|ids| ids.iter().copied().find(|&i| !used[i]));
+                let Some(i) = next else { break };
+                used[i] = true;
+                let s = segments[i];
+                let far = if key(s[0]) == key(tip) { s[1] } else { s[0] };
+                if back {
+                    line.push_back(far);
+                } else {
+                    line.push_front(far);
+                }
+            }
+        }
+        lines.push(line.into_iter().collect());
+    }
+    lines
+}
+
 /// Draws the contour lines of `grid` at each of `levels` in `style`.
-pub fn draw_contours(
-    chart: &mut Chart<'_, '_>,
-    grid: &Grid<f64>,
-    levels: &[f64],
-    style: ShapeStyle,
-) -> DrawResult {
+pub fn draw_contours(chart: &mut Chart<'_, '_>, grid: &Grid<f64>, levels: &[f64], style: ShapeStyle) -> DrawResult {
     for &level in levels {
-        let segments = contour_segments(grid, level);
-        chart.draw_series(
-            segments
-                .into_iter()
-                .map(|s| PathElement::new(s.to_vec(), style)),
-        )?;
+        let lines = contour_lines(grid, level);
+        chart.draw_series(lines.into_iter().map(|l| PathElement::new(l, style)))?;
     }
     Ok(())
 }
@@ -254,6 +321,14 @@ pub fn draw_contours(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_drop_needless_decimals() {
+        assert_eq!(tick(&2.0), "2");
+        assert_eq!(tick(&-0.0), "0");
+        assert_eq!(tick(&0.25), "0.25");
+        assert_eq!(tick(&0.5), "0.5");
+    }
 
     #[test]
     fn viridis_ends_are_the_map_ends() {
@@ -271,6 +346,9 @@ mod tests {
         for s in segs {
             assert!((s[0].0 - 0.5).abs() < 1e-12 && (s[1].0 - 0.5).abs() < 1e-12);
         }
+        let lines = contour_lines(&grid, 0.5);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].len(), 10);
     }
 
     #[test]

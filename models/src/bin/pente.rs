@@ -1,37 +1,35 @@
 //! `pente`: run pente's models, draw their figures, and inspect saved weights.
 //!
 //! ```text
-//! pente curve-fit                 fit Galileo's fall times; writes out/curve_fit.svg
-//! pente attractor --save m.ckpt   train the attractor classifiers; writes out/attractor.svg
-//! pente figures                   activation functions, loss surface, a network learning
-//! pente inspect m.ckpt            what a checkpoint or safetensors file holds
-//! pente demo                      all of the above, quickly, into --out
+//! pente curve-fit                  Galileo's fall times; writes OUT/curve_fit.svg
+//! pente attractor                  train the attractor classifiers; OUT/attractor.svg, .ckpt
+//! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
+//! pente figures                    activation functions, a loss surface, a network learning
+//! pente inspect m.ckpt             what a checkpoint or safetensors file holds
+//! pente demo                       all of the above, quickly, into OUT
 //! ```
 //!
-//! Errors are printed as one line on stderr with a non-zero exit status; bad arguments get
-//! clap's message (exit status 2).
+//! `--seed` and `--out` (default `out/`) apply to every command. Errors are printed as one line
+//! on stderr with exit status 1; bad arguments get clap's message and exit status 2.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use models::attractor::{self, AttractorConfig, AttractorModel};
 use models::curve_fit::{self, CurveFitConfig};
 use models::figures::{self, FiguresConfig};
-use models::Error;
+use models::{inspect, progress_bar, Error};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "pente",
-    version,
-    about = "Run pente's models, draw their figures, inspect saved weights"
-)]
+#[command(name = "pente", version, about = "Run pente's models, draw their figures, inspect saved weights")]
 struct Cli {
-    /// Seed of every random draw (data, noise, initial weights).
+    /// Seed of every random draw (data, noise, initial weights, batch order).
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
     /// Directory for figures and weights.
-    #[arg(long, global = true, default_value = "out")]
+    #[arg(long, global = true, default_value = "out", value_name = "DIR")]
     out: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -41,8 +39,16 @@ struct Cli {
 enum Command {
     /// Fit a line and a parabola to fall times from the tower of Pisa by gradient descent.
     CurveFit(CurveFitArgs),
+    /// Train MLPs of growing size to tell which attractor of the plane is nearest.
+    Attractor(AttractorArgs),
     /// Draw the training pictures: activations, a loss surface, a network learning a function.
     Figures(FiguresArgs),
+    /// Show what a checkpoint or safetensors file holds: format, metadata, tensors and their
+    /// statistics.
+    Inspect {
+        /// A pente checkpoint (recognized by its magic number) or a `.safetensors` file.
+        file: PathBuf,
+    },
     /// Run every model quickly and write all figures and weights to --out.
     Demo,
 }
@@ -50,7 +56,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct CurveFitArgs {
     /// Standard deviation of the timing noise, in seconds.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = non_negative)]
     noise: f64,
     /// Timed drops per measured floor.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
@@ -58,10 +64,50 @@ struct CurveFitArgs {
 }
 
 #[derive(Args, Debug)]
+struct AttractorArgs {
+    /// Hidden-layer widths of each model: models separated by `;`, layers by `,`.
+    #[arg(long, default_value = "1;8;32,32", value_parser = hidden_sizes)]
+    hidden: HiddenSizes,
+    /// Number of attractors (2 to 8).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=8))]
+    attractors: u8,
+    /// Optimizer steps per model.
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    /// Labelled training points.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    train: u32,
+    /// Activation between layers: relu, tanh, sigmoid, gelu, gelu_tanh, softplus, identity.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Where to write the trained weights [default: OUT/attractor.ckpt].
+    #[arg(long, value_name = "FILE", conflicts_with = "load")]
+    save: Option<PathBuf>,
+    /// Load saved weights instead of training (the sizes and attractors come from the file).
+    #[arg(long, value_name = "FILE")]
+    load: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct FiguresArgs {
     /// Training steps of the small network.
     #[arg(long, default_value_t = 3000)]
     steps: usize,
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite non-negative number")),
+    }
+}
+
+/// `--hidden "1;8;32,32"`: one value holding every model's widths.
+#[derive(Clone, Debug)]
+struct HiddenSizes(Vec<Vec<usize>>);
+
+fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
+    attractor::parse_hidden_sizes(s).map(HiddenSizes).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -86,35 +132,50 @@ fn run(cli: &Cli) -> Result<(), Error> {
             };
             run_curve_fit(&config, &cli.out)
         }
-        Command::Figures(args) => {
-            let config = FiguresConfig {
+        Command::Attractor(args) => {
+            if let Some(path) = &args.load {
+                let model = AttractorModel::load(path)?;
+                println!(
+                    "loaded {} ({} models, trained {} steps each)",
+                    path.display(),
+                    model.mlps.len(),
+                    model.steps_trained
+                );
+                return report_attractor(&model, &model.evaluate(), &cli.out);
+            }
+            let config = AttractorConfig {
                 seed: cli.seed,
+                hidden_sizes: args.hidden.0.clone(),
+                attractors: usize::from(args.attractors),
                 steps: args.steps,
+                train_points: args.train as usize,
+                activation: attractor::parse_activation(&args.activation)?,
                 ..Default::default()
             };
+            let save = args.save.clone().unwrap_or_else(|| attractor::default_weights_path(&cli.out));
+            run_attractor(&config, &cli.out, &save)
+        }
+        Command::Figures(args) => {
+            let config = FiguresConfig { seed: cli.seed, steps: args.steps, ..Default::default() };
             run_figures(&config, &cli.out)
+        }
+        Command::Inspect { file } => {
+            print!("{}", inspect::inspect(file)?);
+            Ok(())
         }
         Command::Demo => {
             let start = Instant::now();
-            run_curve_fit(
-                &CurveFitConfig {
-                    seed: cli.seed,
-                    ..Default::default()
-                },
-                &cli.out,
-            )?;
-            run_figures(
-                &FiguresConfig {
-                    seed: cli.seed,
-                    ..Default::default()
-                },
-                &cli.out,
-            )?;
-            println!(
-                "demo done in {:.1} s; everything is in {}",
-                start.elapsed().as_secs_f64(),
-                cli.out.display()
-            );
+            println!("== curve fit");
+            run_curve_fit(&CurveFitConfig { seed: cli.seed, ..Default::default() }, &cli.out)?;
+            println!("\n== attractor");
+            let config = AttractorConfig { seed: cli.seed, ..Default::default() };
+            let weights = attractor::default_weights_path(&cli.out);
+            run_attractor(&config, &cli.out, &weights)?;
+            println!("\n== training pictures");
+            run_figures(&FiguresConfig { seed: cli.seed, ..Default::default() }, &cli.out)?;
+            println!("\n== inspect {}", weights.display());
+            print!("{}", inspect::inspect(&weights)?);
+            println!("\ndemo done in {:.1} s; everything is in {}", start.elapsed().as_secs_f64(), cli.out.display());
             Ok(())
         }
     }
@@ -125,6 +186,28 @@ fn run_curve_fit(config: &CurveFitConfig, out: &Path) -> Result<(), Error> {
     print!("{}", report.summary());
     let path = out.join("curve_fit.svg");
     report.write_figure(&path)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run_attractor(config: &AttractorConfig, out: &Path, save: &Path) -> Result<(), Error> {
+    let mut model = AttractorModel::new(config)?;
+    let bar = progress_bar((config.steps * config.hidden_sizes.len()) as u64, "training");
+    let results = model.train(&bar);
+    bar.finish_and_clear();
+    model.save(save)?;
+    println!("wrote {}", save.display());
+    let safetensors = save.with_extension("safetensors");
+    let meta = [("model".to_string(), attractor::MODEL_NAME.to_string())].into_iter().collect();
+    nn::safetensors::export(&model.store, &safetensors, &meta)?;
+    println!("wrote {}", safetensors.display());
+    report_attractor(&model, &results, out)
+}
+
+fn report_attractor(model: &AttractorModel, results: &[attractor::SizeResult], out: &Path) -> Result<(), Error> {
+    print!("{}", attractor::summary(results, model.attractors.len()));
+    let path = out.join("attractor.svg");
+    model.write_figure(results, &path)?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -1,0 +1,131 @@
+//! The `pente` binary from the outside: bad arguments and damaged files give a clear message and
+//! a non-zero exit, never a panic; the commands write what they promise.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn pente(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pente")).args(args).output().expect("the pente binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pente-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_no_panic(o: &Output) {
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_a_message() {
+    for args in [
+        &["no-such-command"][..],
+        &["curve-fit", "--noise", "-1"],
+        &["curve-fit", "--drops", "0"],
+        &["attractor", "--hidden", "8;x"],
+        &["attractor", "--attractors", "1"],
+        &["attractor", "--steps", "many"],
+        &["--seed", "-3", "figures"],
+        &["inspect"],
+    ] {
+        let o = pente(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("error"), "{args:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn unknown_activation_is_a_one_line_error() {
+    let out = temp_dir("act");
+    let o = pente(&["--out", out.to_str().expect("utf-8"), "attractor", "--activation", "swish", "--steps", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unknown activation \"swish\""), "{err}");
+}
+
+#[test]
+fn inspect_of_a_corrupt_or_missing_file_is_a_one_line_error() {
+    let dir = temp_dir("corrupt");
+    let garbage = dir.join("garbage.ckpt");
+    std::fs::write(&garbage, b"this is not a checkpoint at all").expect("writable");
+    let truncated = dir.join("truncated.ckpt");
+    std::fs::write(&truncated, b"PENTECKP\x01\x00\x00\x00").expect("writable");
+    let bad_st = dir.join("bad.safetensors");
+    std::fs::write(&bad_st, [0xFFu8; 20]).expect("writable");
+    let missing = dir.join("missing.ckpt");
+    for (path, expect) in [
+        (&garbage, "not a pente checkpoint"),
+        (&truncated, "truncated"),
+        (&bad_st, "safetensors"),
+        (&missing, "missing.ckpt"),
+    ] {
+        let o = pente(&["inspect", path.to_str().expect("utf-8")]);
+        assert_eq!(o.status.code(), Some(1), "{path:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(expect), "{err}");
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn attractor_saves_loads_and_inspects() {
+    let out = temp_dir("attractor");
+    let out_s = out.to_str().expect("utf-8");
+    let nested = out.join("new/dir/m.ckpt");
+    let o = pente(&[
+        "--out",
+        out_s,
+        "attractor",
+        "--hidden",
+        "2;4,4",
+        "--steps",
+        "30",
+        "--save",
+        nested.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success() && nested.is_file(), "{}", stderr(&o));
+    let o = pente(&["--out", out_s, "attractor", "--hidden", "2;4,4", "--steps", "30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["attractor.ckpt", "attractor.safetensors", "attractor.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let ckpt = out.join("attractor.ckpt");
+    let o = pente(&["--out", out_s, "attractor", "--load", ckpt.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 → 4 → 4 → 5"));
+
+    for f in ["attractor.ckpt", "attractor.safetensors"] {
+        let o = pente(&["inspect", out.join(f).to_str().expect("utf-8")]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("size1.1.weight") && text.contains("[4, 4]"), "{text}");
+    }
+
+    // A checkpoint of something else loads, but is not an attractor model.
+    let curve = out.join("curve_fit.svg");
+    let o = pente(&["--out", out_s, "attractor", "--load", curve.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn curve_fit_prints_both_fits_and_writes_its_figure() {
+    let out = temp_dir("curve");
+    let o = pente(&["--out", out.to_str().expect("utf-8"), "curve-fit"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("linear") && text.contains("quadratic") && text.contains("RMSE"), "{text}");
+    let svg = std::fs::read_to_string(out.join("curve_fit.svg")).expect("figure written");
+    assert!(svg.starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -10,7 +10,11 @@
 
 use std::time::Instant;
 
-use autograd::{SeedableRng, Tape, Tensor, Var};
+use autograd::{SeedableRng, Tape, Tensor};
+
+#[path = "common/scalar_mlp.rs"]
+mod scalar_mlp;
+use scalar_mlp::{scalar_problem, scalar_step};
 
 fn emit(fields: &[(&str, String)]) {
     let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
@@ -79,97 +83,6 @@ fn gemm_workload() {
             ]);
         }
     }
-}
-
-/// The 64-bit LCG (Knuth's MMIX constants) of the reference scripts: floats in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Per layer: (weights, one row of `n_in` per neuron; biases).
-type Layers = Vec<(Vec<Vec<f64>>, Vec<f64>)>;
-
-fn scalar_problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
-    let mut g = Lcg(42);
-    let (mut xs, mut ys) = (vec![], vec![]);
-    for _ in 0..100 {
-        let (x0, x1) = (2.0 * g.next() - 1.0, 2.0 * g.next() - 1.0);
-        xs.push([x0, x1]);
-        ys.push(if x0 * x1 > 0.0 { 1.0 } else { -1.0 });
-    }
-    let mut g = Lcg(7);
-    let sizes = [2usize, 16, 16, 1];
-    let layers = sizes
-        .windows(2)
-        .map(|w| {
-            let (n_in, n_out) = (w[0], w[1]);
-            let mut weights = vec![];
-            let mut biases = vec![];
-            for _ in 0..n_out {
-                weights.push((0..n_in).map(|_| 2.0 * g.next() - 1.0).collect());
-                biases.push(2.0 * g.next() - 1.0);
-            }
-            (weights, biases)
-        })
-        .collect();
-    (xs, ys, layers)
-}
-
-/// One full-batch SGD step on the scalar graph; returns the loss before the update.
-fn scalar_step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut Layers, lr: f64) -> f64 {
-    tape.reset();
-    let tape = &*tape;
-    let lifted: Vec<(Vec<Vec<Var<'_, f64>>>, Vec<Var<'_, f64>>)> = params
-        .iter()
-        .map(|(w, b)| {
-            (
-                w.iter().map(|row| row.iter().map(|&v| tape.var(v)).collect()).collect(),
-                b.iter().map(|&v| tape.var(v)).collect(),
-            )
-        })
-        .collect();
-    let last = lifted.len() - 1;
-    let mut loss: Option<Var<'_, f64>> = None;
-    for (x, &y) in xs.iter().zip(ys) {
-        let mut h: Vec<Var<'_, f64>> = vec![tape.constant(x[0]), tape.constant(x[1])];
-        for (li, (w, b)) in lifted.iter().enumerate() {
-            h = w
-                .iter()
-                .zip(b)
-                .map(|(row, &bias)| {
-                    let pre = row.iter().zip(&h).fold(bias, |acc, (&wi, &hi)| acc + wi * hi);
-                    if li < last {
-                        pre.tanh()
-                    } else {
-                        pre
-                    }
-                })
-                .collect();
-        }
-        let err = (h[0] - y).powi(2);
-        loss = Some(match loss {
-            None => err,
-            Some(l) => l + err,
-        });
-    }
-    let loss = loss.expect("at least one point") * (1.0 / xs.len() as f64);
-    let grads = loss.backward();
-    for ((w, b), (wv, bv)) in params.iter_mut().zip(&lifted) {
-        for (row, rowv) in w.iter_mut().zip(wv) {
-            for (p, &v) in row.iter_mut().zip(rowv) {
-                *p -= lr * grads[v].item();
-            }
-        }
-        for (p, &v) in b.iter_mut().zip(bv) {
-            *p -= lr * grads[v].item();
-        }
-    }
-    loss.item()
 }
 
 fn scalar_mlp_workload(steps: usize) {

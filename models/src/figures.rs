@@ -324,6 +324,8 @@ impl TinyNet {
 /// Random initial functions and training snapshots of the small network.
 #[derive(Clone, Debug)]
 pub struct FitSnapshots {
+    /// Hidden units of the network.
+    pub hidden: usize,
     /// Where the curves are evaluated.
     pub xs: Vec<f64>,
     /// The functions of networks with different random initial weights (seeds `seed..seed+6`).
@@ -374,7 +376,7 @@ pub fn fit_snapshots(config: &FiguresConfig) -> FitSnapshots {
         vel[3][0] = 0.9 * vel[3][0] + g[3][0];
         net.c -= lr * vel[3][0];
     }
-    FitSnapshots { xs, initial, snapshots, losses }
+    FitSnapshots { hidden: config.hidden, xs, initial, snapshots, losses }
 }
 
 /// Draws random initial functions (left) and the training snapshots approaching the target
@@ -386,14 +388,16 @@ pub fn write_fit_snapshots(snap: &FitSnapshots, path: &Path) -> Result<(), Error
     let truth: Vec<(f64, f64)> = snap.xs.iter().map(|&x| (x, target(x))).collect();
     let y_range = -2.0..2.0;
     plot::render_svg(path, (960, 420), |root| {
-        let root = root.titled("A 1 → 24 → 1 tanh network learning sin(2x) + 0.3x", font(19.0))?;
+        let title =
+            format!("A 1 → {} → 1 tanh network learning sin(2x) + 0.3x from 64 points (GD, momentum 0.9)", snap.hidden);
+        let root = root.titled(&title, font(18.0))?;
         let panels = root.split_evenly((1, 2));
-        let titles = ["six random initializations", "one of them during training"];
+        let titles = ["six random initializations (black: the target)", "the first of them during training"];
         for (i, panel) in panels.iter().enumerate() {
             let mut chart = ChartBuilder::on(panel)
                 .caption(titles[i], font(15.0))
                 .margin(px(10))
-                .x_label_area_size(px(30))
+                .x_label_area_size(px(40))
                 .y_label_area_size(px(36))
                 .build_cartesian_2d(-3.0..3.0, y_range.clone())?;
             let mut mesh = chart.configure_mesh();

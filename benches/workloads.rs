@@ -21,14 +21,10 @@ fn emit(fields: &[(&str, String)]) {
     println!("{{{}}}", body.join(", "));
 }
 
-fn best_of<F: FnMut()>(trials: usize, mut f: F) -> f64 {
-    (0..trials)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+fn time<F: FnOnce()>(f: F) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
 }
 
 fn gemm_workload() {
@@ -37,41 +33,45 @@ fn gemm_workload() {
         let a = Tensor::<f32>::rand_uniform(&[n, n], -1.0, 1.0, &mut rng);
         let b = Tensor::<f32>::rand_uniform(&[n, n], -1.0, 1.0, &mut rng);
         let flops = 2.0 * (n as f64).powi(3);
-        let pente = best_of(10, || {
-            let tape = Tape::new();
-            let c = tape.constant(a.clone()).matmul(tape.constant(b.clone()));
-            std::hint::black_box(c.value());
-        });
         let (ad, bd) = (a.data(), b.data());
         let mut c = vec![0f32; n * n];
-        let direct = best_of(10, || {
-            // SAFETY: a, b and c are n×n row-major buffers of exactly n·n elements (asserted by
-            // their construction above); column stride 1 and row stride n address only them.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    n,
-                    n,
-                    c.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    ad.as_ptr(),
-                    1,
-                    n as isize,
-                    bd.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                )
-            };
-            std::hint::black_box(&c);
-        });
+        // Trials alternate between the two so that load from elsewhere hits both alike.
+        let (mut pente, mut direct) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..10 {
+            pente = pente.min(time(|| {
+                let tape = Tape::new();
+                let c = tape.constant(a.clone()).matmul(tape.constant(b.clone()));
+                std::hint::black_box(c.value());
+            }));
+            direct = direct.min(time(|| {
+                // SAFETY: a, b and c are n×n row-major buffers of exactly n·n elements (asserted
+                // by their construction above); column stride 1 and row stride n address only them.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        n,
+                        n,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        ad.as_ptr(),
+                        1,
+                        n as isize,
+                        bd.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(0),
+                    )
+                };
+                std::hint::black_box(&c);
+            }));
+        }
         for (imp, t) in [("pente", pente), ("gemm-crate", direct)] {
             emit(&[
                 ("workload", "\"gemm\"".into()),

@@ -4,12 +4,13 @@
 //! in seconds) and a small API that trains it and returns a report. None of them contains
 //! derivative code: gradients come from [`autograd`], layers and optimizers from [`nn`].
 //!
-//! | module | data | command | expected result |
+//! | module | data | command | expected result (seed 0, measured) |
 //! | --- | --- | --- | --- |
-//! | [`curve_fit`] | fall times of a ball dropped from 6 of the 8 floors of the tower of Pisa, simulated with seeded noise | `pente curve-fit` | gradient descent on 0-d parameters lands within 1e-4 (relative) of the exact least-squares fit; quadratic RMSE ≈ the noise (0.05 s), linear a little worse |
-//! | [`attractor`] | points of the plane labelled by their nearest of 5 seeded attractors | `pente attractor` | test accuracy: 1 hidden neuron far below 99 %, 8 hidden ≈ 97–99 %, 32×32 hidden ≥ 99 % |
-//! | [`figures`] | a 1-D function, a two-weight loss, the activation functions | `pente figures` | three SVG figures: snapshots of a network learning, the gradient-descent path on a loss surface, the activations |
-//! | all of the above | | `pente demo --out out/` | every figure plus the attractor weights in `out/`, in well under two minutes |
+//! | [`curve_fit`] | fall times of a ball dropped from 6 of the 8 floors of the tower of Pisa (3 drops each, simulated, σ = 0.05 s) | `pente curve-fit` | gradient descent on 0-d parameters lands within 1e-4 (relative) of the exact least-squares fit (measured: 4e-13); RMSE 0.107 s for `a + b·x`, 0.049 s for `a + b·x + c·x²` |
+//! | [`attractor`] | 4,000 points of the plane labelled by their nearest of 5 seeded attractors; 10,000 fresh test points | `pente attractor` | test accuracy 63.5 % with one hidden neuron, 98.5 % with 8, 99.6 % with 32×32 (≥ 99 % asserted) |
+//! | [`figures`] | a 1-D function, a two-weight loss, the activation functions | `pente figures` | three SVG figures: snapshots of a network learning, gradient descent on a loss surface, the activations and their derivatives |
+//! | [`inspect`] | a checkpoint or safetensors file | `pente inspect out/attractor.ckpt` | format, metadata, and per tensor its dtype, shape, size and min/mean/std/max; a damaged file gives a one-line error |
+//! | all of the above | | `pente demo --out out/` | every figure plus the attractor weights (`.ckpt` and `.safetensors`) in `out/`, in about 1 s with `--release` |
 //!
 //! The figures are SVG written by [`plot`] with plotters' SVG backend only: the browser draws the
 //! text, so no font or system library is needed to make them.
@@ -20,6 +21,8 @@
 //! let report = fit(&CurveFitConfig::default()).expect("the default configuration is valid");
 //! assert!(report.quadratic.max_rel_gap() < 1e-4); // gradient descent ≈ exact least squares
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod attractor;
 pub mod curve_fit;

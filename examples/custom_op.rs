@@ -28,12 +28,7 @@ impl<T: Float> Op<T> for Swish {
     }
 
     // d/dx x·σ(βx) = σ(βx) + βx·σ(βx)(1 − σ(βx)), written with Vars so it is differentiable.
-    fn backward<'t>(
-        &self,
-        inputs: &[Var<'t, T>],
-        _out: Var<'t, T>,
-        grad_out: Var<'t, T>,
-    ) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         let s = (x * self.beta).sigmoid();
         vec![Some(grad_out * (s + x * self.beta * s * (1.0 - s)))]
@@ -49,17 +44,13 @@ fn main() {
     let tape = Tape::<f64>::new();
     let x = tape.var(1.0);
     let grads = swish(x, 1.0).backward();
-    println!(
-        "swish(1) = {:.4}, d swish/dx at 1 = {:.4}",
-        swish(x, 1.0).item(),
-        grads[x].item()
-    );
+    println!("swish(1) = {:.4}, d swish/dx at 1 = {:.4}", swish(x, 1.0).item(), grads[x].item());
 
     let inputs = [Tensor::from_vec(vec![-2.0, -0.5, 0.3, 1.7, 3.0], &[5])];
-    let f = |v: &[Var<'_, f64>]| swish(v[0], 1.5).exp().mean();
-    check_gradients(f, &inputs, Tolerance::default())
-        .expect("first-order gradient matches finite differences");
-    check_second_order(f, &inputs, Tolerance::default())
-        .expect("second-order gradient matches finite differences");
+    fn f<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
+        swish(v[0], 1.5).exp().mean()
+    }
+    check_gradients(f, &inputs, Tolerance::default()).expect("first-order gradient matches finite differences");
+    check_second_order(f, &inputs, Tolerance::default()).expect("second-order gradient matches finite differences");
     println!("gradcheck and gradgradcheck passed");
 }

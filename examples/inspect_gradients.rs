@@ -10,10 +10,7 @@ use autograd::{Tape, Tensor};
 
 fn main() {
     let tape = Tape::<f64>::new();
-    let x = tape.var(Tensor::from_vec(
-        vec![0.5, -1.0, 2.0, 0.1, -0.3, 0.7],
-        &[2, 3],
-    ));
+    let x = tape.var(Tensor::from_vec(vec![0.5, -1.0, 2.0, 0.1, -0.3, 0.7], &[2, 3]));
     let w = tape.var(Tensor::from_vec(vec![0.2, -0.4, 0.6], &[3, 1]));
     let h = x.matmul(w).tanh(); // (2, 1)
     let loss = (h * h).mean();
@@ -58,12 +55,13 @@ fn main() {
     let tape = Tape::<f64>::new();
     tape.set_anomaly_detection(true);
     let y = tape.var(Tensor::from_vec(vec![1.0, -1.0], &[2]));
+    // (The default panic hook would print the message too; silence it while we catch it.)
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.ln().sum()));
+    std::panic::set_hook(default_hook);
     match report {
-        Err(e) => println!(
-            "anomaly mode caught: {}",
-            e.downcast_ref::<String>().map_or("?", |s| s.as_str())
-        ),
+        Err(e) => println!("anomaly mode caught: {}", e.downcast_ref::<String>().map_or("?", |s| s.as_str())),
         Ok(_) => println!("no anomaly?"),
     }
 }

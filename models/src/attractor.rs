@@ -296,7 +296,7 @@ impl AttractorModel {
     pub fn train(&mut self, bar: &ProgressBar) -> Vec<SizeResult> {
         let ((train_x, train_y), _) = self.datasets();
         let c = self.config.clone();
-        bar.set_length((c.steps * self.mlps.len()) as u64);
+        bar.set_length((c.steps as u64).saturating_mul(self.mlps.len() as u64));
         let mut all_losses = Vec::new();
         for (i, mlp) in self.mlps.iter().enumerate() {
             bar.set_message(describe(&c.hidden_sizes[i], self.attractors.len()));
@@ -307,7 +307,7 @@ impl AttractorModel {
                 decay: Decay::Cosine { total_steps: c.steps as u64, min_lr: 0.01 * c.learning_rate },
             };
             let mut opt = Adam::<f32>::new(AdamConfig { lr: c.learning_rate, ..Default::default() });
-            let mut losses = Vec::with_capacity(c.steps);
+            let mut losses = Vec::with_capacity(c.steps.min(1 << 20));
             let mut epoch = 0;
             'epochs: loop {
                 for idx in batcher.epoch(c.train_points, epoch) {

@@ -347,7 +347,7 @@ pub fn fit_snapshots(config: &FiguresConfig) -> FitSnapshots {
     let mut net = TinyNet::random(config.hidden, config.seed);
     let marks = [0, 10, 30, 100, 300, config.steps];
     let mut snapshots = Vec::new();
-    let mut losses = Vec::with_capacity(config.steps);
+    let mut losses = Vec::with_capacity(config.steps.min(1 << 20));
     let mut velocity: Option<[Vec<f64>; 4]> = None;
     for step in 0..=config.steps {
         if marks.contains(&step) {

@@ -32,6 +32,8 @@ fn bad_arguments_exit_non_zero_with_a_message() {
         &["attractor", "--hidden", "8;x"],
         &["attractor", "--attractors", "1"],
         &["attractor", "--steps", "many"],
+        &["attractor", "--steps", "18446744073709551615"],
+        &["figures", "--steps", "-1"],
         &["--seed", "-3", "figures"],
         &["inspect"],
     ] {

@@ -58,8 +58,8 @@ struct CurveFitArgs {
     /// Standard deviation of the timing noise, in seconds.
     #[arg(long, default_value_t = 0.05, value_parser = non_negative)]
     noise: f64,
-    /// Timed drops per measured floor.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Timed drops per measured floor (1 to 1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     drops: u16,
 }
 
@@ -71,11 +71,11 @@ struct AttractorArgs {
     /// Number of attractors (2 to 8).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=8))]
     attractors: u8,
-    /// Optimizer steps per model.
-    #[arg(long, default_value_t = 3000)]
-    steps: usize,
-    /// Labelled training points.
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Optimizer steps per model (at most 10 million).
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
+    steps: u32,
+    /// Labelled training points (1 to 10 million).
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     train: u32,
     /// Activation between layers: relu, tanh, sigmoid, gelu, gelu_tanh, softplus, identity.
     #[arg(long, default_value = "relu")]
@@ -90,9 +90,9 @@ struct AttractorArgs {
 
 #[derive(Args, Debug)]
 struct FiguresArgs {
-    /// Training steps of the small network.
-    #[arg(long, default_value_t = 3000)]
-    steps: usize,
+    /// Training steps of the small network (at most 10 million).
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
+    steps: u32,
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {
@@ -147,7 +147,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
                 seed: cli.seed,
                 hidden_sizes: args.hidden.0.clone(),
                 attractors: usize::from(args.attractors),
-                steps: args.steps,
+                steps: args.steps as usize,
                 train_points: args.train as usize,
                 activation: attractor::parse_activation(&args.activation)?,
                 ..Default::default()
@@ -156,7 +156,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
             run_attractor(&config, &cli.out, &save)
         }
         Command::Figures(args) => {
-            let config = FiguresConfig { seed: cli.seed, steps: args.steps, ..Default::default() };
+            let config = FiguresConfig { seed: cli.seed, steps: args.steps as usize, ..Default::default() };
             run_figures(&config, &cli.out)
         }
         Command::Inspect { file } => {
@@ -192,7 +192,7 @@ fn run_curve_fit(config: &CurveFitConfig, out: &Path) -> Result<(), Error> {
 
 fn run_attractor(config: &AttractorConfig, out: &Path, save: &Path) -> Result<(), Error> {
     let mut model = AttractorModel::new(config)?;
-    let bar = progress_bar((config.steps * config.hidden_sizes.len()) as u64, "training");
+    let bar = progress_bar((config.steps as u64).saturating_mul(config.hidden_sizes.len() as u64), "training");
     let results = model.train(&bar);
     bar.finish_and_clear();
     model.save(save)?;

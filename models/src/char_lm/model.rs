@@ -1,0 +1,331 @@
+//! [`CharLm`]: one of the three models with its vocabulary and parameters, and what every
+//! model answers the same way: the training objective on a batch of windows, the loss over
+//! full-length validation windows, the logits of the next character, and the checkpoint form.
+//!
+//! A *window* is `context + 1` consecutive ids. The bigram (context 1) and the MLP (context
+//! `k`) predict its last id from the ones before it; the GPT (context `block_size`) predicts
+//! every id of the window from the ones before it, so each window gives it `block_size`
+//! targets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use autograd::{Tape, Var};
+use nn::{loss, Bound, Checkpoint, ParamStore};
+
+use super::bigram::{Bigram, BigramConfig};
+use super::gpt::{Gpt, GptConfig};
+use super::mlp::{MlpConfig, MlpLm};
+use super::vocab::Vocab;
+use crate::Error;
+
+/// The value of the `"model"` metadata key in a char-lm checkpoint.
+pub const MODEL_NAME: &str = "char-lm";
+
+/// Which model, with its hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ModelConfig {
+    /// The bigram logit table.
+    Bigram(BigramConfig),
+    /// The Bengio MLP.
+    Mlp(MlpConfig),
+    /// The transformer.
+    Gpt(GptConfig),
+}
+
+impl ModelConfig {
+    /// `"bigram"`, `"mlp"` or `"gpt"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Bigram(_) => "bigram",
+            ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::Gpt(_) => "gpt",
+        }
+    }
+
+    /// The ids a prediction sees: 1, `context`, or `block_size`.
+    pub fn context_len(&self) -> usize {
+        match self {
+            ModelConfig::Bigram(_) => 1,
+            ModelConfig::Mlp(c) => c.context,
+            ModelConfig::Gpt(c) => c.block_size,
+        }
+    }
+
+    /// Ids per window: `context_len() + 1`.
+    pub fn window(&self) -> usize {
+        self.context_len() + 1
+    }
+
+    /// Targets per window: `block_size` for the GPT, 1 otherwise.
+    pub fn targets_per_window(&self) -> usize {
+        match self {
+            ModelConfig::Gpt(c) => c.block_size,
+            _ => 1,
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        match self {
+            ModelConfig::Bigram(c) if !(c.smoothing.is_finite() && c.smoothing >= 0.0) => {
+                Some(format!("smoothing must be finite and non-negative, got {}", c.smoothing))
+            }
+            ModelConfig::Mlp(c) if c.context == 0 || c.n_embd == 0 || c.hidden == 0 => {
+                Some(format!("context, n_embd and hidden must be positive: {c:?}"))
+            }
+            ModelConfig::Gpt(c) => c.problem(),
+            _ => None,
+        }
+    }
+
+    /// The configuration as metadata entries.
+    pub fn to_metadata(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("kind", self.kind().to_string())];
+        match self {
+            ModelConfig::Bigram(c) => out.push(("smoothing", c.smoothing.to_string())),
+            ModelConfig::Mlp(c) => out.extend([
+                ("context", c.context.to_string()),
+                ("n_embd", c.n_embd.to_string()),
+                ("hidden", c.hidden.to_string()),
+            ]),
+            ModelConfig::Gpt(c) => out.extend([
+                ("block_size", c.block_size.to_string()),
+                ("n_embd", c.n_embd.to_string()),
+                ("n_head", c.n_head.to_string()),
+                ("n_layer", c.n_layer.to_string()),
+                ("dropout", c.dropout.to_string()),
+            ]),
+        }
+        out
+    }
+
+    /// Reads [`ModelConfig::to_metadata`]'s entries; the name of the first missing or unreadable
+    /// one otherwise.
+    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, String> {
+        fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> Result<T, String> {
+            meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("no readable `{key}` in its metadata"))
+        }
+        Ok(match meta.get("kind").map(String::as_str) {
+            Some("bigram") => ModelConfig::Bigram(BigramConfig { smoothing: get(meta, "smoothing")? }),
+            Some("mlp") => ModelConfig::Mlp(MlpConfig {
+                context: get(meta, "context")?,
+                n_embd: get(meta, "n_embd")?,
+                hidden: get(meta, "hidden")?,
+            }),
+            Some("gpt") => ModelConfig::Gpt(GptConfig {
+                block_size: get(meta, "block_size")?,
+                n_embd: get(meta, "n_embd")?,
+                n_head: get(meta, "n_head")?,
+                n_layer: get(meta, "n_layer")?,
+                dropout: get(meta, "dropout")?,
+            }),
+            other => return Err(format!("unknown model kind {other:?}")),
+        })
+    }
+}
+
+/// The network of a [`CharLm`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Net {
+    /// The bigram logit table.
+    Bigram(Bigram),
+    /// The Bengio MLP.
+    Mlp(MlpLm),
+    /// The transformer.
+    Gpt(Gpt),
+}
+
+/// A character-level language model: vocabulary, configuration, parameters; see the
+/// [module docs](self).
+#[derive(Clone)]
+pub struct CharLm {
+    /// The characters it knows.
+    pub vocab: Vocab,
+    /// Which model, with its hyperparameters.
+    pub config: ModelConfig,
+    /// Its parameters (`f32`).
+    pub store: ParamStore<f32>,
+    /// The layers.
+    pub net: Net,
+}
+
+impl CharLm {
+    /// A freshly initialized model, its parameters drawn from `seed`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a configuration that cannot be built.
+    pub fn new(vocab: Vocab, config: ModelConfig, seed: u64) -> Result<Self, Error> {
+        if let Some(p) = config.problem() {
+            return Err(Error::Config(p));
+        }
+        if vocab.is_empty() {
+            return Err(Error::Config("the vocabulary is empty".into()));
+        }
+        let mut store = ParamStore::<f32>::with_seed(seed);
+        let v = vocab.len();
+        let net = match config {
+            ModelConfig::Bigram(c) => Net::Bigram(Bigram::new(store.root(), v, c)),
+            ModelConfig::Mlp(c) => Net::Mlp(MlpLm::new(store.root(), v, c)),
+            ModelConfig::Gpt(c) => Net::Gpt(Gpt::new(store.root(), v, c)),
+        };
+        Ok(CharLm { vocab, config, store, net })
+    }
+
+    /// The logits of `windows` (`batch` windows of [`ModelConfig::window`] ids, concatenated)
+    /// and the ids they predict: `((batch·targets, vocab_size), targets)`.
+    ///
+    /// # Panics
+    /// If `windows.len()` is not a whole number of windows.
+    #[track_caller]
+    pub fn logits<'t>(&self, p: &Bound<'t, f32>, windows: &[usize]) -> (Var<'t, f32>, Vec<usize>) {
+        let w = self.config.window();
+        assert!(windows.len() % w == 0, "CharLm: {} ids are not windows of {w}", windows.len());
+        let batch = windows.len() / w;
+        let rows = || windows.chunks(w);
+        match &self.net {
+            Net::Bigram(m) => {
+                let prev: Vec<usize> = rows().map(|r| r[0]).collect();
+                (m.forward(p, &prev), rows().map(|r| r[1]).collect())
+            }
+            Net::Mlp(m) => {
+                let k = w - 1;
+                let ctx: Vec<usize> = rows().flat_map(|r| r[..k].iter().copied()).collect();
+                (m.forward(p, &ctx), rows().map(|r| r[k]).collect())
+            }
+            Net::Gpt(m) => {
+                let t = w - 1;
+                let inputs: Vec<usize> = rows().flat_map(|r| r[..t].iter().copied()).collect();
+                let targets: Vec<usize> = rows().flat_map(|r| r[1..].iter().copied()).collect();
+                (m.forward(p, &inputs, batch, t), targets)
+            }
+        }
+    }
+
+    /// The training objective on `windows` and, separately, its mean cross-entropy (they
+    /// differ only for the bigram, whose objective adds the smoothing term for a training
+    /// sequence of `train_len` ids).
+    pub fn loss<'t>(&self, p: &Bound<'t, f32>, windows: &[usize], train_len: usize) -> (Var<'t, f32>, Var<'t, f32>) {
+        let (logits, targets) = self.logits(p, windows);
+        let ce = loss::cross_entropy(logits, &targets);
+        match &self.net {
+            Net::Bigram(m) => (ce + m.smoothing_term(p, train_len.saturating_sub(1)), ce),
+            _ => (ce, ce),
+        }
+    }
+
+    /// The starts of the full-length evaluation windows of a sequence of `len` ids: every
+    /// position for the bigram and the MLP (each id after the first `context` is predicted
+    /// once), and consecutive non-overlapping blocks for the GPT.
+    pub fn eval_starts(&self, len: usize) -> Vec<usize> {
+        let w = self.config.window();
+        if len < w {
+            return Vec::new();
+        }
+        let stride = self.config.targets_per_window();
+        (0..=len - w).step_by(stride).collect()
+    }
+
+    /// The summed negative log-likelihood (nats) and the number of predictions over the windows
+    /// of `data` starting at `starts`, in evaluation mode, without recording gradients.
+    pub fn nll(&self, data: &[usize], starts: &[usize]) -> (f64, usize) {
+        let w = self.config.window();
+        let chunk = match self.config {
+            ModelConfig::Gpt(c) => (8192 / c.block_size).max(1),
+            _ => 8192,
+        };
+        let mut tape = Tape::<f32>::new();
+        let (mut sum, mut count) = (0.0, 0);
+        for part in starts.chunks(chunk) {
+            tape.reset();
+            let windows = super::data::gather_windows(data, part, w);
+            let p = self.store.bind(&tape).eval();
+            let (mean, n) = tape.no_grad(|| {
+                let (logits, targets) = self.logits(&p, &windows);
+                (f64::from(loss::cross_entropy(logits, &targets).item()), targets.len())
+            });
+            drop(p);
+            sum += mean * n as f64;
+            count += n;
+        }
+        (sum, count)
+    }
+
+    /// The mean loss in nats per character over `data`'s full-length evaluation windows,
+    /// or over `max_windows` of them evenly spaced (a fixed subset, for periodic validation).
+    pub fn evaluate(&self, data: &[usize], max_windows: Option<usize>) -> f64 {
+        let mut starts = self.eval_starts(data.len());
+        if let Some(m) = max_windows.filter(|&m| m > 0 && m < starts.len()) {
+            let n = starts.len();
+            starts = (0..m).map(|i| starts[i * n / m]).collect();
+        }
+        let (sum, count) = self.nll(data, &starts);
+        sum / count.max(1) as f64
+    }
+
+    /// The id a context shorter than the model's is padded with on the left: the newline
+    /// (where the corpus's lines begin), or id 0 if the vocabulary lacks it.
+    pub fn pad_id(&self) -> usize {
+        self.vocab.chars().iter().position(|&c| c == '\n').unwrap_or(0)
+    }
+
+    /// The logits of the character after `context` (its last `context_len` ids are used,
+    /// padded on the left with [`CharLm::pad_id`]), computed without any cache.
+    pub fn next_logits(&self, context: &[usize]) -> Vec<f32> {
+        let k = self.config.context_len();
+        let tail = &context[context.len().saturating_sub(k)..];
+        if let Net::Gpt(g) = &self.net {
+            let ids: Vec<usize> = if tail.is_empty() { vec![self.pad_id()] } else { tail.to_vec() };
+            let all = g.logits(&self.store, &ids);
+            let v = self.vocab.len();
+            return all.data()[(ids.len() - 1) * v..].to_vec();
+        }
+        let mut window = vec![self.pad_id(); k - tail.len()];
+        window.extend_from_slice(tail);
+        window.push(0); // the target slot: not used for the logits
+        let tape = Tape::new();
+        let p = self.store.bind(&tape).eval();
+        tape.no_grad(|| self.logits(&p, &window).0.value().into_vec())
+    }
+
+    /// A checkpoint of the parameters with the vocabulary and configuration in its metadata.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut ckpt = Checkpoint::from_store(&self.store)
+            .with_metadata("model", MODEL_NAME)
+            .with_metadata("vocab", self.vocab.to_metadata())
+            .with_metadata("unknown_symbol", self.vocab.has_unknown_symbol().to_string());
+        for (k, v) in self.config.to_metadata() {
+            ckpt = ckpt.with_metadata(k, v);
+        }
+        ckpt
+    }
+
+    /// Rebuilds the model a checkpoint of [`CharLm::checkpoint`] holds.
+    ///
+    /// # Errors
+    /// [`Error::NotAModel`] for a checkpoint of something else or with unreadable metadata;
+    /// [`Error::Checkpoint`] if its tensors do not match the configuration it declares.
+    pub fn from_checkpoint(ckpt: &Checkpoint, path: &Path) -> Result<Self, Error> {
+        let meta = &ckpt.metadata;
+        let not_ours = |reason: String| Error::NotAModel { path: path.to_path_buf(), expected: MODEL_NAME, reason };
+        if meta.get("model").map(String::as_str) != Some(MODEL_NAME) {
+            return Err(not_ours(format!("its metadata says model = {:?}", meta.get("model"))));
+        }
+        let unknown = meta.get("unknown_symbol").map(String::as_str) == Some("true");
+        let vocab = meta
+            .get("vocab")
+            .and_then(|v| Vocab::from_metadata(v, unknown))
+            .ok_or_else(|| not_ours("no readable `vocab` in its metadata".into()))?;
+        let config = ModelConfig::from_metadata(meta).map_err(not_ours)?;
+        let mut model = CharLm::new(vocab, config, 0).map_err(|e| not_ours(e.to_string()))?;
+        ckpt.load_into(&mut model.store, true)?;
+        Ok(model)
+    }
+
+    /// Loads a model saved by `pente char-lm train`.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`] and [`CharLm::from_checkpoint`].
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        Self::from_checkpoint(&Checkpoint::load(path)?, path)
+    }
+}

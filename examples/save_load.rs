@@ -7,6 +7,11 @@
 //! rings, and OUT_DIR (a temporary directory by default) holding `run.ckpt`,
 //! `model.safetensors` and `model.bits.json` (the exact values, which
 //! `scripts/safetensors_interop.py` compares against what Python reads).
+//!
+//! `cargo run --release --example save_load -- verify OUT_DIR` is the Rust half of that check,
+//! run by `scripts/safetensors_interop.sh` after the Python half: the arrays Python wrote back
+//! (`roundtrip.safetensors`) must equal pente's export, and those NumPy computed
+//! (`from_python.safetensors`) must equal the same formula computed here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -78,8 +83,31 @@ fn optimizer() -> Sgd<f32> {
     Sgd::new(SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 1e-4, ..Default::default() })
 }
 
+/// The Rust half of the interoperability check; see the file's header.
+fn verify(dir: &Path) -> nn::Result<()> {
+    let (probe, meta) = nn::safetensors::import(dir.join("from_python.safetensors"))?;
+    assert_eq!(meta.get("written_by").map(String::as_str), Some("numpy"), "metadata of the NumPy file");
+    let a: Vec<f32> = (0..12).map(|i| i as f32 / 8.0 - 0.75).collect();
+    let b: Vec<f64> = (0..5).map(|i| i as f64 * 0.1).collect();
+    assert_eq!(probe["probe.a"], nn::AnyTensor::F32(Tensor::from_vec(a, &[3, 4])), "probe.a from NumPy");
+    assert_eq!(probe["probe.b"], nn::AnyTensor::F64(Tensor::from_vec(b, &[5])), "probe.b from NumPy");
+    let (ours, _) = nn::safetensors::import(dir.join("model.safetensors"))?;
+    let (theirs, _) = nn::safetensors::import(dir.join("roundtrip.safetensors"))?;
+    assert_eq!(ours.len(), theirs.len(), "tensor count after the trip through Python");
+    for (name, t) in &ours {
+        assert_eq!(Some(t), theirs.get(name), "`{name}` changed on the way through Python");
+    }
+    println!("rust: {} tensors back from Python bit-identical; NumPy's arrays read exactly", ours.len());
+    Ok(())
+}
+
 fn main() -> nn::Result<()> {
-    let out = match std::env::args().nth(1) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("verify") {
+        let dir = args.get(1).expect("usage: save_load verify DIR");
+        return verify(Path::new(dir));
+    }
+    let out = match args.first() {
         Some(d) => PathBuf::from(d),
         None => std::env::temp_dir().join(format!("pente-save-load-{}", std::process::id())),
     };

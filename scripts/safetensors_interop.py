@@ -12,8 +12,7 @@ This script
      and value bit for bit against model.bits.json, and the file's metadata;
   2. writes roundtrip.safetensors: the same arrays saved back by Python;
   3. writes from_python.safetensors: arrays NumPy computes from a formula pente's test knows.
-Then `PENTE_INTEROP_DIR=DIR cargo test -p pente-nn --test checkpoint safetensors_written_by_python`
-checks steps 2 and 3 from the Rust side.
+Then `cargo run --example save_load -- verify DIR` checks steps 2 and 3 from the Rust side.
 """
 import json
 import sys

@@ -15,4 +15,4 @@ fi
 
 cargo run --release --quiet --example save_load -- "$work/out"
 "$work/venv/bin/python" scripts/safetensors_interop.py "$work/out"
-PENTE_INTEROP_DIR="$work/out" cargo test --release -q -p pente-nn --test checkpoint -- --exact safetensors_written_by_python_load_in_pente
+cargo run --release --quiet --example save_load -- verify "$work/out"

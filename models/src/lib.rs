@@ -26,6 +26,7 @@
 
 pub mod attractor;
 pub mod curve_fit;
+pub mod digits;
 pub mod figures;
 pub mod inspect;
 pub mod plot;
@@ -66,6 +67,10 @@ pub enum Error {
     },
     /// A configuration that cannot be run, e.g. fewer measured floors than parameters.
     Config(String),
+    /// An MNIST IDX file that cannot be read or is not what it claims (see [`digits::idx`]).
+    Idx(digits::IdxError),
+    /// A picture that cannot be read or decoded (see [`digits::image`]).
+    Image(digits::ImageError),
 }
 
 impl std::fmt::Display for Error {
@@ -80,6 +85,8 @@ impl std::fmt::Display for Error {
                 write!(f, "{}: not a pente {expected} model: {reason}", path.display())
             }
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::Idx(e) => write!(f, "{e}"),
+            Error::Image(e) => write!(f, "{e}"),
         }
     }
 }
@@ -89,8 +96,22 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Checkpoint(e) => Some(e),
+            Error::Idx(e) => Some(e),
+            Error::Image(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<digits::IdxError> for Error {
+    fn from(e: digits::IdxError) -> Self {
+        Error::Idx(e)
+    }
+}
+
+impl From<digits::ImageError> for Error {
+    fn from(e: digits::ImageError) -> Self {
+        Error::Image(e)
     }
 }
 

@@ -5,6 +5,7 @@
 //! pente attractor                  train the attractor classifiers; OUT/attractor.svg, .ckpt
 //! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
 //! pente figures                    activation functions, a loss surface, a network learning
+//! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds
 //! pente demo                       all of the above, quickly, into OUT
 //! ```
@@ -49,6 +50,8 @@ enum Command {
         /// A pente checkpoint (recognized by its magic number) or a `.safetensors` file.
         file: PathBuf,
     },
+    /// MNIST digits: train the MLP or the CNN, evaluate a saved model, classify your own picture.
+    Digits(models::digits::cli::DigitsArgs),
     /// Run every model quickly and write all figures and weights to --out.
     Demo,
 }
@@ -159,6 +162,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
             let config = FiguresConfig { seed: cli.seed, steps: args.steps as usize, ..Default::default() };
             run_figures(&config, &cli.out)
         }
+        Command::Digits(args) => models::digits::cli::run(args, cli.seed, &cli.out),
         Command::Inspect { file } => {
             print!("{}", inspect::inspect(file)?);
             Ok(())
@@ -173,6 +177,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
             run_attractor(&config, &cli.out, &weights)?;
             println!("\n== training pictures");
             run_figures(&FiguresConfig { seed: cli.seed, ..Default::default() }, &cli.out)?;
+            println!("\n== digits (the MLP for 150 steps, a third of an epoch)");
+            models::digits::cli::demo(cli.seed, &cli.out, 150)?;
             println!("\n== inspect {}", weights.display());
             print!("{}", inspect::inspect(&weights)?);
             println!("\ndemo done in {:.1} s; everything is in {}", start.elapsed().as_secs_f64(), cli.out.display());

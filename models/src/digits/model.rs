@@ -1,0 +1,456 @@
+//! The two digit classifiers and their configuration: [`DigitsConfig`] (architecture and
+//! training hyperparameters, saved in every checkpoint) and [`DigitsModel`] (the parameters, the
+//! layers, the input normalization, and what training has done so far).
+//!
+//! - [`Arch::Mlp`]: `784 → 512 → 256 → 10`, ReLU between layers (535,818 parameters).
+//! - [`Arch::Cnn`]: `conv 3×3, 32 → ReLU → conv 3×3, 64 → ReLU → max-pool 2 → dropout 0.25 →
+//!   dense 128 → ReLU → dropout 0.5 → dense 10` on `(batch, 1, 28, 28)` (1,199,882 parameters).
+//!
+//! Both output logits `(batch, 10)`; training minimizes the fused softmax cross-entropy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use autograd::{Tape, Tensor, Var};
+use nn::{Activation, Bound, Checkpoint, Conv2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d, Mlp, ParamStore};
+
+use super::data::{default_data_dir, Normalization, CLASSES, PIXELS, SIDE};
+use super::train::History;
+use crate::Error;
+
+/// The value of the `"model"` metadata key in a digits checkpoint.
+pub const MODEL_NAME: &str = "digits";
+
+/// Which network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Arch {
+    /// `784 → 512 → 256 → 10`, ReLU.
+    #[default]
+    Mlp,
+    /// Two 3×3 convolutions, max-pool, dropout, two dense layers.
+    Cnn,
+}
+
+impl Arch {
+    /// `"mlp"` or `"cnn"`, as on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Mlp => "mlp",
+            Arch::Cnn => "cnn",
+        }
+    }
+
+    /// Parses [`Arch::name`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for another name.
+    pub fn parse(s: &str) -> Result<Arch, Error> {
+        match s {
+            "mlp" => Ok(Arch::Mlp),
+            "cnn" => Ok(Arch::Cnn),
+            other => Err(Error::Config(format!("unknown digits model {other:?} (mlp, cnn)"))),
+        }
+    }
+
+    /// The layer sizes in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Arch::Mlp => "MLP 784 → 512 → 256 → 10",
+            Arch::Cnn => "CNN conv3×3(32) → conv3×3(64) → maxpool 2 → dense 128 → 10",
+        }
+    }
+}
+
+/// The network and how it is trained. Every field is saved in the checkpoint's metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DigitsConfig {
+    /// Which network.
+    pub arch: Arch,
+    /// Seed of the initial weights, the validation split, the batch order, dropout and shifts.
+    pub seed: u64,
+    /// Passes over the training part.
+    pub epochs: usize,
+    /// Images per mini-batch.
+    pub batch_size: usize,
+    /// Adam's peak learning rate.
+    pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW) when positive; plain Adam when 0.
+    pub weight_decay: f64,
+    /// Whether the rate falls along a cosine to 1 % of its peak at the last step (otherwise it
+    /// stays constant).
+    pub cosine: bool,
+    /// Training images held out for validation (model selection); 0 trains on all 60,000.
+    pub validation: usize,
+    /// Augmentation: each training image moved by up to this many pixels on each axis (0: off).
+    pub shift: usize,
+    /// Standardize inputs by the training part's mean and standard deviation (otherwise pixels
+    /// stay in `[0, 1]`).
+    pub normalize: bool,
+    /// The directory holding the four MNIST files.
+    pub data_dir: PathBuf,
+    /// Check each file's SHA-256 against the published one.
+    pub verify_sha256: bool,
+    /// Measure test accuracy every this many steps (0: never) to report when a target is
+    /// first reached, as the PyTorch reference does; evaluation time is left off the clock.
+    pub eval_every: usize,
+    /// The test accuracy whose first crossing is reported (with `eval_every`).
+    pub target: f64,
+    /// Stop after this many optimizer steps in all (0: no limit), e.g. a fraction of an epoch
+    /// in the demo.
+    pub max_steps: usize,
+}
+
+impl Default for DigitsConfig {
+    fn default() -> Self {
+        DigitsConfig::for_arch(Arch::Mlp)
+    }
+}
+
+impl DigitsConfig {
+    /// The defaults for `arch`: the settings that meet the accuracy targets with seed 0.
+    pub fn for_arch(arch: Arch) -> Self {
+        DigitsConfig {
+            arch,
+            seed: 0,
+            epochs: match arch {
+                Arch::Mlp => 10,
+                Arch::Cnn => 6,
+            },
+            batch_size: 128,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            cosine: true,
+            validation: 5000,
+            shift: 0,
+            normalize: false,
+            data_dir: default_data_dir(),
+            verify_sha256: true,
+            eval_every: 0,
+            target: match arch {
+                Arch::Mlp => 0.98,
+                Arch::Cnn => 0.99,
+            },
+            max_steps: 0,
+        }
+    }
+
+    /// Checks that the configuration can run.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!("learning_rate must be positive, got {}", self.learning_rate));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("weight_decay must be non-negative, got {}", self.weight_decay));
+        }
+        if self.shift > 8 {
+            return bad(format!("shift must be at most 8 pixels, got {}", self.shift));
+        }
+        if self.validation >= 60_000 {
+            return bad(format!("validation must leave training images, got {}", self.validation));
+        }
+        if !(0.0..=1.0).contains(&self.target) {
+            return bad(format!("target must be an accuracy in [0, 1], got {}", self.target));
+        }
+        Ok(())
+    }
+
+    /// The configuration as checkpoint metadata.
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        [
+            ("arch", self.arch.name().to_string()),
+            ("seed", self.seed.to_string()),
+            ("epochs", self.epochs.to_string()),
+            ("batch_size", self.batch_size.to_string()),
+            ("learning_rate", self.learning_rate.to_string()),
+            ("weight_decay", self.weight_decay.to_string()),
+            ("cosine", self.cosine.to_string()),
+            ("validation", self.validation.to_string()),
+            ("shift", self.shift.to_string()),
+            ("normalize", self.normalize.to_string()),
+            ("data_dir", self.data_dir.display().to_string()),
+            ("verify_sha256", self.verify_sha256.to_string()),
+            ("eval_every", self.eval_every.to_string()),
+            ("target", self.target.to_string()),
+            ("max_steps", self.max_steps.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Reads [`DigitsConfig::to_metadata`] back; a missing optional field takes its default,
+    /// a missing or unknown `arch` is an error.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field that does not parse.
+    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, Error> {
+        let arch = Arch::parse(meta.get("arch").map_or("", String::as_str))?;
+        let mut c = DigitsConfig::for_arch(arch);
+        fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str, into: &mut T) -> Result<(), Error> {
+            if let Some(v) = meta.get(key) {
+                *into = v.parse().map_err(|_| Error::Config(format!("metadata `{key}` = {v:?} does not parse")))?;
+            }
+            Ok(())
+        }
+        get(meta, "seed", &mut c.seed)?;
+        get(meta, "epochs", &mut c.epochs)?;
+        get(meta, "batch_size", &mut c.batch_size)?;
+        get(meta, "learning_rate", &mut c.learning_rate)?;
+        get(meta, "weight_decay", &mut c.weight_decay)?;
+        get(meta, "cosine", &mut c.cosine)?;
+        get(meta, "validation", &mut c.validation)?;
+        get(meta, "shift", &mut c.shift)?;
+        get(meta, "normalize", &mut c.normalize)?;
+        get(meta, "verify_sha256", &mut c.verify_sha256)?;
+        get(meta, "eval_every", &mut c.eval_every)?;
+        get(meta, "target", &mut c.target)?;
+        get(meta, "max_steps", &mut c.max_steps)?;
+        if let Some(d) = meta.get("data_dir") {
+            c.data_dir = PathBuf::from(d);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// The layers of one of the two networks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Net {
+    /// `784 → 512 → 256 → 10`.
+    Mlp(Mlp),
+    /// The convolutional network.
+    Cnn {
+        /// 1 → 32 channels, 3×3.
+        conv1: Conv2d,
+        /// 32 → 64 channels, 3×3.
+        conv2: Conv2d,
+        /// 64·12·12 → 128.
+        fc1: Linear,
+        /// 128 → 10.
+        fc2: Linear,
+    },
+}
+
+impl Net {
+    /// Builds the layers of `arch` in `store` (parameters under `mlp.` or `cnn.`).
+    pub fn new(arch: Arch, store: &mut ParamStore<f32>) -> Net {
+        match arch {
+            Arch::Mlp => Net::Mlp(Mlp::new(store.scope("mlp"), &[PIXELS, 512, 256, CLASSES], Activation::Relu)),
+            Arch::Cnn => {
+                let mut s = store.scope("cnn");
+                let k3 = Conv2dConfig { kernel_size: 3, ..Default::default() };
+                let conv1 = Conv2d::new(s.scope("conv1"), 1, 32, k3);
+                let conv2 = Conv2d::new(s.scope("conv2"), 32, 64, k3);
+                let fc1 = Linear::new(s.scope("fc1"), 64 * 12 * 12, 128);
+                let fc2 = Linear::new(s.scope("fc2"), 128, CLASSES);
+                Net::Cnn { conv1, conv2, fc1, fc2 }
+            }
+        }
+    }
+
+    /// Logits `(batch, 10)` for inputs `x (batch, 784)`; dropout is active when `p` is bound in
+    /// training mode.
+    pub fn forward<'t>(&self, p: &Bound<'t, f32>, x: Var<'t, f32>) -> Var<'t, f32> {
+        match self {
+            Net::Mlp(mlp) => mlp.forward(p, x),
+            Net::Cnn { conv1, conv2, fc1, fc2 } => {
+                let batch = x.shape()[0];
+                let x = x.reshape(&[batch, 1, SIDE, SIDE]);
+                let h = conv1.forward(p, x).relu(); // (batch, 32, 26, 26)
+                let h = conv2.forward(p, h).relu(); // (batch, 64, 24, 24)
+                let h = MaxPool2d::new(2, 2).forward(p, h); // (batch, 64, 12, 12)
+                let h = Dropout::new(0.25).forward(p, h);
+                let h = fc1.forward(p, Flatten.forward(p, h)).relu(); // (batch, 128)
+                let h = Dropout::new(0.5).forward(p, h);
+                fc2.forward(p, h) // (batch, 10)
+            }
+        }
+    }
+}
+
+/// A digit classifier: configuration, parameters, layers, input normalization and the history
+/// of its training.
+#[derive(Debug)]
+pub struct DigitsModel {
+    /// How it was built and is trained.
+    pub config: DigitsConfig,
+    /// The parameters.
+    pub store: ParamStore<f32>,
+    /// The layers.
+    pub net: Net,
+    /// How bytes become inputs (fitted on the training part when `config.normalize`).
+    pub norm: Normalization,
+    /// What training has done so far (epochs, curves, optimizer steps).
+    pub history: History,
+}
+
+impl DigitsModel {
+    /// An untrained model with weights drawn from `config.seed`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the configuration cannot run.
+    pub fn new(config: &DigitsConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let mut store = ParamStore::<f32>::with_seed(config.seed);
+        let net = Net::new(config.arch, &mut store);
+        Ok(DigitsModel {
+            config: config.clone(),
+            store,
+            net,
+            norm: Normalization::default(),
+            history: History::default(),
+        })
+    }
+
+    /// Logits `(n, 10)` of the inputs `x (n, 784)` (already normalized), in evaluation mode,
+    /// computed in chunks of 1,000 images.
+    pub fn logits(&self, x: &Tensor<f32>) -> Tensor<f32> {
+        let n = x.shape()[0];
+        let mut out = Vec::with_capacity(n * CLASSES);
+        let mut tape = Tape::new();
+        for start in (0..n).step_by(1000) {
+            let end = (start + 1000).min(n);
+            let chunk = Tensor::from_vec(x.data()[start * PIXELS..end * PIXELS].to_vec(), &[end - start, PIXELS]);
+            {
+                let p = self.store.bind(&tape).eval();
+                let logits = tape.no_grad(|| self.net.forward(&p, tape.constant(chunk)));
+                out.extend_from_slice(logits.value().data());
+            }
+            tape.reset();
+        }
+        Tensor::from_vec(out, &[n, CLASSES])
+    }
+
+    /// The ten class probabilities of each row of `x (n, 784)` (normalized inputs).
+    pub fn probabilities(&self, x: &Tensor<f32>) -> Vec<[f32; CLASSES]> {
+        let logits = self.logits(x);
+        logits
+            .data()
+            .chunks(CLASSES)
+            .map(|row| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = row.iter().map(|&v| (v - max).exp()).collect();
+                let s: f32 = e.iter().sum();
+                let mut p = [0.0; CLASSES];
+                for (p, e) in p.iter_mut().zip(&e) {
+                    *p = e / s;
+                }
+                p
+            })
+            .collect()
+    }
+
+    /// The number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.store.num_params()
+    }
+
+    /// The first layer's weights as images: for the MLP, each of the 512 hidden units' 784
+    /// input weights as a 28×28 image; for the CNN, each of the 32 kernels as a 3×3 image.
+    /// Returns `(side, images)`.
+    pub fn first_layer_images(&self) -> (usize, Vec<Vec<f32>>) {
+        match &self.net {
+            Net::Mlp(mlp) => {
+                let w = self.store.get(mlp.layers[0].weight); // (784, 512)
+                let units = w.shape()[1];
+                let d = w.data();
+                (SIDE, (0..units).map(|u| (0..PIXELS).map(|i| d[i * units + u]).collect()).collect())
+            }
+            Net::Cnn { conv1, .. } => {
+                let w = self.store.get(conv1.weight); // (32, 1, 3, 3)
+                (3, w.data().chunks(9).map(<[f32]>::to_vec).collect())
+            }
+        }
+    }
+
+    /// A checkpoint of the model: parameters, configuration, normalization and history in the
+    /// metadata (the optimizer's state is added by training, for `--resume`).
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut ckpt = Checkpoint::from_store(&self.store)
+            .with_step(self.history.steps)
+            .with_metadata("model", MODEL_NAME)
+            .with_metadata("norm_mean", self.norm.mean.to_string())
+            .with_metadata("norm_std", self.norm.std.to_string())
+            .with_metadata("history", self.history.to_text());
+        for (k, v) in self.config.to_metadata() {
+            ckpt = ckpt.with_metadata(k, v);
+        }
+        ckpt
+    }
+
+    /// Saves the model (without optimizer state) to `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created, [`Error::Checkpoint`] if the file
+    /// cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        crate::create_parent_dir(path)?;
+        self.checkpoint().save(path)?;
+        Ok(())
+    }
+
+    /// Rebuilds a model from a checkpoint read from `path`: the configuration comes from its
+    /// metadata, so nothing else is needed.
+    ///
+    /// # Errors
+    /// [`Error::NotAModel`] if the checkpoint is not a digits model or its metadata is
+    /// unreadable; [`Error::Checkpoint`] if its tensors do not fit the declared architecture.
+    pub fn from_checkpoint(ckpt: &Checkpoint, path: &Path) -> Result<Self, Error> {
+        let meta = &ckpt.metadata;
+        let not_ours = |reason: String| Error::NotAModel { path: path.to_path_buf(), expected: MODEL_NAME, reason };
+        if meta.get("model").map(String::as_str) != Some(MODEL_NAME) {
+            return Err(not_ours(format!("its metadata says model = {:?}", meta.get("model"))));
+        }
+        let config = DigitsConfig::from_metadata(meta).map_err(|e| not_ours(e.to_string()))?;
+        let mut model = DigitsModel::new(&config).map_err(|e| not_ours(e.to_string()))?;
+        let num = |key: &str| -> Result<f32, Error> {
+            meta.get(key)
+                .and_then(|v| v.parse::<f32>().ok())
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| not_ours(format!("no readable `{key}` in its metadata")))
+        };
+        model.norm = Normalization { mean: num("norm_mean")?, std: num("norm_std")? };
+        if model.norm.std <= 0.0 {
+            return Err(not_ours(format!("norm_std = {} is not positive", model.norm.std)));
+        }
+        model.history = History::from_text(meta.get("history").map_or("", String::as_str))
+            .map_err(|e| not_ours(format!("unreadable `history`: {e}")))?;
+        model.history.steps = ckpt.step;
+        ckpt.load_into(&mut model.store, true)?;
+        Ok(model)
+    }
+
+    /// Loads a model saved by [`DigitsModel::save`] or by training.
+    ///
+    /// # Errors
+    /// As [`DigitsModel::from_checkpoint`], plus [`Error::Checkpoint`] for a file that cannot
+    /// be read or is damaged.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let ckpt = Checkpoint::load(path)?;
+        Self::from_checkpoint(&ckpt, path)
+    }
+
+    /// Loads a model and checks that it is of architecture `arch`.
+    ///
+    /// # Errors
+    /// As [`DigitsModel::load`], plus [`Error::NotAModel`] when the file holds the other
+    /// architecture (e.g. a CNN loaded where an MLP is expected).
+    pub fn load_arch(path: &Path, arch: Arch) -> Result<Self, Error> {
+        let model = Self::load(path)?;
+        if model.config.arch != arch {
+            return Err(Error::NotAModel {
+                path: path.to_path_buf(),
+                expected: MODEL_NAME,
+                reason: format!("it holds a {} but a {} was asked for", model.config.arch.name(), arch.name()),
+            });
+        }
+        Ok(model)
+    }
+}

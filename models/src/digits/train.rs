@@ -1,0 +1,350 @@
+//! Training and evaluation: mini-batch Adam (or AdamW) on the cross-entropy loss, one reused
+//! tape, a progress bar per epoch with the loss and throughput, validation after each epoch, an
+//! optional test-accuracy probe for the time to a target, and resumption from a checkpoint.
+//!
+//! Each epoch's batch order, shifts and dropout masks depend only on `(seed, epoch)`, so a run
+//! resumed from a checkpoint written at the end of an epoch continues exactly as the run that
+//! never stopped would have.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use autograd::{Rng, SeedableRng, Tape};
+use indicatif::ProgressBar;
+use nn::data::Batcher;
+use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, Optimizer};
+
+use super::data::{batch, Digits, Mnist, Normalization, CLASSES};
+use super::model::DigitsModel;
+use crate::Error;
+
+/// What one epoch measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (dropout and shifts on).
+    pub train_loss: f64,
+    /// Fraction of the epoch's training images classified right as they were trained on.
+    pub train_accuracy: f64,
+    /// Loss on the validation part (NaN without one).
+    pub val_loss: f64,
+    /// Accuracy on the validation part (NaN without one).
+    pub val_accuracy: f64,
+    /// Training time of the epoch in seconds (evaluation excluded).
+    pub seconds: f64,
+    /// Training images per second over the epoch.
+    pub samples_per_s: f64,
+}
+
+/// When the test accuracy probe first met the target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetHit {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Epochs (fractional) of training images seen.
+    pub epochs: f64,
+    /// Training seconds (evaluation excluded).
+    pub train_s: f64,
+    /// The test accuracy measured.
+    pub accuracy: f64,
+}
+
+/// A model's training so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// One record per finished epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Training seconds in all.
+    pub train_s: f64,
+    /// When the test accuracy probe first met the target, if it did.
+    pub first_hit: Option<TargetHit>,
+}
+
+impl History {
+    /// Training images per second over every epoch.
+    pub fn samples_per_s(&self) -> f64 {
+        let n: f64 = self.epochs.iter().map(|e| e.samples_per_s * e.seconds).sum();
+        if self.train_s > 0.0 {
+            n / self.train_s
+        } else {
+            0.0
+        }
+    }
+
+    /// The history as text for checkpoint metadata: one line per epoch, seven numbers each.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("train_s {}\n", self.train_s);
+        if let Some(h) = self.first_hit {
+            let _ = writeln!(s, "first_hit {} {} {} {}", h.step, h.epochs, h.train_s, h.accuracy);
+        }
+        for e in &self.epochs {
+            let _ = writeln!(
+                s,
+                "epoch {} {} {} {} {} {} {}",
+                e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.seconds, e.samples_per_s
+            );
+        }
+        s
+    }
+
+    /// Parses [`History::to_text`] (the step count is not in it: it is the checkpoint's).
+    ///
+    /// # Errors
+    /// A message naming the line that does not parse.
+    pub fn from_text(text: &str) -> Result<History, String> {
+        let mut h = History::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut words = line.split_whitespace();
+            let key = words.next().unwrap_or("");
+            let nums: Vec<f64> = words.map(str::parse).collect::<Result<_, _>>().map_err(|_| format!("{line:?}"))?;
+            match (key, nums.as_slice()) {
+                ("train_s", [t]) => h.train_s = *t,
+                ("first_hit", [step, epochs, train_s, accuracy]) => {
+                    h.first_hit =
+                        Some(TargetHit { step: *step as u64, epochs: *epochs, train_s: *train_s, accuracy: *accuracy })
+                }
+                ("epoch", [epoch, tl, ta, vl, va, s, sps]) => h.epochs.push(EpochRecord {
+                    epoch: *epoch as usize,
+                    train_loss: *tl,
+                    train_accuracy: *ta,
+                    val_loss: *vl,
+                    val_accuracy: *va,
+                    seconds: *s,
+                    samples_per_s: *sps,
+                }),
+                _ => return Err(format!("{line:?}")),
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// Accuracy, per-class accuracy and the confusion matrix of a model on a set of images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Fraction classified right.
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// `confusion[true][predicted]`: image counts.
+    pub confusion: [[usize; CLASSES]; CLASSES],
+    /// The predicted class of each image.
+    pub predicted: Vec<usize>,
+    /// The probability given to the predicted class, per image.
+    pub confidence: Vec<f32>,
+}
+
+impl Evaluation {
+    /// Accuracy of each true class (NaN for a class with no image).
+    pub fn per_class(&self) -> [f64; CLASSES] {
+        let mut out = [f64::NAN; CLASSES];
+        for (c, row) in self.confusion.iter().enumerate() {
+            let n: usize = row.iter().sum();
+            if n > 0 {
+                out[c] = row[c] as f64 / n as f64;
+            }
+        }
+        out
+    }
+
+    /// A plain-text report: accuracy, per-class accuracy and the confusion matrix.
+    pub fn report(&self) -> String {
+        let total: usize = self.confusion.iter().flatten().sum();
+        let wrong = self.predicted.len() - (self.accuracy * total as f64).round() as usize;
+        let mut s = format!(
+            "accuracy {:.2} % ({} of {total} wrong), mean loss {:.4}\n\nper class:\n",
+            100.0 * self.accuracy,
+            wrong,
+            self.loss
+        );
+        for (c, a) in self.per_class().iter().enumerate() {
+            let _ = writeln!(s, "  {c}: {:6.2} %  ({} images)", 100.0 * a, self.confusion[c].iter().sum::<usize>());
+        }
+        s.push_str("\nconfusion matrix (rows: true digit, columns: predicted):\n     ");
+        for c in 0..CLASSES {
+            let _ = write!(s, "{c:>6}");
+        }
+        s.push('\n');
+        for (t, row) in self.confusion.iter().enumerate() {
+            let _ = write!(s, "  {t}: ");
+            for v in row {
+                let _ = write!(s, "{v:>6}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Evaluates `model` on `digits` (evaluation mode: no dropout, no shifts).
+pub fn evaluate(model: &DigitsModel, digits: &Digits) -> Evaluation {
+    let idx: Vec<usize> = (0..digits.len()).collect();
+    let x = batch(digits, &idx, &model.norm, 0, &mut Rng::seed_from_u64(0));
+    let probs = model.probabilities(&x);
+    let mut confusion = [[0usize; CLASSES]; CLASSES];
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let mut predicted = Vec::with_capacity(digits.len());
+    let mut confidence = Vec::with_capacity(digits.len());
+    for (p, &t) in probs.iter().zip(&digits.labels) {
+        let best = (0..CLASSES).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+        confusion[t][best] += 1;
+        correct += usize::from(best == t);
+        loss -= f64::from(p[t].max(1e-30)).ln();
+        predicted.push(best);
+        confidence.push(p[best]);
+    }
+    let n = digits.len().max(1) as f64;
+    Evaluation { accuracy: correct as f64 / n, loss: loss / n, confusion, predicted, confidence }
+}
+
+/// Called after each epoch with its record (and the model, e.g. to save it).
+pub type EpochHook<'a> = dyn FnMut(&DigitsModel, &dyn Optimizer<f32>, &EpochRecord) -> Result<(), Error> + 'a;
+
+/// Trains `model` on `mnist` from where its history stands up to `model.config.epochs`,
+/// ticking `bar` once per batch (its message shows the running loss and images per second).
+/// `optimizer_state` resumes an optimizer saved in a checkpoint. `on_epoch` runs after every
+/// epoch.
+///
+/// # Errors
+/// [`Error::Checkpoint`] if `optimizer_state` does not fit the model; whatever `on_epoch`
+/// returns.
+pub fn train(
+    model: &mut DigitsModel,
+    mnist: &Mnist,
+    optimizer_state: Option<&Checkpoint>,
+    bar: &ProgressBar,
+    on_epoch: &mut EpochHook<'_>,
+) -> Result<(), Error> {
+    let c = model.config.clone();
+    let (train_part, val_part) = mnist.split(c.validation, c.seed);
+    if c.normalize {
+        model.norm = Normalization::fit(&train_part);
+    }
+    let n = train_part.len();
+    let batcher = Batcher { batch_size: c.batch_size, shuffle: true, drop_last: false, seed: c.seed };
+    let steps_per_epoch = batcher.num_batches(n) as u64;
+    let total_steps = match c.max_steps {
+        0 => steps_per_epoch * c.epochs as u64,
+        m => (m as u64).min(steps_per_epoch * c.epochs as u64),
+    };
+    let schedule = LrSchedule {
+        base_lr: c.learning_rate,
+        warmup_steps: 0,
+        decay: if c.cosine { Decay::Cosine { total_steps, min_lr: 0.01 * c.learning_rate } } else { Decay::Constant },
+    };
+    let adam = AdamConfig { lr: c.learning_rate, weight_decay: c.weight_decay, ..Default::default() };
+    let mut opt: Box<dyn Optimizer<f32>> =
+        if c.weight_decay > 0.0 { Box::new(AdamW::new(adam)) } else { Box::new(Adam::new(adam)) };
+    if let Some(ckpt) = optimizer_state {
+        ckpt.restore_optimizer(opt.as_mut(), &model.store)?;
+    }
+    let done = model.history.epochs.len();
+    for epoch in done..c.epochs {
+        if model.history.steps >= total_steps {
+            break;
+        }
+        bar.reset();
+        bar.set_length(steps_per_epoch.min(total_steps - model.history.steps));
+        bar.set_message(format!("epoch {}/{}", epoch + 1, c.epochs));
+        let mut rng = Rng::seed_from_u64(c.seed ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut tape = Tape::<f32>::with_seed(c.seed.wrapping_add(7919 * (epoch as u64 + 1)));
+        let (mut loss_sum, mut seen, mut correct, mut batches) = (0.0f64, 0usize, 0usize, 0usize);
+        let mut train_s = 0.0f64;
+        for idx in batcher.epoch(n, epoch as u64) {
+            if model.history.steps >= total_steps {
+                break;
+            }
+            let t0 = Instant::now();
+            let labels: Vec<usize> = idx.iter().map(|&i| train_part.labels[i]).collect();
+            let x = batch(&train_part, &idx, &model.norm, c.shift, &mut rng); // (batch, 784)
+            let (l, right, grads) = {
+                let p = model.store.bind(&tape);
+                let logits = model.net.forward(&p, tape.constant(x)); // (batch, 10)
+                let right = (loss::accuracy(&logits.value(), &labels) * labels.len() as f64).round() as usize;
+                let l = loss::cross_entropy(logits, &labels);
+                (l.item(), right, p.backward(l))
+            };
+            tape.reset(); // drop the tape's references to the weights: Adam updates them in place
+            schedule.apply(opt.as_mut());
+            opt.step(&mut model.store, &grads);
+            model.history.steps += 1;
+            train_s += t0.elapsed().as_secs_f64();
+            loss_sum += f64::from(l);
+            batches += 1;
+            seen += labels.len();
+            correct += right;
+            bar.inc(1);
+            if batches % 20 == 0 {
+                bar.set_message(format!(
+                    "epoch {}/{} loss {:.4} {:.0} img/s",
+                    epoch + 1,
+                    c.epochs,
+                    loss_sum / batches as f64,
+                    seen as f64 / train_s
+                ));
+            }
+            if c.eval_every > 0 && model.history.steps % c.eval_every as u64 == 0 {
+                probe(model, &mnist.test, n, model.history.train_s + train_s);
+            }
+        }
+        model.history.train_s += train_s;
+        if c.eval_every > 0 {
+            probe(model, &mnist.test, n, model.history.train_s);
+        }
+        let val = (!val_part.is_empty()).then(|| evaluate(model, &val_part));
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / batches.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss: val.as_ref().map_or(f64::NAN, |v| v.loss),
+            val_accuracy: val.as_ref().map_or(f64::NAN, |v| v.accuracy),
+            seconds: train_s,
+            samples_per_s: seen as f64 / train_s.max(1e-9),
+        };
+        model.history.epochs.push(record);
+        on_epoch(model, opt.as_ref(), &record)?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The test-accuracy probe of the time-to-target measurement (its time is not counted).
+fn probe(model: &mut DigitsModel, test: &Digits, train_len: usize, train_s: f64) {
+    if model.history.first_hit.is_some() {
+        return;
+    }
+    let acc = evaluate(model, test).accuracy;
+    if acc >= model.config.target {
+        let step = model.history.steps;
+        let epochs = step as f64 * model.config.batch_size as f64 / train_len as f64;
+        model.history.first_hit = Some(TargetHit { step, epochs, train_s, accuracy: acc });
+    }
+}
+
+/// One line per epoch, as the progress is printed.
+pub fn epoch_line(r: &EpochRecord) -> String {
+    format!(
+        "epoch {:>2}: train loss {:.4}, train acc {:.2} %, val loss {:.4}, val acc {:.2} %, {:.1} s, {:.0} img/s",
+        r.epoch,
+        r.train_loss,
+        100.0 * r.train_accuracy,
+        r.val_loss,
+        100.0 * r.val_accuracy,
+        r.seconds,
+        r.samples_per_s
+    )
+}
+
+/// Saves `model` with `opt`'s state to `path` (what `--resume` reads).
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Checkpoint`] if it cannot be written.
+pub fn save_with_optimizer(model: &DigitsModel, opt: &dyn Optimizer<f32>, path: &Path) -> Result<(), Error> {
+    crate::create_parent_dir(path)?;
+    model.checkpoint().with_optimizer(opt, &model.store).save(path)?;
+    Ok(())
+}

@@ -45,12 +45,11 @@ struct TanhOp;
 impl<T: Float> Op<T> for TanhOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
+        _inputs: &[&Tensor<T>],
         out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.zip_map(out, "tanh", |g, o| g * (T::ONE - o * o)))])
     }
     fn name(&self) -> &'static str {

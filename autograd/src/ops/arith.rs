@@ -17,11 +17,10 @@ impl<T: Float> Op<T> for AddOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
         needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let (x, y) = (inputs[0], inputs[1]);
         Some(smallvec![needs[0].then(|| grad_out.sum_to(x.shape())), needs[1].then(|| grad_out.sum_to(y.shape()))])
     }
@@ -41,11 +40,10 @@ impl<T: Float> Op<T> for SubOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
         needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let (x, y) = (inputs[0], inputs[1]);
         Some(smallvec![
             needs[0].then(|| grad_out.sum_to(x.shape())),
@@ -72,11 +70,10 @@ impl<T: Float> Op<T> for MulOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
         needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let (x, y) = (inputs[0], inputs[1]);
         Some(smallvec![
             needs[0].then(|| grad_out.zip_map(y, "mul", |g, b| g * b).sum_to(x.shape())),
@@ -107,7 +104,6 @@ impl<T: Float> Op<T> for DivOp {
         grad_out: &Tensor<T>,
         needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let (x, y) = (inputs[0], inputs[1]);
         Some(smallvec![
             needs[0].then(|| grad_out.zip_map(y, "div", |g, b| g / b).sum_to(x.shape())),
@@ -138,12 +134,11 @@ struct NegOp;
 impl<T: Float> Op<T> for NegOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _inputs: &[&Tensor<T>],
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.map(|g| -g))])
     }
     fn name(&self) -> &'static str {
@@ -163,12 +158,11 @@ struct RecipOp;
 impl<T: Float> Op<T> for RecipOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
+        _inputs: &[&Tensor<T>],
         out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.zip_map(out, "recip", |g, o| -(g * o * o)))])
     }
     fn name(&self) -> &'static str {
@@ -193,12 +187,11 @@ struct AffineOp {
 impl<T: Float> Op<T> for AffineOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _inputs: &[&Tensor<T>],
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let s = T::from_f64(self.scale);
         Some(smallvec![Some(grad_out.map(|g| g * s))])
     }

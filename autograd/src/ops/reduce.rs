@@ -119,11 +119,10 @@ impl<T: Float> Op<T> for SumOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.reshape(&self.0.kept(inputs[0])).broadcast_to(inputs[0].shape()))])
     }
     fn name(&self) -> &'static str {
@@ -228,11 +227,10 @@ impl<T: Float> Op<T> for SumToOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.broadcast_to(inputs[0].shape()))])
     }
     fn name(&self) -> &'static str {

@@ -16,12 +16,11 @@ struct PowiOp(i32);
 impl<T: Float> Op<T> for ExpOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
+        _inputs: &[&Tensor<T>],
         out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.zip_map(out, "exp", |g, o| g * o))])
     }
     fn name(&self) -> &'static str {
@@ -40,11 +39,10 @@ impl<T: Float> Op<T> for LnOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         Some(smallvec![Some(grad_out.zip_map(inputs[0], "ln", |g, x| g / x))])
     }
     fn name(&self) -> &'static str {
@@ -62,12 +60,11 @@ impl<T: Float> Op<T> for LnOp {
 impl<T: Float> Op<T> for SqrtOp {
     fn backward_values(
         &self,
-        inputs: &[&Tensor<T>],
+        _inputs: &[&Tensor<T>],
         out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let half = T::from_f64(0.5);
         Some(smallvec![Some(grad_out.zip_map(out, "sqrt", |g, o| g / o * half))])
     }
@@ -124,11 +121,10 @@ impl<T: Float> Op<T> for PowfOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let (p, pm1) = (T::from_f64(self.0), T::from_f64(self.0 - 1.0));
         Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| g * x.powf(pm1) * p))])
     }
@@ -149,11 +145,10 @@ impl<T: Float> Op<T> for PowiOp {
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
+        _out: &Tensor<T>,
         grad_out: &Tensor<T>,
-        needs: &[bool],
+        _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let _ = (&inputs, &out, &needs);
         let n = self.0;
         let nf = T::from_f64(f64::from(n));
         let d = match n {

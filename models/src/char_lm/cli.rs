@@ -1,1 +1,445 @@
-//! CLI.
+//! `pente char-lm train | sample | eval`: the command-line side of the char-lm, and its part of
+//! `pente demo`.
+//!
+//! ```text
+//! pente char-lm train --model bigram                       count-based check, OUT/char_lm_bigram.ckpt
+//! pente char-lm train --model mlp                          Bengio MLP
+//! pente char-lm train --model gpt --block 128 --n-embd 192 --n-head 6 --n-layer 6
+//! pente char-lm train --resume OUT/char_lm_gpt.ckpt        continue an interrupted run
+//! pente char-lm sample --load OUT/char_lm_gpt.ckpt --prompt "ROMEO:" --temperature 0.8 --top-k 20
+//! pente char-lm eval --load OUT/char_lm_gpt.ckpt some.txt  loss and bits per character of a file
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::bigram::{BigramConfig, CountBigram};
+use super::data::{self, Corpus};
+use super::figures;
+use super::gpt::GptConfig;
+use super::mlp::MlpConfig;
+use super::model::{CharLm, ModelConfig};
+use super::sample::{self, SampleConfig};
+use super::train::{bits, Event, TrainConfig, Trainer};
+use crate::Error;
+
+/// `pente char-lm …`.
+#[derive(Args, Debug)]
+pub struct CharLmArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CharLmCommand,
+}
+
+/// The char-lm subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CharLmCommand {
+    /// Train (or resume training) a bigram, MLP or GPT on the Shakespeare corpus.
+    Train(TrainArgs),
+    /// Generate text from a trained model, streaming it as it comes.
+    Sample(SampleArgs),
+    /// Loss and bits per character of a trained model on any text file.
+    Eval(EvalArgs),
+}
+
+/// The three models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// A learned table of next-character logits.
+    Bigram,
+    /// Bengio et al. (2003): embeddings of the last k characters, a tanh layer.
+    Mlp,
+    /// A decoder-only transformer.
+    Gpt,
+}
+
+/// `pente char-lm train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The model to train (ignored with --resume).
+    #[arg(long, value_enum, default_value = "gpt")]
+    pub model: Kind,
+    /// Total optimizer steps of the run [default: bigram 400, mlp 36000, gpt 5000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub steps: Option<u64>,
+    /// Windows per batch [default: bigram 4096, mlp 256, gpt 32].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: Option<u64>,
+    /// Peak learning rate [default: bigram 0.5, mlp 3e-3, gpt 2e-3].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warm-up steps [default: 0 for the bigram, 100 otherwise].
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// AdamW weight decay on matrices [default: 0 bigram, 0.01 mlp, 0.1 gpt].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Validate every this many steps.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub eval_every: Option<u64>,
+    /// Where to save the model with its optimizer state [default: OUT/char_lm_<model>.ckpt].
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Save every this many steps too (0: only at the end) [default: every validation].
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Continue the run saved in FILE (same configuration, same batches: the result equals an
+    /// uninterrupted run). Saves back to FILE unless --save is given.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// The text to train on [default: data/shakespeare/shakespeare.txt].
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
+    /// No unknown symbol: characters outside the training text's vocabulary are an error
+    /// (otherwise they map to �). The Shakespeare validation text holds one such character.
+    #[arg(long)]
+    pub strict_vocab: bool,
+    /// Bigram: add-α smoothing of the counts.
+    #[arg(long, default_value_t = 1.0)]
+    pub smoothing: f64,
+    /// MLP: characters of context.
+    #[arg(long, default_value_t = 8)]
+    pub context: usize,
+    /// MLP: hidden units.
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    /// Embedding size [default: mlp 24, gpt 128].
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+    /// GPT: context length.
+    #[arg(long, default_value_t = 64)]
+    pub block: usize,
+    /// GPT: attention heads.
+    #[arg(long, default_value_t = 4)]
+    pub n_head: usize,
+    /// GPT: transformer blocks.
+    #[arg(long, default_value_t = 4)]
+    pub n_layer: usize,
+    /// GPT: dropout.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Characters of sample to print after training.
+    #[arg(long, default_value_t = 300)]
+    pub sample_len: usize,
+}
+
+/// `pente char-lm sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A model saved by `pente char-lm train`.
+    #[arg(long, value_name = "FILE")]
+    pub load: PathBuf,
+    /// Text to continue.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(..=10_000_000))]
+    pub len: u64,
+    /// Softmax temperature (0: always the most likely character).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Sample among the k most likely characters only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+}
+
+/// `pente char-lm eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A model saved by `pente char-lm train`.
+    #[arg(long, value_name = "FILE")]
+    pub load: PathBuf,
+    /// The text to score.
+    pub text_file: PathBuf,
+}
+
+impl TrainArgs {
+    fn model_config(&self) -> Result<ModelConfig, Error> {
+        Ok(match self.model {
+            Kind::Bigram => ModelConfig::Bigram(BigramConfig { smoothing: self.smoothing }),
+            Kind::Mlp => ModelConfig::Mlp(MlpConfig {
+                context: self.context,
+                n_embd: self.n_embd.unwrap_or(24),
+                hidden: self.hidden,
+            }),
+            Kind::Gpt => ModelConfig::Gpt(GptConfig {
+                block_size: self.block,
+                n_embd: self.n_embd.unwrap_or(128),
+                n_head: self.n_head,
+                n_layer: self.n_layer,
+                dropout: self.dropout,
+            }),
+        })
+    }
+
+    fn train_config(&self, model: &ModelConfig, seed: u64) -> TrainConfig {
+        let d = TrainConfig::for_model(model);
+        TrainConfig {
+            steps: self.steps.unwrap_or(d.steps),
+            batch_size: self.batch_size.map_or(d.batch_size, |b| b as usize),
+            learning_rate: self.lr.unwrap_or(d.learning_rate),
+            warmup_steps: self.warmup.unwrap_or(d.warmup_steps),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            eval_every: self.eval_every.unwrap_or(d.eval_every),
+            seed,
+            ..d
+        }
+    }
+}
+
+/// Asks glibc's allocator to keep freed memory instead of returning it to the kernel.
+///
+/// NOTE: the tape allocates a fresh buffer for every op's output and frees it when the tape is
+/// reset. With glibc's defaults, blocks of a few MB are mapped and unmapped (or trimmed) each
+/// time, and the kernel zeroes every page again: measured with `perf record -g`, page faults
+/// took over half the time of a forward-only validation pass of the GPT (sys 6.2 s of 11.8 s;
+/// 0.4 s with this setting) and about 20 % of a training run. A buffer pool in `autograd` would
+/// fix it for every user; until then the char-lm commands set it here. Process-wide, harmless
+/// elsewhere (a larger resident heap), and skipped on other platforms.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_TOP_PAD: i32 = -2;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only changes the allocator's tuning parameters, under glibc's own
+        // lock; the parameter numbers and values are valid ones.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            mallopt(M_TOP_PAD, 64 << 20);
+        }
+    }
+}
+
+/// Runs a `pente char-lm` subcommand; `seed` seeds the weights, the batches and the sampling;
+/// figures and default checkpoints go to `out`.
+///
+/// # Errors
+/// Whatever the command meets: unreadable or foreign files, characters outside a strict
+/// vocabulary, invalid configurations, unwritable outputs.
+pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
+    keep_freed_memory();
+    match &args.command {
+        CharLmCommand::Train(a) => train(a, seed, out).map(|_| ()),
+        CharLmCommand::Sample(a) => {
+            let model = CharLm::load(&a.load)?;
+            let prompt = data::encode(&model.vocab, &a.prompt, Path::new("--prompt"))?;
+            let config = SampleConfig { len: a.len as usize, temperature: a.temperature, top_k: a.top_k, seed };
+            if !(a.temperature.is_finite() && a.temperature >= 0.0) {
+                return Err(Error::Config(format!("temperature must be finite and ≥ 0, got {}", a.temperature)));
+            }
+            print_sample(&model, &a.prompt, &prompt, &config);
+            Ok(())
+        }
+        CharLmCommand::Eval(a) => {
+            let model = CharLm::load(&a.load)?;
+            let text = data::read_text(&a.text_file)?;
+            let ids = data::encode(&model.vocab, &text, &a.text_file)?;
+            if ids.len() < model.config.window() {
+                return Err(Error::Config(format!(
+                    "{} holds {} characters; the {} model needs at least {}",
+                    a.text_file.display(),
+                    ids.len(),
+                    model.config.kind(),
+                    model.config.window()
+                )));
+            }
+            let loss = model.evaluate(&ids, None);
+            println!(
+                "{}: {:.4} nats per character, {:.4} bits per character ({} model, {} characters)",
+                a.text_file.display(),
+                loss,
+                bits(loss),
+                model.config.kind(),
+                ids.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Streams a sample to stdout and reports its speed on stderr.
+fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &SampleConfig) {
+    let mut stdout = std::io::stdout();
+    print!("{prompt_text}");
+    let s = sample::generate(model, prompt, config, |c| {
+        let mut buf = [0u8; 4];
+        let _ = stdout.write_all(c.encode_utf8(&mut buf).as_bytes());
+        let _ = stdout.flush();
+    });
+    println!();
+    eprintln!("({} characters at {:.0} characters/s)", s.text.chars().count(), s.chars_per_second);
+}
+
+/// Trains as `args` say and reports; returns the trainer.
+fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            let t = Trainer::resume(path)?;
+            println!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
+            t
+        }
+        None => {
+            let config = args.model_config()?;
+            let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
+            let corpus = Corpus::new(&data::read_text(&path)?, &path, !args.strict_vocab, None)?;
+            let model = CharLm::new(corpus.vocab.clone(), config, seed)?;
+            Trainer::new(model, args.train_config(&config, seed))
+        }
+    };
+    let kind = trainer.model.config.kind();
+    let save =
+        args.save.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| out.join(format!("char_lm_{kind}.ckpt")));
+    trainer.save = Some((save.clone(), args.save_every.unwrap_or(trainer.config.eval_every)));
+    let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
+    let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;
+    report_and_train(&mut trainer, &corpus, kind)?;
+    println!("wrote {}", save.display());
+
+    let val = trainer.model.evaluate(&corpus.val, None);
+    let tokens = trainer.config.steps * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
+    println!(
+        "{kind}: validation {val:.4} nats/char ({:.4} bits/char) over every full-length window; \
+         {} steps, {:.1} s of training, {:.0} training tokens/s",
+        bits(val),
+        trainer.step(),
+        trainer.train_seconds,
+        tokens as f64 / trainer.train_seconds.max(1e-9)
+    );
+    let reference = if let ModelConfig::Bigram(b) = trainer.model.config {
+        let exact = CountBigram::fit(&corpus.train, corpus.vocab.len(), b.smoothing).cross_entropy(&corpus.val);
+        println!(
+            "count-based bigram (add-{} smoothing): {exact:.4} nats/char; difference {:.4}",
+            b.smoothing,
+            val - exact
+        );
+        Some(exact)
+    } else {
+        None
+    };
+    let fig = out.join(format!("char_lm_{kind}_loss.svg"));
+    figures::write_loss_curves(
+        &[(kind.to_string(), &trainer.history)],
+        reference.map(|r| ("count-based bigram", r)),
+        &format!("char-lm {kind}: loss per character"),
+        &fig,
+    )?;
+    println!("wrote {}", fig.display());
+    if matches!(trainer.model.config, ModelConfig::Gpt(_)) {
+        let fig = out.join("char_lm_gpt_attention.svg");
+        figures::write_attention(&trainer.model, &attention_line(&trainer.model), last_layer(&trainer.model), &fig)?;
+        println!("wrote {}", fig.display());
+    }
+    if args.sample_len > 0 {
+        println!("\nsample (temperature 0.8, seed {seed}):");
+        let config = SampleConfig { len: args.sample_len, temperature: 0.8, top_k: None, seed };
+        print_sample(&trainer.model, "", &[], &config);
+    }
+    Ok(trainer)
+}
+
+/// The line whose attention is drawn: a speaker's line of the validation text, cut to the block.
+fn attention_line(model: &CharLm) -> String {
+    let n = model.config.context_len().min(40);
+    "ROMEO:\nBut, soft! what light through yonder window breaks?"
+        .chars()
+        .filter(|c| model.vocab.id(*c).is_some())
+        .take(n)
+        .collect()
+}
+
+fn last_layer(model: &CharLm) -> usize {
+    match &model.net {
+        super::model::Net::Gpt(g) => g.blocks.len().saturating_sub(1),
+        _ => 0,
+    }
+}
+
+/// Runs the trainer with a progress bar (loss, tokens/s, last validation), printing each
+/// validation as a line.
+fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Result<(), Error> {
+    let bar = crate::progress_bar(trainer.config.steps, label);
+    bar.set_position(trainer.step());
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix:>6} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_string());
+    let params = trainer.model.store.num_params();
+    let line = format!(
+        "{label}: {params} parameters, vocabulary {}, {} steps of {} windows",
+        trainer.model.vocab.len(),
+        trainer.config.steps,
+        trainer.config.batch_size
+    );
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+    let mut last_val = f64::NAN;
+    let mut last_tps = 0.0;
+    trainer.run(corpus, None, &mut |e| match e {
+        Event::Step { step, loss, tokens_per_second } => {
+            last_tps = tokens_per_second;
+            bar.set_position(step);
+            bar.set_message(format!("loss {loss:.3}  val {last_val:.3}  {tokens_per_second:.0} tok/s"));
+        }
+        Event::Validation { step, loss } => {
+            last_val = loss;
+            let line =
+                format!("step {step:>7}: validation {loss:.4} nats/char ({:.3} bits), {last_tps:.0} tok/s", bits(loss));
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        Event::Saved { .. } => {}
+    })?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The char-lm part of `pente demo`: the bigram against its count-based value, then a small
+/// GPT trained briefly, and a printed sample. Writes the loss figures and checkpoints to `out`.
+///
+/// # Errors
+/// As `pente char-lm train`.
+pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
+    keep_freed_memory();
+    let common = |model: Kind, steps: u64| TrainArgs {
+        model,
+        steps: Some(steps),
+        batch_size: None,
+        lr: None,
+        warmup: None,
+        weight_decay: None,
+        eval_every: Some(steps / 4),
+        save: None,
+        save_every: Some(0),
+        resume: None,
+        corpus: None,
+        strict_vocab: false,
+        smoothing: 1.0,
+        context: 8,
+        hidden: 512,
+        n_embd: Some(64),
+        block: 32,
+        n_head: 4,
+        n_layer: 2,
+        dropout: 0.0,
+        sample_len: 0,
+    };
+    train(&common(Kind::Bigram, 400), seed, out)?;
+    let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };
+    train(&args, seed, out)?;
+    Ok(())
+}

@@ -149,7 +149,11 @@ mod tests {
     #[test]
     fn logits_do_not_depend_on_the_future() {
         let mut store = ParamStore::<f32>::with_seed(1);
-        let gpt = Gpt::new(store.root(), 10, GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 2, ..Default::default() });
+        let gpt = Gpt::new(
+            store.root(),
+            10,
+            GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 2, ..Default::default() },
+        );
         let a = gpt.logits(&store, &[1, 2, 3, 4, 5]);
         let b = gpt.logits(&store, &[1, 2, 3, 9, 0]);
         assert_eq!(a.data()[..30], b.data()[..30]); // the first three positions agree exactly

@@ -230,7 +230,7 @@ impl CharLm {
     pub fn nll(&self, data: &[usize], starts: &[usize]) -> (f64, usize) {
         let w = self.config.window();
         let chunk = match self.config {
-            ModelConfig::Gpt(c) => (8192 / c.block_size).max(1),
+            ModelConfig::Gpt(c) => (2048 / c.block_size).max(1),
             _ => 8192,
         };
         let mut tape = Tape::<f32>::new();

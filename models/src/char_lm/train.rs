@@ -72,14 +72,14 @@ impl TrainConfig {
             ModelConfig::Bigram(_) => TrainConfig {
                 steps: 400,
                 batch_size: 4096,
-                learning_rate: 0.2,
+                learning_rate: 0.5,
                 min_lr_fraction: 0.0,
-                eval_every: 100,
+                eval_every: 25,
                 eval_windows: 0,
                 ..base
             },
             ModelConfig::Mlp(_) => TrainConfig {
-                steps: 12_000,
+                steps: 36_000,
                 batch_size: 256,
                 learning_rate: 3e-3,
                 min_lr_fraction: 0.05,
@@ -341,7 +341,7 @@ impl Trainer {
         }
         let until = until.unwrap_or(self.config.steps).min(self.config.steps);
         let tokens_per_step = (self.config.batch_size * self.model.config.targets_per_window()) as f64;
-        let (session_start, mut session_steps) = (Instant::now(), 0u64);
+        let mut session_steps = 0u64;
         let mut step_seconds = 0.0;
         while self.step() < until {
             let t0 = Instant::now();
@@ -364,7 +364,6 @@ impl Trainer {
                 }
             }
         }
-        let _ = session_start;
         if let Some((path, _)) = &self.save {
             self.save_to(path)?;
             observe(Event::Saved { step: self.step() });
@@ -485,8 +484,11 @@ mod tests {
     fn tempfile_dir() -> PathBuf {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("pente-char-lm-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "pente-char-lm-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }

@@ -9,9 +9,9 @@
 //! ```
 //! use models::char_lm::vocab::Vocab;
 //! let v = Vocab::from_text("to be", true);
-//! assert_eq!(v.len(), 5); // ' ', 'b', 'e', 'o', 't' and the unknown symbol
-//! assert_eq!(v.decode(&v.encode("be").unwrap()), "be");
-//! assert_eq!(v.decode(&v.encode("bx").unwrap()), "b\u{FFFD}");
+//! assert_eq!(v.len(), 6); // ' ', 'b', 'e', 'o', 't' and the unknown symbol
+//! assert_eq!(v.decode(&v.encode("be").expect("known")), "be");
+//! assert_eq!(v.decode(&v.encode("bx").expect("x maps to �")), "b\u{FFFD}");
 //! assert!(Vocab::from_text("to be", false).encode("bx").is_err());
 //! ```
 

@@ -6,6 +6,7 @@
 //! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
 //! pente figures                    activation functions, a loss surface, a network learning
 //! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
+//! pente char-lm train|sample|eval  character-level language model on Shakespeare
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds
 //! pente demo                       all of the above, quickly, into OUT
 //! ```
@@ -44,6 +45,9 @@ enum Command {
     Attractor(AttractorArgs),
     /// Draw the training pictures: activations, a loss surface, a network learning a function.
     Figures(FiguresArgs),
+    /// Train, sample and evaluate the character-level language models (bigram, MLP, GPT) on
+    /// Shakespeare.
+    CharLm(models::char_lm::cli::CharLmArgs),
     /// Show what a checkpoint or safetensors file holds: format, metadata, tensors and their
     /// statistics.
     Inspect {
@@ -163,6 +167,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
             run_figures(&config, &cli.out)
         }
         Command::Digits(args) => models::digits::cli::run(args, cli.seed, &cli.out),
+        Command::CharLm(args) => models::char_lm::cli::run(args, cli.seed, &cli.out),
         Command::Inspect { file } => {
             print!("{}", inspect::inspect(file)?);
             Ok(())
@@ -179,6 +184,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
             run_figures(&FiguresConfig { seed: cli.seed, ..Default::default() }, &cli.out)?;
             println!("\n== digits (the MLP for 150 steps, a third of an epoch)");
             models::digits::cli::demo(cli.seed, &cli.out, 150)?;
+            println!("\n== char-lm");
+            models::char_lm::cli::demo(cli.seed, &cli.out)?;
             println!("\n== inspect {}", weights.display());
             print!("{}", inspect::inspect(&weights)?);
             println!("\ndemo done in {:.1} s; everything is in {}", start.elapsed().as_secs_f64(), cli.out.display());

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod attractor;
+pub mod bench;
 pub mod char_lm;
 pub mod curve_fit;
 pub mod digits;

@@ -1,5 +1,4 @@
-//! The scalar-mlp workload of DESIGN.md, shared by `benches/workloads.rs` and
-//! `tests/scalar_mlp.rs`: an MLP 2→16→16→1 built from 0-d tensors (one node per scalar
+//! The scalar-mlp workload of DESIGN.md: an MLP 2→16→16→1 built from 0-d tensors (one node per scalar
 //! operation, as in micrograd), tanh hidden layers, mean squared error over 100 fixed points,
 //! full-batch SGD. Points and initial weights come from the 64-bit LCG of
 //! `bench/reference/workload_data.py`, drawn in the same order, so the losses match.
@@ -10,6 +9,7 @@ use autograd::{Tape, Var};
 pub struct Lcg(pub u64);
 
 impl Lcg {
+    /// The next float in [0, 1): the top 53 bits of the next state.
     pub fn next(&mut self) -> f64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
@@ -19,7 +19,10 @@ impl Lcg {
 /// Per layer: (weights, one row of `n_in` per neuron; biases).
 pub type Layers = Vec<(Vec<Vec<f64>>, Vec<f64>)>;
 
-pub fn scalar_problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
+/// The 100 points, their ±1 labels, and the initial weights, drawn as the reference does:
+/// points from `Lcg(42)`, weights from `Lcg(7)` layer by layer, neuron by neuron, weights then
+/// bias, all uniform in [-1, 1).
+pub fn problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
     let mut g = Lcg(42);
     let (mut xs, mut ys) = (vec![], vec![]);
     for _ in 0..100 {
@@ -46,7 +49,7 @@ pub fn scalar_problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
 }
 
 /// One full-batch SGD step on the scalar graph; returns the loss before the update.
-pub fn scalar_step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut Layers, lr: f64) -> f64 {
+pub fn step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut Layers, lr: f64) -> f64 {
     tape.reset();
     let tape = &*tape;
     let lifted: Vec<(Vec<Vec<Var<'_, f64>>>, Vec<Var<'_, f64>>)> = params

@@ -1,0 +1,321 @@
+//! The standard workloads of DESIGN.md, measured: what `pente bench` runs.
+//!
+//! | workload | what is timed | figure |
+//! | --- | --- | --- |
+//! | gemm | `C = A·B`, f32, square, n = 128…1024, through pente's `matmul` and through the `gemm` crate directly, trials alternating, best of 10 | GFLOP/s (2n³/t) |
+//! | mlp-mnist | MLP 784→512→256→10 (ReLU), mean cross-entropy, Adam 1e-3, batch 64 and 512, 16 random batches cycled, 20 warm-up then 200 timed steps | samples/s |
+//! | char-gpt | the small GPT of [`crate::char_lm`] (809,856 parameters), AdamW 1e-3 with weight decay 0.1 on matrices, batch 12 × 64 random tokens, 10 warm-up then 50 timed steps | tokens/s |
+//! | scalar-mlp | [`scalar_mlp`]: an MLP 2→16→16→1 of 0-d tensors (one node per scalar op), 100 points, full-batch SGD, 2 warm-up then 50 timed steps | steps/s |
+//!
+//! Each measurement is one [`Measurement`], printed as a JSON object by `pente bench --json`.
+//! Figures from a shared machine are noisy: compare ratios measured in one run.
+
+pub mod scalar_mlp;
+
+use std::fmt;
+use std::time::Instant;
+
+use autograd::{Rng, SeedableRng, Tape, Tensor};
+use nn::{loss, Activation, Adam, AdamConfig, AdamW, DecayOn, Mlp, Optimizer, ParamStore};
+use rand::Rng as _;
+
+use crate::char_lm::gpt::{Gpt, GptConfig};
+
+/// One of the standard workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Square f32 matrix products.
+    Gemm,
+    /// MLP training steps on MNIST-shaped random data.
+    MlpMnist,
+    /// Small-GPT training steps on random tokens.
+    CharGpt,
+    /// A scalar graph (micrograd's style) trained by SGD.
+    ScalarMlp,
+}
+
+impl Workload {
+    /// All four, in DESIGN.md's order.
+    pub const ALL: [Workload; 4] = [Workload::Gemm, Workload::MlpMnist, Workload::CharGpt, Workload::ScalarMlp];
+
+    /// The workload's name as DESIGN.md and the reference scripts spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Gemm => "gemm",
+            Workload::MlpMnist => "mlp-mnist",
+            Workload::CharGpt => "char-gpt",
+            Workload::ScalarMlp => "scalar-mlp",
+        }
+    }
+
+    /// Parses a name as printed by [`Workload::name`].
+    pub fn parse(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// Runs the workload and returns its measurements.
+    pub fn run(self) -> Vec<Measurement> {
+        match self {
+            Workload::Gemm => gemm(),
+            Workload::MlpMnist => [64, 512].into_iter().map(mlp_mnist).collect(),
+            Workload::CharGpt => vec![char_gpt()],
+            Workload::ScalarMlp => vec![scalar(50)],
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// The workload's name.
+    pub workload: &'static str,
+    /// What was measured: `pente`, or a reference run in the same process (`gemm-crate`).
+    pub implementation: &'static str,
+    /// The size or batch (`n=1024`, `batch=64`).
+    pub size: String,
+    /// The figure's unit (`gflops`, `samples_per_s`, `tokens_per_s`, `steps_per_s`).
+    pub figure: &'static str,
+    /// Its value.
+    pub value: f64,
+    /// Timed steps or trials.
+    pub steps: usize,
+    /// Seconds the timed part took (for gemm, the best trial).
+    pub seconds: f64,
+    /// A workload-specific check (the loss after the timed steps, for training workloads).
+    pub check: Option<f64>,
+}
+
+impl Measurement {
+    /// The measurement as one JSON object (with pente's version and the thread count).
+    pub fn to_json(&self) -> String {
+        let check = self.check.map_or("null".to_string(), |c| format!("{c:.12}"));
+        format!(
+            "{{\"workload\": \"{}\", \"impl\": \"{}\", \"size\": \"{}\", \"figure\": \"{}\", \"value\": {:.3}, \
+             \"steps\": {}, \"seconds\": {:.6}, \"check\": {check}, \"pente\": \"{}\", \"threads\": {}}}",
+            self.workload,
+            self.implementation,
+            self.size,
+            self.figure,
+            self.value,
+            self.steps,
+            self.seconds,
+            env!("CARGO_PKG_VERSION"),
+            rayon::current_num_threads()
+        )
+    }
+}
+
+impl fmt::Display for Measurement {
+    /// One row of the readable table.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<11} {:<11} {:<11} {:>12.1} {:<13} {:>5} steps {:>9.3} s",
+            self.workload, self.implementation, self.size, self.value, self.figure, self.steps, self.seconds
+        )
+    }
+}
+
+fn time(f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_secs_f64()
+}
+
+fn gemm() -> Vec<Measurement> {
+    let mut rng = Rng::seed_from_u64(0);
+    let mut out = vec![];
+    for n in [128usize, 256, 512, 1024] {
+        let a = Tensor::<f32>::rand_uniform(&[n, n], -1.0, 1.0, &mut rng);
+        let b = Tensor::<f32>::rand_uniform(&[n, n], -1.0, 1.0, &mut rng);
+        let mut c = vec![0f32; n * n];
+        // Trials alternate between the two, so that load from elsewhere hits both alike.
+        let (mut pente, mut direct) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..10 {
+            pente = pente.min(time(|| {
+                let tape = Tape::new();
+                let product = tape.constant(a.clone()).matmul(tape.constant(b.clone()));
+                std::hint::black_box(product.value());
+            }));
+            direct = direct.min(time(|| gemm_crate(n, a.data(), b.data(), &mut c)));
+        }
+        for (implementation, seconds) in [("pente", pente), ("gemm-crate", direct)] {
+            out.push(Measurement {
+                workload: "gemm",
+                implementation,
+                size: format!("n={n}"),
+                figure: "gflops",
+                value: 2.0 * (n as f64).powi(3) / seconds / 1e9,
+                steps: 10,
+                seconds,
+                check: None,
+            });
+        }
+    }
+    out
+}
+
+/// `c = a·b` for n×n row-major matrices, straight through the `gemm` crate: the reference that
+/// pente's `matmul` is measured against.
+fn gemm_crate(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n, "gemm_crate: buffers are not n×n");
+    // SAFETY: the three buffers hold exactly n·n elements (asserted above); with column stride
+    // 1 and row stride n, gemm reads and writes elements (i·n + j) for i, j < n only, and `c`
+    // is a distinct, exclusively borrowed buffer.
+    unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            n as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        )
+    };
+    std::hint::black_box(c);
+}
+
+/// Runs `warmup + steps` training steps; returns (seconds of the timed steps, last loss).
+fn timed_steps(warmup: usize, steps: usize, mut step: impl FnMut(usize) -> f32) -> (f64, f32) {
+    for i in 0..warmup {
+        step(i);
+    }
+    let start = Instant::now();
+    let mut last = 0.0;
+    for i in 0..steps {
+        last = step(warmup + i);
+    }
+    (start.elapsed().as_secs_f64(), last)
+}
+
+fn mlp_mnist(batch: usize) -> Measurement {
+    let mut store = ParamStore::<f32>::with_seed(0);
+    let mlp = Mlp::new(store.scope("mlp"), &[784, 512, 256, 10], Activation::Relu);
+    let mut opt = Adam::new(AdamConfig { lr: 1e-3, ..Default::default() });
+    let mut rng = Rng::seed_from_u64(1);
+    let batches: Vec<(Tensor<f32>, Vec<usize>)> = (0..16)
+        .map(|_| {
+            let x = Tensor::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
+            (x, (0..batch).map(|_| rng.gen_range(0..10)).collect())
+        })
+        .collect();
+    let (warmup, steps) = (20, 200);
+    let (seconds, last) = timed_steps(warmup, steps, |i| {
+        let (x, y) = &batches[i % batches.len()];
+        let (loss, grads) =
+            store.value_and_grad(i as u64, |p| loss::cross_entropy(mlp.forward(p, p.tape().constant(x.clone())), y));
+        opt.step(&mut store, &grads);
+        loss
+    });
+    Measurement {
+        workload: "mlp-mnist",
+        implementation: "pente",
+        size: format!("batch={batch}"),
+        figure: "samples_per_s",
+        value: (batch * steps) as f64 / seconds,
+        steps,
+        seconds,
+        check: Some(f64::from(last)),
+    }
+}
+
+fn char_gpt() -> Measurement {
+    const VOCAB: usize = 65;
+    const BATCH: usize = 12;
+    let config = GptConfig::default();
+    let block = config.block_size;
+    let mut store = ParamStore::<f32>::with_seed(0);
+    let gpt = Gpt::new(store.scope("gpt"), VOCAB, config);
+    let mut opt =
+        AdamW::new(AdamConfig { lr: 1e-3, weight_decay: 0.1, decay_on: DecayOn::Matrices, ..Default::default() });
+    let mut rng = Rng::seed_from_u64(1);
+    let (warmup, steps) = (10, 50);
+    let (seconds, last) = timed_steps(warmup, steps, |i| {
+        // Random tokens: each row is block + 1 ids, inputs the first block, targets the last.
+        let rows: Vec<Vec<usize>> =
+            (0..BATCH).map(|_| (0..=block).map(|_| rng.gen_range(0..VOCAB)).collect()).collect();
+        let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
+        let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
+        let (loss, grads) =
+            store.value_and_grad(i as u64, |p| loss::cross_entropy(gpt.forward(p, &ids, BATCH, block), &targets));
+        opt.step(&mut store, &grads);
+        loss
+    });
+    Measurement {
+        workload: "char-gpt",
+        implementation: "pente",
+        size: format!("params={}", store.num_params()),
+        figure: "tokens_per_s",
+        value: (BATCH * block * steps) as f64 / seconds,
+        steps,
+        seconds,
+        check: Some(f64::from(last)),
+    }
+}
+
+/// The scalar-mlp workload with `steps` timed steps (after 2 warm-up steps); the check is the
+/// last loss, which matches the reference implementation's.
+pub fn scalar(steps: usize) -> Measurement {
+    let (xs, ys, mut params) = scalar_mlp::problem();
+    let mut tape = Tape::new();
+    for _ in 0..2 {
+        scalar_mlp::step(&mut tape, &xs, &ys, &mut params, 0.05);
+    }
+    let start = Instant::now();
+    let mut last = 0.0;
+    for _ in 0..steps {
+        last = scalar_mlp::step(&mut tape, &xs, &ys, &mut params, 0.05);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Measurement {
+        workload: "scalar-mlp",
+        implementation: "pente",
+        size: "2-16-16-1".into(),
+        figure: "steps_per_s",
+        value: steps as f64 / seconds,
+        steps,
+        seconds,
+        check: Some(last),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::parse(w.name()), Some(w));
+        }
+        assert_eq!(Workload::parse("nope"), None);
+    }
+
+    #[test]
+    fn char_gpt_has_the_design_parameter_count() {
+        let mut store = ParamStore::<f32>::with_seed(0);
+        let _gpt = Gpt::new(store.scope("gpt"), 65, GptConfig::default());
+        assert_eq!(store.num_params(), 809_856);
+    }
+
+    #[test]
+    fn measurements_print_as_json() {
+        let m = scalar(1);
+        let json = m.to_json();
+        assert!(json.starts_with("{\"workload\": \"scalar-mlp\""), "{json}");
+        assert!(m.value > 0.0 && m.check.is_some_and(f64::is_finite));
+    }
+}

@@ -10,7 +10,7 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     /// The next float in [0, 1): the top 53 bits of the next state.
-    pub fn next(&mut self) -> f64 {
+    pub fn next_f64(&mut self) -> f64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -19,6 +19,9 @@ impl Lcg {
 /// Per layer: (weights, one row of `n_in` per neuron; biases).
 pub type Layers = Vec<(Vec<Vec<f64>>, Vec<f64>)>;
 
+/// One layer lifted onto a tape: its weight rows and biases as scalar nodes.
+type LiftedLayer<'t> = (Vec<Vec<Var<'t, f64>>>, Vec<Var<'t, f64>>);
+
 /// The 100 points, their ±1 labels, and the initial weights, drawn as the reference does:
 /// points from `Lcg(42)`, weights from `Lcg(7)` layer by layer, neuron by neuron, weights then
 /// bias, all uniform in [-1, 1).
@@ -26,7 +29,7 @@ pub fn problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
     let mut g = Lcg(42);
     let (mut xs, mut ys) = (vec![], vec![]);
     for _ in 0..100 {
-        let (x0, x1) = (2.0 * g.next() - 1.0, 2.0 * g.next() - 1.0);
+        let (x0, x1) = (2.0 * g.next_f64() - 1.0, 2.0 * g.next_f64() - 1.0);
         xs.push([x0, x1]);
         ys.push(if x0 * x1 > 0.0 { 1.0 } else { -1.0 });
     }
@@ -39,8 +42,8 @@ pub fn problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
             let mut weights = vec![];
             let mut biases = vec![];
             for _ in 0..n_out {
-                weights.push((0..n_in).map(|_| 2.0 * g.next() - 1.0).collect());
-                biases.push(2.0 * g.next() - 1.0);
+                weights.push((0..n_in).map(|_| 2.0 * g.next_f64() - 1.0).collect());
+                biases.push(2.0 * g.next_f64() - 1.0);
             }
             (weights, biases)
         })
@@ -52,7 +55,7 @@ pub fn problem() -> (Vec<[f64; 2]>, Vec<f64>, Layers) {
 pub fn step(tape: &mut Tape<f64>, xs: &[[f64; 2]], ys: &[f64], params: &mut Layers, lr: f64) -> f64 {
     tape.reset();
     let tape = &*tape;
-    let lifted: Vec<(Vec<Vec<Var<'_, f64>>>, Vec<Var<'_, f64>>)> = params
+    let lifted: Vec<LiftedLayer<'_>> = params
         .iter()
         .map(|(w, b)| {
             (

@@ -18,6 +18,9 @@ use super::data::{default_data_dir, Normalization, CLASSES, PIXELS, SIDE};
 use super::train::History;
 use crate::Error;
 
+/// Images per forward pass in evaluation.
+const EVAL_CHUNK: usize = 256;
+
 /// The value of the `"model"` metadata key in a digits checkpoint.
 pub const MODEL_NAME: &str = "digits";
 
@@ -114,7 +117,7 @@ impl DigitsConfig {
             seed: 0,
             epochs: match arch {
                 Arch::Mlp => 10,
-                Arch::Cnn => 6,
+                Arch::Cnn => 5,
             },
             batch_size: 128,
             learning_rate: 1e-3,
@@ -310,13 +313,13 @@ impl DigitsModel {
     }
 
     /// Logits `(n, 10)` of the inputs `x (n, 784)` (already normalized), in evaluation mode,
-    /// computed in chunks of 1,000 images.
+    /// computed in chunks of 256 images (bounded memory for the CNN's im2col buffers).
     pub fn logits(&self, x: &Tensor<f32>) -> Tensor<f32> {
         let n = x.shape()[0];
         let mut out = Vec::with_capacity(n * CLASSES);
         let mut tape = Tape::new();
-        for start in (0..n).step_by(1000) {
-            let end = (start + 1000).min(n);
+        for start in (0..n).step_by(EVAL_CHUNK) {
+            let end = (start + EVAL_CHUNK).min(n);
             let chunk = Tensor::from_vec(x.data()[start * PIXELS..end * PIXELS].to_vec(), &[end - start, PIXELS]);
             {
                 let p = self.store.bind(&tape).eval();
@@ -452,5 +455,68 @@ impl DigitsModel {
             });
         }
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(n: usize) -> Tensor<f32> {
+        Tensor::from_vec((0..n * PIXELS).map(|i| ((i * 37) % 101) as f32 / 100.0).collect(), &[n, PIXELS])
+    }
+
+    #[test]
+    fn both_models_save_load_and_predict_the_same() {
+        let dir = std::env::temp_dir().join(format!("pente-digits-model-{}", std::process::id()));
+        for arch in [Arch::Mlp, Arch::Cnn] {
+            let config = DigitsConfig { seed: 5, ..DigitsConfig::for_arch(arch) };
+            let mut model = DigitsModel::new(&config).expect("valid");
+            model.norm = Normalization { mean: 0.13, std: 0.31 };
+            let path = dir.join(format!("{}.ckpt", arch.name()));
+            model.save(&path).expect("writable");
+            let loaded = DigitsModel::load(&path).expect("just saved");
+            assert_eq!(loaded.config, model.config);
+            assert_eq!(loaded.norm, model.norm);
+            let x = inputs(3);
+            assert_eq!(loaded.logits(&x), model.logits(&x));
+            assert_eq!(model.logits(&x).shape(), &[3, CLASSES]);
+            let p = loaded.probabilities(&x);
+            assert!(p.iter().all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+        }
+        let err = DigitsModel::load_arch(&dir.join("cnn.ckpt"), Arch::Mlp).expect_err("a CNN is not an MLP");
+        assert!(matches!(err, Error::NotAModel { .. }) && err.to_string().contains("holds a cnn"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_model_or_with_lying_metadata_is_refused() {
+        let dir = std::env::temp_dir().join(format!("pente-digits-foreign-{}", std::process::id()));
+        let path = dir.join("x.ckpt");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cnn = DigitsModel::new(&DigitsConfig::for_arch(Arch::Cnn)).expect("valid");
+        // A CNN's tensors under metadata claiming an MLP: the tensors do not fit.
+        cnn.checkpoint().with_metadata("arch", "mlp").save(&path).expect("writable");
+        assert!(matches!(DigitsModel::load(&path), Err(Error::Checkpoint(_))));
+        cnn.checkpoint().with_metadata("model", "attractor").save(&path).expect("writable");
+        assert!(matches!(DigitsModel::load(&path), Err(Error::NotAModel { .. })));
+        cnn.checkpoint().with_metadata("arch", "transformer").save(&path).expect("writable");
+        assert!(matches!(DigitsModel::load(&path), Err(Error::NotAModel { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn config_metadata_round_trips() {
+        let c = DigitsConfig {
+            arch: Arch::Cnn,
+            seed: 9,
+            shift: 2,
+            normalize: true,
+            weight_decay: 0.01,
+            ..Default::default()
+        };
+        assert_eq!(DigitsConfig::from_metadata(&c.to_metadata()).expect("parses"), c);
+        let bad = DigitsConfig { batch_size: 0, ..Default::default() };
+        assert!(bad.validate().is_err());
     }
 }

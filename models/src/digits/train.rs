@@ -348,3 +348,97 @@ pub fn save_with_optimizer(model: &DigitsModel, opt: &dyn Optimizer<f32>, path: 
     model.checkpoint().with_optimizer(opt, &model.store).save(path)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digits::data::PIXELS;
+    use crate::digits::model::{Arch, DigitsConfig};
+
+    /// Digits drawn as a bright bar whose row is the label, with noise: learnable in a few steps.
+    fn synthetic(n: usize, seed: u64) -> Digits {
+        let mut rng = Rng::seed_from_u64(seed);
+        let mut pixels = vec![0u8; n * PIXELS];
+        let labels: Vec<usize> = (0..n).map(|i| i % CLASSES).collect();
+        for (i, &l) in labels.iter().enumerate() {
+            for x in 4..24 {
+                pixels[i * PIXELS + (2 + 2 * l) * 28 + x] = 200;
+            }
+            for _ in 0..20 {
+                let at = (rand::RngCore::next_u64(&mut rng) % PIXELS as u64) as usize;
+                pixels[i * PIXELS + at] = 255;
+            }
+        }
+        Digits { pixels, labels }
+    }
+
+    fn mnist() -> Mnist {
+        Mnist { train: synthetic(300, 1), test: synthetic(60, 2), sha256: vec![] }
+    }
+
+    fn config(arch: Arch, epochs: usize) -> DigitsConfig {
+        DigitsConfig { epochs, batch_size: 32, validation: 40, shift: 1, ..DigitsConfig::for_arch(arch) }
+    }
+
+    #[test]
+    fn mlp_learns_synthetic_digits() {
+        let data = mnist();
+        let mut model = DigitsModel::new(&config(Arch::Mlp, 3)).expect("valid");
+        train(&mut model, &data, None, &ProgressBar::hidden(), &mut |_, _, _| Ok(())).expect("trains");
+        let h = &model.history;
+        assert_eq!((h.epochs.len(), h.steps), (3, 27));
+        assert!(h.epochs[2].train_loss < h.epochs[0].train_loss, "{h:?}");
+        assert!(evaluate(&model, &data.test).accuracy > 0.9);
+    }
+
+    #[test]
+    fn resumed_run_matches_the_uninterrupted_one() {
+        let data = mnist();
+        let dir = std::env::temp_dir().join(format!("pente-digits-resume-{}", std::process::id()));
+        let path = dir.join("m.ckpt");
+        let hidden = ProgressBar::hidden();
+        let mut straight = DigitsModel::new(&config(Arch::Mlp, 2)).expect("valid");
+        train(&mut straight, &data, None, &hidden, &mut |_, _, _| Ok(())).expect("trains");
+
+        // The same run, stopped (as by a crash) right after saving epoch 1.
+        let mut first = DigitsModel::new(&config(Arch::Mlp, 2)).expect("valid");
+        let stopped = train(&mut first, &data, None, &hidden, &mut |m, opt, _| {
+            save_with_optimizer(m, opt, &path)?;
+            Err(Error::Config("stopped".into()))
+        });
+        assert!(stopped.is_err());
+        let ckpt = Checkpoint::load(&path).expect("just saved");
+        let mut resumed = DigitsModel::from_checkpoint(&ckpt, &path).expect("a digits model");
+        assert_eq!(resumed.history.epochs.len(), 1);
+        train(&mut resumed, &data, Some(&ckpt), &hidden, &mut |_, _, _| Ok(())).expect("trains");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        assert_eq!(resumed.history.steps, straight.history.steps);
+        for ((_, name, a), (_, _, b)) in straight.store.iter().zip(resumed.store.iter()) {
+            assert_eq!(a, b, "{name} differs after resuming");
+        }
+    }
+
+    #[test]
+    fn history_text_round_trips() {
+        let h = History {
+            epochs: vec![EpochRecord {
+                epoch: 1,
+                train_loss: 0.25,
+                train_accuracy: 0.9,
+                val_loss: f64::NAN,
+                val_accuracy: f64::NAN,
+                seconds: 1.5,
+                samples_per_s: 1000.0,
+            }],
+            steps: 0,
+            train_s: 1.5,
+            first_hit: Some(TargetHit { step: 10, epochs: 0.5, train_s: 1.0, accuracy: 0.99 }),
+        };
+        let back = History::from_text(&h.to_text()).expect("parses");
+        assert_eq!(back.first_hit, h.first_hit);
+        assert_eq!(back.epochs[0].train_loss, 0.25);
+        assert!(back.epochs[0].val_loss.is_nan());
+        assert!(History::from_text("epoch 1 2").is_err());
+    }
+}

@@ -168,7 +168,7 @@ struct Tile {
 /// Writes tiles in a grid, each `cell` pixels wide, with a title, as SVG.
 fn write_tiles(path: &Path, title: &str, note: &str, tiles: &[Tile], cols: usize, cell: u32) -> Result<(), Error> {
     let rows = tiles.len().div_ceil(cols.max(1)) as u32;
-    let (pad, cap) = (8u32, 30u32);
+    let (pad, cap) = (12u32, 30u32);
     let width = cols as u32 * (cell + pad) + pad;
     let height = 56 + rows * (cell + cap + pad) + pad;
     let mut s = format!(
@@ -192,7 +192,7 @@ fn write_tiles(path: &Path, title: &str, note: &str, tiles: &[Tile], cols: usize
         for (k, line) in t.caption.iter().enumerate() {
             let _ = writeln!(
                 s,
-                r#"<text x="{}" y="{}" font-family="{}" font-size="11" text-anchor="middle">{line}</text>"#,
+                r#"<text x="{}" y="{}" font-family="{}" font-size="10" text-anchor="middle">{line}</text>"#,
                 x + cell / 2,
                 y + cell + 12 + 13 * k as u32,
                 plot::FONT
@@ -227,14 +227,18 @@ pub fn write_misclassified(
             Tile {
                 png: png_bytes(SIDE as u32, SIDE as u32, 1, &px),
                 caption: [
-                    format!("said {} ({:.0} %)", eval.predicted[i], 100.0 * eval.confidence[i]),
-                    format!("true {} · #{i}", test.labels[i]),
+                    format!("said {}, {:.0}%", eval.predicted[i], 100.0 * eval.confidence[i]),
+                    format!("true {}", test.labels[i]),
                 ],
             }
         })
         .collect();
-    let note = format!("{} of {} test digits wrong; the most confident mistakes first", wrong.len(), test.len());
-    write_tiles(path, title, &note, &tiles, 12, 56)
+    let note = format!(
+        "{} of {} test digits wrong; the most confident mistakes first (\"said\": the prediction and its probability)",
+        wrong.len(),
+        test.len()
+    );
+    write_tiles(path, title, &note, &tiles, 12, 64)
 }
 
 /// A diverging colour for a weight `v` scaled to `[−1, 1]`: blue negative, white zero, red

@@ -327,13 +327,16 @@ fn probe(model: &mut DigitsModel, test: &Digits, train_len: usize, train_s: f64)
 
 /// One line per epoch, as the progress is printed.
 pub fn epoch_line(r: &EpochRecord) -> String {
+    let val = if r.val_accuracy.is_nan() {
+        "no validation part".to_string()
+    } else {
+        format!("val loss {:.4}, val acc {:.2} %", r.val_loss, 100.0 * r.val_accuracy)
+    };
     format!(
-        "epoch {:>2}: train loss {:.4}, train acc {:.2} %, val loss {:.4}, val acc {:.2} %, {:.1} s, {:.0} img/s",
+        "epoch {:>2}: train loss {:.4}, train acc {:.2} %, {val}, {:.1} s, {:.0} img/s",
         r.epoch,
         r.train_loss,
         100.0 * r.train_accuracy,
-        r.val_loss,
-        100.0 * r.val_accuracy,
         r.seconds,
         r.samples_per_s
     )

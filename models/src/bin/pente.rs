@@ -160,7 +160,12 @@ fn main() -> ExitCode {
 /// mapping fresh zeroed pages for every block above 32 MiB and returning them on free. The
 /// CNN's im2col buffers (85 MB per step) otherwise spend a third of the training time in page
 /// faults (measured with `perf`: `exc_page_fault`, `clear_page_erms`, memcg charging); with
-/// this, the same steps run 1.5× faster. Freed memory then stays with the process until exit.
+/// this, the same steps run 1.5× faster; a forward-only validation of the char-lm GPT spent 6.2 s
+/// of 11.8 s in the kernel without it, 0.4 s with it. Freed memory then stays with the process
+/// until exit.
+///
+/// NOTE: this treats a symptom: every op allocates a fresh output buffer. A size-keyed buffer pool
+/// in `autograd` would fix it for every user of the library, not only for this binary.
 fn keep_large_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -189,34 +189,6 @@ impl TrainArgs {
     }
 }
 
-/// Asks glibc's allocator to keep freed memory instead of returning it to the kernel.
-///
-/// NOTE: the tape allocates a fresh buffer for every op's output and frees it when the tape is
-/// reset. With glibc's defaults, blocks of a few MB are mapped and unmapped (or trimmed) each
-/// time, and the kernel zeroes every page again: measured with `perf record -g`, page faults
-/// took over half the time of a forward-only validation pass of the GPT (sys 6.2 s of 11.8 s;
-/// 0.4 s with this setting) and about 20 % of a training run. A buffer pool in `autograd` would
-/// fix it for every user; until then the char-lm commands set it here. Process-wide, harmless
-/// elsewhere (a larger resident heap), and skipped on other platforms.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_TOP_PAD: i32 = -2;
-        const M_MMAP_THRESHOLD: i32 = -3;
-        // SAFETY: mallopt only changes the allocator's tuning parameters, under glibc's own
-        // lock; the parameter numbers and values are valid ones.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-            mallopt(M_TRIM_THRESHOLD, i32::MAX);
-            mallopt(M_TOP_PAD, 64 << 20);
-        }
-    }
-}
-
 /// Runs a `pente char-lm` subcommand; `seed` seeds the weights, the batches and the sampling;
 /// figures and default checkpoints go to `out`.
 ///
@@ -224,7 +196,6 @@ pub fn keep_freed_memory() {
 /// Whatever the command meets: unreadable or foreign files, characters outside a strict
 /// vocabulary, invalid configurations, unwritable outputs.
 pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
-    keep_freed_memory();
     match &args.command {
         CharLmCommand::Train(a) => train(a, seed, out).map(|_| ()),
         CharLmCommand::Sample(a) => {
@@ -414,7 +385,6 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
 /// # Errors
 /// As `pente char-lm train`.
 pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
-    keep_freed_memory();
     let common = |model: Kind, steps: u64| TrainArgs {
         model,
         steps: Some(steps),

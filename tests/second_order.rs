@@ -9,12 +9,7 @@ fn f<'t>(w: Var<'t, f64>, x: Var<'t, f64>) -> Var<'t, f64> {
 
 #[test]
 fn hessian_vector_product_matches_finite_differences() {
-    let x = Tensor::from_vec(
-        vec![
-            0.5, -1.0, 0.3, 1.2, 0.8, -0.4, -0.7, 0.2, 0.9, 0.1, 0.0, -0.6,
-        ],
-        &[4, 3],
-    );
+    let x = Tensor::from_vec(vec![0.5, -1.0, 0.3, 1.2, 0.8, -0.4, -0.7, 0.2, 0.9, 0.1, 0.0, -0.6], &[4, 3]);
     let w = Tensor::from_vec(vec![0.3, -0.2, 0.6], &[3, 1]);
     let v = Tensor::from_vec(vec![1.0, 0.5, -1.5], &[3, 1]);
 
@@ -26,25 +21,14 @@ fn hessian_vector_product_matches_finite_differences() {
     let eps = 1e-5;
     let grad_at = |s: f64| {
         let t = Tape::new();
-        let shifted = Tensor::from_vec(
-            w.data()
-                .iter()
-                .zip(v.data())
-                .map(|(a, b)| a + s * b)
-                .collect(),
-            w.shape(),
-        );
+        let shifted = Tensor::from_vec(w.data().iter().zip(v.data()).map(|(a, b)| a + s * b).collect(), w.shape());
         let wv = t.var(shifted);
         f(wv, t.constant(x.clone())).backward()[wv].clone()
     };
     let (plus, minus) = (grad_at(eps), grad_at(-eps));
     for i in 0..3 {
         let numeric = (plus.data()[i] - minus.data()[i]) / (2.0 * eps);
-        assert!(
-            (hv.data()[i] - numeric).abs() < 1e-7,
-            "H·v[{i}]: {} vs {numeric}",
-            hv.data()[i]
-        );
+        assert!((hv.data()[i] - numeric).abs() < 1e-7, "H·v[{i}]: {} vs {numeric}", hv.data()[i]);
     }
 }
 
@@ -68,11 +52,7 @@ fn gradient_hook_replacement_and_detach_stop_as_documented() {
     let c = a * 3.0;
     c.register_hook(|g| Some(g.map(|_| 0.0)));
     let grads = (c * c + a).backward();
-    assert_eq!(
-        grads[a].item(),
-        1.0,
-        "the zeroed path through c contributes nothing"
-    );
+    assert_eq!(grads[a].item(), 1.0, "the zeroed path through c contributes nothing");
 }
 
 #[test]
@@ -92,10 +72,7 @@ fn anomaly_mode_names_op_and_line() {
     let x = tape.var(Tensor::from_vec(vec![1.0, -1.0], &[2]));
     let line = line!() + 1;
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| x.sqrt())).unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .expect("a formatted message")
-        .clone();
+    let msg = err.downcast_ref::<String>().expect("a formatted message").clone();
     assert!(msg.contains("`sqrt`"), "{msg}");
     assert!(msg.contains(&format!("second_order.rs:{line}")), "{msg}");
 }
@@ -107,14 +84,8 @@ fn anomaly_mode_catches_non_finite_gradients() {
     let x = tape.var(0.0);
     let y = x.sqrt(); // finite value 0, infinite derivative
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.backward())).unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .expect("a formatted message")
-        .clone();
-    assert!(
-        msg.contains("backward of `sqrt`") && msg.contains("non-finite gradient"),
-        "{msg}"
-    );
+    let msg = err.downcast_ref::<String>().expect("a formatted message").clone();
+    assert!(msg.contains("backward of `sqrt`") && msg.contains("non-finite gradient"), "{msg}");
 }
 
 #[test]
@@ -124,13 +95,7 @@ fn shape_mismatch_panics_with_op_shapes_and_caller() {
     let b = tape.var(Tensor::zeros(&[4]));
     let line = line!() + 1;
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a + b)).unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .expect("a formatted message")
-        .clone();
-    assert!(
-        msg.starts_with("add: shapes [2, 3] and [4] do not broadcast"),
-        "{msg}"
-    );
+    let msg = err.downcast_ref::<String>().expect("a formatted message").clone();
+    assert!(msg.starts_with("add: shapes [2, 3] and [4] do not broadcast"), "{msg}");
     assert!(msg.contains(&format!("second_order.rs:{line}")), "{msg}");
 }

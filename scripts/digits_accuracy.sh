@@ -20,7 +20,7 @@ esac
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet -p pente-models --bin pente
-./target/release/pente --seed 0 --out "$out" digits train --model "$model" --no-figures | tee "$out/log"
+"${CARGO_TARGET_DIR:-target}/release/pente" --seed 0 --out "$out" digits train --model "$model" --no-figures | tee "$out/log"
 acc="$(grep -o '"test_acc": [0-9.]*' "$out/log" | tail -1 | awk '{print $2}')"
 if [ -z "$acc" ]; then
   echo "digits $model: no test accuracy in the output" >&2

@@ -17,7 +17,7 @@ mkdir -p out
 cargo build --release --quiet -p pente-models --bin pente
 "$python" ../shared/peers/mnist_torch.py --model "$model" --data data/mnist --epochs "$epochs" \
   | tee "out/digits_speed_$model.torch.jsonl"
-./target/release/pente --out out digits train --model "$model" --epochs "$epochs" --validation 0 --constant-lr \
+"${CARGO_TARGET_DIR:-target}/release/pente" --out out digits train --model "$model" --epochs "$epochs" --validation 0 --constant-lr \
   --eval-every 100 --save "out/digits_speed_$model.ckpt" --no-figures | tee "out/digits_speed_$model.pente.jsonl"
-./target/release/pente --out out digits speed --pente "out/digits_speed_$model.pente.jsonl" \
+"${CARGO_TARGET_DIR:-target}/release/pente" --out out digits speed --pente "out/digits_speed_$model.pente.jsonl" \
   --torch "out/digits_speed_$model.torch.jsonl" --figure "docs/figures/digits_speed_$model.svg"

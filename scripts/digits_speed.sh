@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-mlp}"
 python="${2:-python3}"
-epochs=$([ "$model" = mlp ] && echo 10 || echo 5)
+epochs=6  # PyTorch reaches 98 % (MLP) after about 4.3 epochs and 99 % (CNN) after about 4.9
 mkdir -p out
 cargo build --release --quiet -p pente-models --bin pente
 "$python" ../shared/peers/mnist_torch.py --model "$model" --data data/mnist --epochs "$epochs" \

@@ -68,7 +68,7 @@ pub struct TrainArgs {
     /// the one in the --resume file].
     #[arg(long, value_parser = ["mlp", "cnn"])]
     pub model: Option<String>,
-    /// Passes over the training images [default: 10 for the MLP, 5 for the CNN].
+    /// Passes over the training images [default: 10 for both].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub epochs: Option<u32>,
     /// Images per batch.

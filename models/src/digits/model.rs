@@ -117,7 +117,7 @@ impl DigitsConfig {
             seed: 0,
             epochs: match arch {
                 Arch::Mlp => 10,
-                Arch::Cnn => 5,
+                Arch::Cnn => 10,
             },
             batch_size: 128,
             learning_rate: 1e-3,

@@ -30,7 +30,7 @@ use autograd::{SeedableRng, Tape, Var};
 use plotters::prelude::*;
 use rand_distr::{Distribution, Normal};
 
-use crate::plot::{self, font, px, pxi, PALETTE};
+use crate::plot::{self, draw_legend, font, px, pxi, PALETTE};
 use crate::Error;
 
 /// The tower of Pisa's height on its low side, in metres.
@@ -523,15 +523,7 @@ impl CurveFitReport {
                     Circle::new((x, p.quadratic), px(6), quad_col.stroke_width(px(2))),
                 ])?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .margin(px(10))
-                .legend_area_size(px(30))
-                .label_font(font(13.0))
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 13.0)?;
 
             // Below: each fit minus the truth, in milliseconds.
             let err_ms = |f: &Fit, x: f64| 1000.0 * (f.predict(x) - truth(x));

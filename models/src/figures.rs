@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use autograd::{SeedableRng, Tape, Tensor, Var};
 use plotters::prelude::*;
 
-use crate::plot::{self, font, px, pxi, Grid, PALETTE};
+use crate::plot::{self, draw_legend, font, px, pxi, Grid, PALETTE};
 use crate::Error;
 
 /// The knobs of the training pictures.
@@ -111,15 +111,7 @@ pub fn write_activations(path: &Path) -> Result<(), Error> {
                     .label(*name)
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .margin(px(10))
-                .legend_area_size(px(30))
-                .label_font(font(13.0))
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13.0)?;
         }
         Ok(())
     })
@@ -428,15 +420,7 @@ pub fn write_fit_snapshots(snap: &FitSnapshots, path: &Path) -> Result<(), Error
                         .label(format!("step {step}"))
                         .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .margin(px(10))
-                    .legend_area_size(px(30))
-                    .label_font(font(12.0))
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(RGBColor(180, 180, 180))
-                    .draw()?;
+                draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 12.0)?;
             }
         }
         Ok(())

@@ -27,6 +27,21 @@ pub const FONT: &str = "sans-serif";
 /// the drawing code go through [`px`], [`pxi`] and [`font`], which apply it.
 pub const SCALE: u32 = 2;
 
+/// Draws the legend of the series labelled so far, in the style every figure shares: a
+/// translucent white box with a grey border at `position`, labels at `font_size`.
+pub fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition, font_size: f64) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(px(10))
+        .legend_area_size(px(30))
+        .label_font(font(font_size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    Ok(())
+}
+
 /// A length of `v` displayed pixels, in drawing units.
 pub fn px(v: u32) -> u32 {
     v * SCALE

@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::kv_cache::KvCache;
 use super::model::{CharLm, Net};
 use super::train::History;
-use crate::plot::{self, font, px, pxi, Grid, PALETTE};
+use crate::plot::{self, draw_legend, font, px, pxi, Grid, PALETTE};
 use crate::Error;
 
 /// Draws the training and validation losses of one or more runs against the step: each run is
@@ -71,15 +71,7 @@ pub fn write_loss_curves(
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
             chart.draw_series(val.iter().map(|&p| Circle::new(p, px(2), col.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .margin(px(10))
-            .legend_area_size(px(30))
-            .label_font(font(13.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 13.0)?;
         Ok(())
     })
 }

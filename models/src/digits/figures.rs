@@ -15,7 +15,7 @@ use super::data::{Digits, CLASSES, SIDE};
 use super::image::png_bytes;
 use super::model::DigitsModel;
 use super::train::{Evaluation, History};
-use crate::plot::{self, font, px, pxi, PALETTE};
+use crate::plot::{self, draw_legend, font, px, pxi, PALETTE};
 use crate::Error;
 
 /// A named, coloured line of a chart.
@@ -73,15 +73,11 @@ pub fn write_curves(history: &History, title: &str, path: &Path) -> Result<(), E
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + pxi(22), y)], col.stroke_width(px(2))));
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, px(3), col.filled())))?;
             }
-            chart
-                .configure_series_labels()
-                .position(if k == 0 { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })
-                .margin(px(10))
-                .legend_area_size(px(30))
-                .label_font(font(12.0))
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()?;
+            draw_legend(
+                &mut chart,
+                if k == 0 { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight },
+                12.0,
+            )?;
         }
         Ok(())
     })

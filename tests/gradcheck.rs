@@ -323,50 +323,49 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-/// Runs one row's property; returns the number of cases run.
-fn run_row(row: &Row, order: u8) -> Result<u32, String> {
-    let cases = if order == 1 { FIRST_ORDER_CASES } else { SECOND_ORDER_CASES };
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let f = &row.f;
-    runner
-        .run(&row.inputs, |inputs| {
-            let tol = Tolerance::default();
-            let result = if order == 1 {
-                check_gradients(|x| f(x), &inputs, tol)
-            } else {
-                check_second_order(|x| f(x), &inputs, tol)
-            };
-            result.map_err(|e| TestCaseError::fail(format!("{e} for inputs {inputs:?}")))
-        })
-        .map(|()| cases)
-        .map_err(|e| format!("`{}` (order {order}): {e}", row.op))
+/// Runs `property` on `cases` random inputs of every row that `select` keeps; fails listing
+/// every row whose property failed. Returns the number of cases run.
+fn check_rows(
+    cases: u32,
+    select: impl Fn(&Row) -> bool,
+    property: impl Fn(&Build, Inputs) -> Result<(), TestCaseError>,
+) -> u32 {
+    let mut failures = vec![];
+    let mut total = 0;
+    for row in rows().iter().filter(|r| select(r)) {
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        match runner.run(&row.inputs, |inputs| property(&row.f, inputs)) {
+            Ok(()) => total += cases,
+            Err(e) => failures.push(format!("`{}`: {e}", row.op)),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    total
 }
 
 #[test]
 fn every_op_gradient_matches_finite_differences() {
-    let mut failures = vec![];
-    let mut cases = 0;
-    for row in rows() {
-        match run_row(&row, 1) {
-            Ok(n) => cases += n,
-            Err(e) => failures.push(e),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let cases = check_rows(
+        FIRST_ORDER_CASES,
+        |_| true,
+        |f, inputs| {
+            check_gradients(|x| f(x), &inputs, Tolerance::default())
+                .map_err(|e| TestCaseError::fail(format!("{e} for inputs {inputs:?}")))
+        },
+    );
     println!("first-order gradient cases: {cases}");
 }
 
 #[test]
 fn smooth_op_second_derivatives_match_finite_differences() {
-    let mut failures = vec![];
-    let mut cases = 0;
-    for row in rows().iter().filter(|r| r.second_order) {
-        match run_row(row, 2) {
-            Ok(n) => cases += n,
-            Err(e) => failures.push(e),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let cases = check_rows(
+        SECOND_ORDER_CASES,
+        |r| r.second_order,
+        |f, inputs| {
+            check_second_order(|x| f(x), &inputs, Tolerance::default())
+                .map_err(|e| TestCaseError::fail(format!("{e} for inputs {inputs:?}")))
+        },
+    );
     println!("second-order gradient cases: {cases}");
 }
 
@@ -384,11 +383,10 @@ fn every_registered_op_has_a_row() {
 /// gradient has its input's shape.
 #[test]
 fn backward_is_deterministic_shape_preserving_and_linear_in_the_seed() {
-    let mut failures = vec![];
-    for row in rows() {
-        let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-        let f = &row.f;
-        let result = runner.run(&row.inputs, |inputs| {
+    check_rows(
+        8,
+        |_| true,
+        |f, inputs| {
             let tape = autograd::Tape::<f64>::new();
             let xs: Vec<_> = inputs.iter().map(|t| tape.var(t.clone())).collect();
             let y = f(&xs);
@@ -407,12 +405,8 @@ fn backward_is_deterministic_shape_preserving_and_linear_in_the_seed() {
                 }
             }
             Ok(())
-        });
-        if let Err(e) = result {
-            failures.push(format!("`{}`: {e}", row.op));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        },
+    );
 }
 
 /// Ops may compute a plain backward directly on tensors (`Op::backward_values`, or a fused
@@ -420,11 +414,10 @@ fn backward_is_deterministic_shape_preserving_and_linear_in_the_seed() {
 /// the same gradient, for every op.
 #[test]
 fn plain_and_differentiable_backward_agree() {
-    let mut failures = vec![];
-    for row in rows() {
-        let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-        let f = &row.f;
-        let result = runner.run(&row.inputs, |inputs| {
+    check_rows(
+        8,
+        |_| true,
+        |f, inputs| {
             let tape = autograd::Tape::<f64>::new();
             let xs: Vec<_> = inputs.iter().map(|t| tape.var(t.clone())).collect();
             let y = f(&xs).sum();
@@ -437,10 +430,6 @@ fn plain_and_differentiable_backward_agree() {
                 prop_assert!(close, "input {i}: plain {p:?} vs recorded {r:?}");
             }
             Ok(())
-        });
-        if let Err(e) = result {
-            failures.push(format!("`{}`: {e}", row.op));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        },
+    );
 }

@@ -1,18 +1,10 @@
 //! The `pente` binary from the outside: bad arguments and damaged files give a clear message and
 //! a non-zero exit, never a panic; the commands write what they promise.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pente(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pente")).args(args).output().expect("the pente binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pente-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir is writable");
-    dir
-}
+mod common;
+use common::{pente, temp_dir};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

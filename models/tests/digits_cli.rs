@@ -3,17 +3,10 @@
 //! one-line error and exit status 1, never a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pente(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pente")).args(args).output().expect("the pente binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pente-digits-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir is writable");
-    dir
-}
+mod common;
+use common::{pente, temp_dir};
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())

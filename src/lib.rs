@@ -20,3 +20,35 @@
 pub use autograd;
 pub use models;
 pub use nn;
+
+/// The guide's chapters (`docs/guide/src`), compiled as documentation only while rustdoc collects
+/// doctests, so that `cargo test` compiles and runs every Rust snippet of the book.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../docs/guide/src/introduction.md")]
+    pub mod introduction {}
+    #[doc = include_str!("../docs/guide/src/what-is-a-model.md")]
+    pub mod what_is_a_model {}
+    #[doc = include_str!("../docs/guide/src/curve-fit.md")]
+    pub mod curve_fit {}
+    #[doc = include_str!("../docs/guide/src/neurons.md")]
+    pub mod neurons {}
+    #[doc = include_str!("../docs/guide/src/attractors.md")]
+    pub mod attractors {}
+    #[doc = include_str!("../docs/guide/src/gradient-descent.md")]
+    pub mod gradient_descent {}
+    #[doc = include_str!("../docs/guide/src/digits.md")]
+    pub mod digits {}
+    #[doc = include_str!("../docs/guide/src/next-character.md")]
+    pub mod next_character {}
+    #[doc = include_str!("../docs/guide/src/tape.md")]
+    pub mod tape {}
+    #[doc = include_str!("../docs/guide/src/custom-layers-and-ops.md")]
+    pub mod custom_layers_and_ops {}
+    #[doc = include_str!("../docs/guide/src/debugging-gradients.md")]
+    pub mod debugging_gradients {}
+    #[doc = include_str!("../docs/guide/src/saving.md")]
+    pub mod saving {}
+    #[doc = include_str!("../docs/guide/src/performance.md")]
+    pub mod performance {}
+}

@@ -1,16 +1,17 @@
 """scalar-mlp on the `micrograd` package: MLP 2-16-16-1 of scalar Values, tanh hidden layers,
-mean squared error over 100 points, full-batch SGD lr 0.05. Prints one JSON line.
+mean squared error over 100 points, full-batch SGD lr 0.05, on the fixed problem of
+workload_data.py. Prints one JSON line (see harness.py): steps per second; the check is the loss
+of the last timed step (before its update), and loss_first the loss of the first step.
 
 micrograd 0.1.0 has no tanh, so one is added as a single node with a closure backward, the way
-the package writes its own relu.  Usage: python scalar_micrograd.py [warmup] [steps]
+the package writes its own relu.  Usage: python scalar_micrograd.py [warmup=2] [steps=10]
 """
-import json
 import math
-import sys
-import time
+from importlib.metadata import version
 
 from micrograd.engine import Value
 
+from harness import emit, int_args, timed_steps
 from workload_data import initial_weights, points
 
 LR = 0.05
@@ -28,8 +29,7 @@ def tanh(v):
 
 
 def main():
-    warmup = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    warmup, steps = int_args(2, 10)
     layers = [([[Value(w) for w in row] for row in ws], [Value(b) for b in bs]) for ws, bs in initial_weights()]
     params = [p for ws, bs in layers for row in ws for p in row] + [p for ws, bs in layers for p in bs]
     xs, ys = points()
@@ -41,7 +41,7 @@ def main():
             h = [tanh(p) for p in pre] if depth < len(layers) - 1 else pre
         return h[0]
 
-    def step():
+    def step(_):
         loss = sum((forward(x) - y) ** 2 for x, y in zip(xs, ys)) * (1.0 / len(xs))
         for p in params:
             p.grad = 0.0
@@ -50,17 +50,10 @@ def main():
             p.data -= LR * p.grad
         return loss.data
 
-    first = step()
-    for _ in range(warmup - 1):
-        step()
-    start = time.perf_counter()
-    last = None
-    for _ in range(steps):
-        last = step()
-    seconds = time.perf_counter() - start
-    print(json.dumps({"workload": "scalar-mlp", "impl": "micrograd-0.1.0", "steps": steps,
-                      "steps_per_s": round(steps / seconds, 3), "loss_first": repr(first),
-                      "loss_last": repr(last), "loss_after_steps": warmup + steps}), flush=True)
+    first = step(0)  # the first warm-up step
+    seconds, last = timed_steps(max(warmup - 1, 0), steps, step)
+    emit("scalar-mlp", "micrograd", "2-16-16-1", "steps_per_s", steps / seconds, steps, seconds, last,
+         version("micrograd"), 1, loss_first=first, loss_after_steps=max(warmup, 1) + steps)
 
 
 if __name__ == "__main__":

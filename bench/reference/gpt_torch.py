@@ -1,0 +1,107 @@
+"""char-gpt with PyTorch: a decoder-only transformer in nanoGPT's manner, trained on random
+tokens, on every core.
+
+vocab 65, block 64, n_embd 128, 4 heads, 4 layers; pre-LayerNorm (with bias) before attention
+and before the MLP (128→512→128, exact erf GELU); Linear layers with bias; learned positions; no
+dropout; lm_head tied to the token embedding; weights N(0, 0.02), biases zero: 809,856
+parameters. Attention is `F.scaled_dot_product_attention(is_causal=True)` (what nanoGPT uses),
+or with `manual` the explicit q·kᵀ/√d, causal mask, softmax, ·v. AdamW lr 1e-3, weight decay
+0.1 on the 2-D weights (embeddings and Linear weights) and none on biases and LayerNorms.
+Batch 12 × 64 tokens from 16 pre-built random batches, cycled. 10 warm-up steps, then the timed
+ones. Figure: training tokens per second. The check is the loss of the last step.
+
+Usage: python gpt_torch.py [sdpa|manual] [warmup=10] [steps=50]
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness import cores, emit, int_args, timed_steps, word_arg
+
+VOCAB, BLOCK, N_EMBD, N_HEAD, N_LAYER, BATCH = 65, 64, 128, 4, 4, 12
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, manual):
+        super().__init__()
+        self.qkv = nn.Linear(N_EMBD, 3 * N_EMBD)
+        self.out = nn.Linear(N_EMBD, N_EMBD)
+        self.manual = manual
+        self.register_buffer("causal", torch.ones(BLOCK, BLOCK, dtype=torch.bool).tril())
+
+    def forward(self, x):
+        batch, seq_len, n_embd = x.shape
+        # (batch, seq_len, 3·n_embd) → three (batch, n_head, seq_len, head_dim)
+        q, k, v = (t.view(batch, seq_len, N_HEAD, n_embd // N_HEAD).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        if self.manual:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
+            scores = scores.masked_fill(~self.causal[:seq_len, :seq_len], float("-inf"))
+            y = scores.softmax(dim=-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(batch, seq_len, n_embd))
+
+
+class Block(nn.Module):
+    def __init__(self, manual):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(N_EMBD)
+        self.attn = CausalSelfAttention(manual)
+        self.norm2 = nn.LayerNorm(N_EMBD)
+        self.mlp = nn.Sequential(nn.Linear(N_EMBD, 4 * N_EMBD), nn.GELU(), nn.Linear(4 * N_EMBD, N_EMBD))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class Gpt(nn.Module):
+    def __init__(self, manual):
+        super().__init__()
+        self.tokens = nn.Embedding(VOCAB, N_EMBD)
+        self.positions = nn.Embedding(BLOCK, N_EMBD)
+        self.blocks = nn.Sequential(*(Block(manual) for _ in range(N_LAYER)))
+        self.norm = nn.LayerNorm(N_EMBD)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
+
+    def forward(self, ids, targets):
+        x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))  # (batch, seq_len, n_embd)
+        logits = self.norm(self.blocks(x)) @ self.tokens.weight.t()  # tied head: (batch, seq_len, vocab)
+        return F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
+
+
+def main():
+    mode = word_arg(("sdpa", "manual"), "sdpa")
+    warmup, steps = int_args(10, 50)
+    torch.set_num_threads(cores())
+    torch.manual_seed(0)
+    model = Gpt(manual=mode == "manual")
+    n_params = sum(p.numel() for p in model.parameters())
+    groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=1e-3)
+    rows = [torch.randint(0, VOCAB, (BATCH, BLOCK + 1)) for _ in range(16)]
+    batches = [(r[:, :-1].contiguous(), r[:, 1:].contiguous()) for r in rows]
+
+    def step(i):
+        loss = model(*batches[i % len(batches)])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    seconds, last = timed_steps(warmup, steps, step, sync=lambda loss: loss.item())
+    impl = "torch" if mode == "sdpa" else "torch-manual-attention"
+    emit("char-gpt", impl, f"params={n_params}", "tokens_per_s", BATCH * BLOCK * steps / seconds, steps, seconds,
+         last, torch.__version__, torch.get_num_threads())
+
+
+if __name__ == "__main__":
+    main()

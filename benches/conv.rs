@@ -1,0 +1,28 @@
+//! `Var::conv2d` (im2col then one matrix product) at the digits CNN's two shapes, batch 32:
+//!
+//! - conv1: input (32, 1, 28, 28), weight (32, 1, 3, 3) → (32, 32, 26, 26);
+//! - conv2: input (32, 32, 26, 26), weight (64, 32, 3, 3) → (32, 64, 24, 24).
+//!
+//! Forward, and forward + backward (gradients of input and weight). Throughput is FLOP/s of the
+//! forward product, 2·N·O·OH·OW·C·kh·kw, for both (compare the two rows' times, not their rates).
+//! `cargo bench --bench conv`; one shape: `cargo bench --bench conv -- conv2`.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn conv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv2d");
+    // (name, input channels, output channels, input side)
+    for (name, c_in, c_out, side) in [("conv1", 1usize, 32usize, 28usize), ("conv2", 32, 64, 26)] {
+        let inputs = [common::random(&[32, c_in, side, side], 1), common::random(&[c_out, c_in, 3, 3], 2)];
+        let out_side = side - 2;
+        group.throughput(Throughput::Elements((2 * 32 * c_out * out_side * out_side * c_in * 9) as u64));
+        common::forward(&mut group, &format!("{name}/fwd"), &inputs, |v| v[0].conv2d(v[1], 1, 0));
+        common::forward_backward(&mut group, &format!("{name}/fwd_bwd"), &inputs, |v| v[0].conv2d(v[1], 1, 0));
+    }
+    group.finish();
+}
+
+criterion_group! { name = benches; config = common::config(); targets = conv }
+criterion_main!(benches);

@@ -202,6 +202,13 @@ fn layer_norm_inputs() -> BoxedStrategy<Inputs> {
         .boxed()
 }
 
+/// A packed `[q | k | v]` projection `(batch, seq, 3·heads·d)` for causal attention.
+fn packed_qkv(heads: usize) -> BoxedStrategy<Inputs> {
+    (1usize..=2, 1usize..=4, 1usize..=2)
+        .prop_flat_map(move |(b, t, d)| values(vec![b, t, 3 * heads * d], -1.5, 1.5, &[]).prop_map(|x| vec![x]))
+        .boxed()
+}
+
 /// Two parts to concatenate along `axis` (0 or last) and their shared shape.
 fn concat_parts(n: usize) -> BoxedStrategy<Inputs> {
     shape_rank(1, 3).prop_flat_map(move |s| prop::collection::vec(values(s.clone(), -2.0, 2.0, &[]), n)).boxed()
@@ -296,6 +303,9 @@ fn rows() -> Vec<Row> {
         row("log_softmax", one_ranked(1, 3, -3.0, 3.0), SMOOTH, |x| x[0].log_softmax(-1)),
         row("log_softmax", one_ranked(2, 3, -3.0, 3.0), SMOOTH, |x| x[0].log_softmax(0)),
         row("cross_entropy", logits_and_targets(), SMOOTH, |x| x[0].cross_entropy(&ids(x[1]))),
+        // attention
+        row("causal_attention", packed_qkv(1), SMOOTH, |x| x[0].causal_attention(1)),
+        row("causal_attention", packed_qkv(2), SMOOTH, |x| x[0].causal_attention(2)),
         // conv
         row("im2col", image_and_kernel(), SMOOTH, |x| {
             // Reached through conv2d; stride 2 and padding 1 exercise the index arithmetic.

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod fastmath;
 mod float;
 mod grads;
 pub mod inspect;

@@ -65,10 +65,10 @@ fn dims(lhs: &[usize], rhs: &[usize], trans_lhs: bool, trans_rhs: bool) -> Dims 
 /// One row-major matrix operand: its elements and the strides (in elements) of its logical
 /// rows and columns.
 #[derive(Clone, Copy)]
-struct Operand<'a, T> {
-    data: &'a [T],
-    row_stride: usize,
-    col_stride: usize,
+pub(crate) struct Operand<'a, T> {
+    pub data: &'a [T],
+    pub row_stride: usize,
+    pub col_stride: usize,
 }
 
 /// Writes `dst = lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, into a row-major `m × n`
@@ -131,6 +131,22 @@ fn gemm_into<T: Float>(
             parallelism,
         );
     }
+}
+
+/// [`gemm_into`] over an initialized destination, which it overwrites.
+pub(crate) fn gemm_overwrite<T: Float>(
+    dst: &mut [T],
+    mkn: (usize, usize, usize),
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    parallelism: Parallelism,
+) {
+    // SAFETY: `MaybeUninit<T>` has the size, alignment and layout of `T`, so the cast keeps the
+    // slice's length and addresses. The view could let uninitialized values be written into
+    // memory that `dst` later reads as `T`; but `gemm_into` only writes finished `T` results
+    // through it (gemm never writes uninitialized data), so every element stays initialized.
+    let dst = unsafe { &mut *(std::ptr::from_mut::<[T]>(dst) as *mut [MaybeUninit<T>]) };
+    gemm_into(dst, mkn, lhs, rhs, parallelism);
 }
 
 /// The product of `a` and `b` (each read transposed per its flag), as a new tensor.

@@ -12,11 +12,13 @@
 //! | [`shape`] | broadcast_to, reshape, transpose, permute, narrow, concat, stack, index_select |
 //! | [`matmul`] | matmul (2-d, batched 3-d with broadcasting) |
 //! | [`softmax`] | softmax, log_softmax, cross_entropy (fused, integer targets) |
+//! | [`attention`] | causal_attention (fused multi-head, from a packed q-k-v projection) |
 //! | [`conv`] | conv2d (NCHW, stride, padding), max_pool2d |
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm (fused) |
 
 pub mod activation;
+pub mod attention;
 pub mod arith;
 pub mod compare;
 pub mod conv;
@@ -83,6 +85,8 @@ pub const REGISTRY: &[&str] = &[
     "softmax",
     "log_softmax",
     "cross_entropy",
+    // attention
+    "causal_attention",
     // conv
     "im2col",
     "col2im",

@@ -84,20 +84,32 @@ impl CausalSelfAttention {
             self.n_embd,
             shape.as_slice()
         );
-        let (b, t, c, h) = (shape[0], shape[1], shape[2], self.n_head);
-        let d = c / h;
         let qkv = self.qkv.forward(p, x); // (b, t, 3c)
-                                          // (b, t, c) → (b, t, h, d) → (b, h, t, d) → (b·h, t, d)
+        let y = if self.dropout.p == 0.0 || !p.is_training() {
+            qkv.causal_attention(self.n_head) // fused: no dropout on the probabilities to apply
+        } else {
+            self.attention_with_dropout(p, qkv)
+        };
+        self.dropout.forward(p, self.proj.forward(p, y))
+    }
+}
+
+impl CausalSelfAttention {
+    /// The attention composed from primitive ops, for training with dropout on the attention
+    /// probabilities (which the fused [`Var::causal_attention`] does not apply).
+    fn attention_with_dropout<'t, T: Float>(&self, p: &Bound<'t, T>, qkv: Var<'t, T>) -> Var<'t, T> {
+        let shape = qkv.shape();
+        let (b, t, c, h) = (shape[0], shape[1], shape[2] / 3, self.n_head);
+        let d = c / h;
+        // (b, t, c) → (b, t, h, d) → (b, h, t, d) → (b·h, t, d)
         let heads = |z: Var<'t, T>| z.reshape(&[b, t, h, d]).permute(&[0, 2, 1, 3]).reshape(&[b * h, t, d]);
         let q = heads(qkv.narrow(-1, 0, c));
         let k = heads(qkv.narrow(-1, c, c));
         let v = heads(qkv.narrow(-1, 2 * c, c));
         let att = q.matmul(k.transpose(-2, -1)) * (1.0 / (d as f64).sqrt()); // (b·h, t, t)
         let att = att.masked_fill(&causal_mask(t), MASKED).softmax(-1);
-        let att = self.dropout.forward(p, att);
-        let y = att.matmul(v); // (b·h, t, d)
-        let y = y.reshape(&[b, h, t, d]).permute(&[0, 2, 1, 3]).reshape(&[b, t, c]);
-        self.dropout.forward(p, self.proj.forward(p, y))
+        let y = self.dropout.forward(p, att).matmul(v); // (b·h, t, d)
+        y.reshape(&[b, h, t, d]).permute(&[0, 2, 1, 3]).reshape(&[b, t, c])
     }
 }
 

@@ -1,0 +1,137 @@
+//! `exp` and `erf` for `f32`, written without branches or table look-ups so that a loop over a
+//! slice compiles to SIMD code (the platform's `expf` and `erff` are scalar calls that a loop
+//! cannot vectorize; in a GPT's step they took a fifth of the time).
+//!
+//! Accuracy, measured against the `f64` functions over every 331st `f32` of the range by the tests
+//! below: `exp` within 1.2 ulp (results that would be subnormal, below `e^−87.3`, are flushed to
+//! zero); `erf` within 1.8e-7 absolute and 3 ulp relative. `f64` keeps the platform's
+//! functions: it is the type of gradient checks.
+
+/// `e^x` for `f32`: `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its Taylor polynomial of
+/// degree 7 (truncation below 6e-9 relative), times `2^n` built from the exponent bits.
+/// NaN gives NaN, `x > 88.72` gives +∞, `x < −87.33` gives 0.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    // ln 2 split so that n·LN2_HI is exact for |n| ≤ 2^9 (Cody and Waite's reduction).
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5·2^23 rounds an f32 of magnitude < 2^22 to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const MAX: f32 = 88.722_84;
+    const MIN: f32 = -87.336_55;
+    let xc = x.clamp(MIN, MAX);
+    let n = (xc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2^n as two halves, so that each stays a normal number for n in [−126, 128].
+    let n = n as i32;
+    let half = n >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let y = p * pow2(half) * pow2(n - half);
+    if x > MAX {
+        f32::INFINITY
+    } else if x < MIN {
+        0.0
+    } else {
+        // A NaN `x` was kept by `clamp` and made `y` NaN.
+        y
+    }
+}
+
+/// The error function for `f32`: the Taylor series `2/√π · Σ (−1)ᵏ x^(2k+1) / (k!(2k+1))` for
+/// `|x| < 0.5`, and `1 − erfc(|x|)` (with its sign) above, where `erfc(z) = t·e^(−z² + P(t))`,
+/// `t = 1/(1 + z/2)`, is Numerical Recipes' Chebyshev fit (relative error below 1.2e-7).
+#[inline(always)]
+pub fn erf_f32(x: f32) -> f32 {
+    let z = x.abs();
+    // Small |x|: the series to x^15 (the next term is below 2e-10 relative at |x| = 0.5).
+    let x2 = x * x;
+    let series = x
+        * std::f32::consts::FRAC_2_SQRT_PI
+        * (1.0
+            + x2 * (-1.0 / 3.0
+                + x2 * (1.0 / 10.0
+                    + x2 * (-1.0 / 42.0
+                        + x2 * (1.0 / 216.0 + x2 * (-1.0 / 1320.0 + x2 * (1.0 / 9360.0 + x2 * (-1.0 / 75600.0))))))));
+    // Large |x|: through erfc, which is where the relative accuracy lives.
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * exp_f32(-z * z + poly);
+    let large = (1.0 - erfc).copysign(x);
+    if z < 0.5 {
+        series
+    } else {
+        // NaN compares false above and lands here: erfc, and so the result, is NaN.
+        large
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every 331st f32 bit pattern whose value lies in `[lo, hi]`, both signs.
+    fn sweep(lo: f32, hi: f32) -> impl Iterator<Item = f32> {
+        (0..u32::MAX / 331).map(|i| f32::from_bits(i * 331)).flat_map(|x| [x, -x]).filter(move |x| (lo..=hi).contains(x))
+    }
+
+    /// The distance in units in the last place of `want` (rounded to f32) between `got` and
+    /// the exact `want`.
+    fn ulps(got: f32, want: f64) -> f64 {
+        let w = want as f32;
+        let ulp = f64::from(f32::from_bits(w.abs().to_bits() + 1)) - f64::from(w.abs());
+        (f64::from(got) - want).abs() / ulp
+    }
+
+    #[test]
+    fn exp_is_within_1_2_ulp_over_the_normal_range() {
+        let worst = sweep(-87.3, 88.7).map(|x| ulps(exp_f32(x), f64::from(x).exp())).fold(0.0, f64::max);
+        eprintln!("exp: worst {worst:.3} ulp");
+        assert!(worst <= 1.2, "exp: {worst} ulp");
+    }
+
+    #[test]
+    fn exp_edges_follow_ieee() {
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_f32(89.0), f32::INFINITY);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-1e30), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(88.72).is_finite());
+    }
+
+    #[test]
+    fn erf_is_within_3_ulp_and_1p8e_7_absolute() {
+        let (mut worst_ulp, mut worst_abs) = (0.0, 0.0);
+        for x in sweep(-10.0, 10.0) {
+            let want = libm::erf(f64::from(x));
+            let got = erf_f32(x);
+            worst_abs = f64::max(worst_abs, (f64::from(got) - want).abs());
+            if want != 0.0 {
+                worst_ulp = f64::max(worst_ulp, ulps(got, want));
+            }
+        }
+        eprintln!("erf: worst {worst_abs:e} absolute, {worst_ulp:.3} ulp");
+        assert!(worst_abs <= 1.8e-7 && worst_ulp <= 3.0, "erf: {worst_abs:e} absolute, {worst_ulp} ulp");
+    }
+
+    #[test]
+    fn erf_edges() {
+        assert!(erf_f32(f32::NAN).is_nan());
+        assert_eq!(erf_f32(f32::INFINITY), 1.0);
+        assert_eq!(erf_f32(f32::NEG_INFINITY), -1.0);
+        assert_eq!(erf_f32(0.0), 0.0);
+        assert_eq!(erf_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
+}

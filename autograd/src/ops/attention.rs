@@ -1,0 +1,306 @@
+//! Fused causal self-attention: per head, `softmax(q·kᵀ/√d + causal mask)·v`, read straight out
+//! of the packed `(batch, seq, 3·n_embd)` query-key-value projection and written as the heads
+//! concatenated, `(batch, seq, n_embd)`.
+//!
+//! Composed from primitives, the same computation materializes a split, two permutes per
+//! operand, a mask, the scaled scores and their softmax, each with its own backward. Fused, q, k
+//! and v are read in place through strides, masked positions are never exponentiated, and the
+//! probabilities are recomputed in backward instead of being kept (FlashAttention's trade): one
+//! small `t × t` product per head against a `t × t` buffer per head held from forward to backward.
+//! Heads run in parallel, each on one thread.
+//!
+//! The differentiable backward (for second order) is composed from `Var` ops; the plain one is a
+//! tensor kernel. The gradient property tests check both against finite differences and each
+//! other.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::matmul::{gemm_overwrite, Operand};
+use crate::tape::shape_panic;
+use crate::op::TensorGrads;
+use crate::{Float, Op, Tensor, Var};
+
+/// Causal self-attention over a packed `(batch, seq, 3·n_embd)` input; see the module docs.
+struct CausalAttentionOp {
+    n_head: usize,
+}
+
+/// The sizes of one attention: batch, sequence, embedding, heads, head size.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    c: usize,
+    h: usize,
+    d: usize,
+}
+
+impl Dims {
+    #[track_caller]
+    fn of(shape: &[usize], n_head: usize) -> Dims {
+        if shape.len() != 3 || n_head == 0 || shape[2] % (3 * n_head) != 0 {
+            shape_panic(
+                "causal_attention",
+                &format!("expected (batch, seq, 3·n_embd) with n_head = {n_head} dividing n_embd, got {shape:?}"),
+            );
+        }
+        let c = shape[2] / 3;
+        Dims { b: shape[0], t: shape[1], c, h: n_head, d: c / n_head }
+    }
+
+    /// `1/√d`, the scores' scale.
+    fn scale<T: Float>(self) -> T {
+        T::from_f64(1.0 / (self.d as f64).sqrt())
+    }
+
+    /// Where head `head` of batch row `i` starts in the packed input, for part 0 (q), 1 (k) or
+    /// 2 (v): the rows of that part are `d` contiguous elements, `3c` apart.
+    fn packed(self, i: usize, head: usize, part: usize) -> usize {
+        i * self.t * 3 * self.c + part * self.c + head * self.d
+    }
+
+    /// Where head `head` of batch row `i` starts in an output-shaped `(b, t, c)` tensor: rows of
+    /// `d` elements, `c` apart.
+    fn unpacked(self, i: usize, head: usize) -> usize {
+        i * self.t * self.c + head * self.d
+    }
+}
+
+/// A `rows × d` block starting at `data[0]`, rows `stride` apart.
+fn rows<T>(data: &[T], stride: usize) -> Operand<'_, T> {
+    Operand { data, row_stride: stride, col_stride: 1 }
+}
+
+/// The transpose of [`rows`]: a `d × rows` view.
+fn rows_t<T>(data: &[T], stride: usize) -> Operand<'_, T> {
+    Operand { data, row_stride: 1, col_stride: stride }
+}
+
+/// Writes one head's attention probabilities into the `t × t` buffer `p`: the scores
+/// `q·kᵀ/√d`, then a softmax over the first `r + 1` entries of row `r`, and zeros after them.
+fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, p: &mut [T]) {
+    let Dims { t, c, d, .. } = dims;
+    let q = rows(&qkv[dims.packed(i, head, 0)..], 3 * c);
+    let k_t = rows_t(&qkv[dims.packed(i, head, 1)..], 3 * c);
+    gemm_overwrite(p, (t, d, t), q, k_t, Parallelism::None);
+    let scale = dims.scale::<T>();
+    for (r, row) in p.chunks_exact_mut(t).enumerate() {
+        let (live, masked) = row.split_at_mut(r + 1);
+        let m = live.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        let mut sum = T::ZERO;
+        for v in live.iter_mut() {
+            *v = ((*v - m) * scale).exp();
+            sum += *v;
+        }
+        let inv = T::ONE / sum;
+        live.iter_mut().for_each(|v| *v *= inv);
+        masked.fill(T::ZERO);
+    }
+}
+
+/// Runs `f(task, i, head)` for every (batch row, head) in parallel, collecting the results in
+/// task order.
+fn per_head<T: Send>(dims: Dims, f: impl Fn(usize, usize) -> T + Sync + Send) -> Vec<T> {
+    (0..dims.b * dims.h).into_par_iter().map(|task| f(task / dims.h, task % dims.h)).collect()
+}
+
+fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
+    let Dims { b, t, c, d, .. } = dims;
+    let data = qkv.data();
+    let heads = per_head(dims, |i, head| {
+        let mut p = vec![T::ZERO; t * t];
+        probabilities(data, dims, i, head, &mut p);
+        let mut y = vec![T::ZERO; t * d];
+        gemm_overwrite(&mut y, (t, t, d), rows(&p, t), rows(&data[dims.packed(i, head, 2)..], 3 * c), Parallelism::None);
+        y
+    });
+    let mut out = vec![T::ZERO; b * t * c];
+    for (task, y) in heads.iter().enumerate() {
+        let start = dims.unpacked(task / dims.h, task % dims.h);
+        for (r, src) in y.chunks_exact(d).enumerate() {
+            out[start + r * c..start + r * c + d].copy_from_slice(src);
+        }
+    }
+    Tensor::from_vec(out, &[b, t, c])
+}
+
+/// The gradient of the packed input, given the output's gradient `g`:
+///
+/// ```text
+/// dv = Pᵀ·G    dP = G·vᵀ    dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √d    dq = dS·k    dk = dSᵀ·q
+/// ```
+fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims) -> Tensor<T> {
+    let Dims { b, t, c, d, .. } = dims;
+    let (data, g) = (qkv.data(), g.data());
+    let heads = per_head(dims, |i, head| {
+        let mut p = vec![T::ZERO; t * t];
+        probabilities(data, dims, i, head, &mut p);
+        let g_h = &g[dims.unpacked(i, head)..];
+        let (q, k, v) =
+            (&data[dims.packed(i, head, 0)..], &data[dims.packed(i, head, 1)..], &data[dims.packed(i, head, 2)..]);
+        // [dq | dk | dv], each t × d.
+        let mut out = vec![T::ZERO; 3 * t * d];
+        let (dq, rest) = out.split_at_mut(t * d);
+        let (dk, dv) = rest.split_at_mut(t * d);
+        gemm_overwrite(dv, (t, t, d), rows_t(&p, t), rows(g_h, c), Parallelism::None);
+        let mut ds = vec![T::ZERO; t * t];
+        gemm_overwrite(&mut ds, (t, d, t), rows(g_h, c), rows_t(v, 3 * c), Parallelism::None);
+        let scale = dims.scale::<T>();
+        for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+            let live = r + 1;
+            let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
+            for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
+                *x = pv * (*x - dot) * scale;
+            }
+            ds_row[live..].fill(T::ZERO);
+        }
+        gemm_overwrite(dq, (t, t, d), rows(&ds, t), rows(k, 3 * c), Parallelism::None);
+        gemm_overwrite(dk, (t, t, d), rows_t(&ds, t), rows(q, 3 * c), Parallelism::None);
+        out
+    });
+    let mut grad = vec![T::ZERO; b * t * 3 * c];
+    for (task, parts) in heads.iter().enumerate() {
+        let (i, head) = (task / dims.h, task % dims.h);
+        for (part, block) in parts.chunks_exact(t * d).enumerate() {
+            let start = dims.packed(i, head, part);
+            for (r, src) in block.chunks_exact(d).enumerate() {
+                grad[start + r * 3 * c..start + r * 3 * c + d].copy_from_slice(src);
+            }
+        }
+    }
+    Tensor::from_vec(grad, &[b, t, 3 * c])
+}
+
+/// `1` above the diagonal of a `t × t` matrix: the positions a query may not attend to.
+fn causal_mask<T: Float>(t: usize) -> Tensor<T> {
+    Tensor::from_vec((0..t * t).map(|i| if i % t > i / t { T::ONE } else { T::ZERO }).collect(), &[t, t])
+}
+
+/// The attention composed from primitive ops, for the differentiable backward and the tests.
+fn composed<'t, T: Float>(qkv: Var<'t, T>, dims: Dims) -> [Var<'t, T>; 4] {
+    let Dims { b, t, c, h, d } = dims;
+    let heads = |z: Var<'t, T>| z.reshape(&[b, t, h, d]).permute(&[0, 2, 1, 3]).reshape(&[b * h, t, d]);
+    let (q, k, v) = (heads(qkv.narrow(-1, 0, c)), heads(qkv.narrow(-1, c, c)), heads(qkv.narrow(-1, 2 * c, c)));
+    let scale = 1.0 / (d as f64).sqrt();
+    let p = (q.matmul(k.transpose(-2, -1)) * scale).masked_fill(&causal_mask(t), -1e30).softmax(-1);
+    [q, k, v, p]
+}
+
+/// `(b·h, t, d)` heads back to `(b, t, c)`.
+fn merge<'t, T: Float>(y: Var<'t, T>, dims: Dims) -> Var<'t, T> {
+    let Dims { b, t, c, h, d } = dims;
+    y.reshape(&[b, h, t, d]).permute(&[0, 2, 1, 3]).reshape(&[b, t, c])
+}
+
+impl<T: Float> Op<T> for CausalAttentionOp {
+    fn name(&self) -> &'static str {
+        "causal_attention"
+    }
+
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        forward(inputs[0], Dims::of(inputs[0].shape(), self.n_head))
+    }
+
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let qkv = inputs[0];
+        let dims = Dims::of(&qkv.shape(), self.n_head);
+        let tape = qkv.tape();
+        if !tape.is_recording() {
+            return vec![Some(tape.constant(backward_kernel(&qkv.value(), &grad_out.value(), dims)))];
+        }
+        let Dims { b, t, h, d, .. } = dims;
+        let [q, k, v, p] = composed(qkv, dims);
+        let g = grad_out.reshape(&[b, t, h, d]).permute(&[0, 2, 1, 3]).reshape(&[b * h, t, d]);
+        let dv = p.transpose(-2, -1).matmul(g);
+        let dp = g.matmul(v.transpose(-2, -1));
+        let ds = p * (dp - (p * dp).sum_axes(&[-1], true)) * (1.0 / (d as f64).sqrt());
+        let (dq, dk) = (ds.matmul(k), ds.transpose(-2, -1).matmul(q));
+        vec![Some(Var::concat(&[merge(dq, dims), merge(dk, dims), merge(dv, dims)], -1))]
+    }
+
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        _out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        _needs_grad: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let dims = Dims::of(inputs[0].shape(), self.n_head);
+        Some(smallvec::smallvec![Some(backward_kernel(inputs[0], grad_out, dims))])
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Causal multi-head self-attention from a packed projection: `self` is `(batch, seq,
+    /// 3·n_embd)` holding the queries, keys and values side by side (`[q | k | v]` along the
+    /// last dim, each split into `n_head` heads of `d = n_embd / n_head`); the result is
+    /// `(batch, seq, n_embd)`, the heads' `softmax(q·kᵀ/√d + mask)·v` concatenated, where
+    /// position `r` attends to positions `≤ r` only. Fused: see the [module docs](self).
+    /// PyTorch: `q, k, v = x.split(n_embd, 2)`, each viewed as `(b, t, h, d)` and transposed to
+    /// `(b, h, t, d)`, then `F.scaled_dot_product_attention(q, k, v, is_causal=True)`, transposed
+    /// back and reshaped to `(b, t, n_embd)`.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// // One sequence of two positions, n_embd 2, one head: [q | k | v] per position.
+    /// let qkv = tape.var(Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0, 1.0, 2.0, //
+    ///                                          1.0, 1.0, 0.0, 1.0, 3.0, 4.0], &[1, 2, 6]));
+    /// let y = qkv.causal_attention(1);
+    /// // Position 0 sees only itself; position 1 mixes both values equally (q₁·k₀ = q₁·k₁ = 1).
+    /// assert_eq!(y.value().data(), &[1.0, 2.0, 2.0, 3.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` is not 3-d or its last dim is not `3·n_embd` with `n_head` dividing `n_embd`.
+    #[track_caller]
+    pub fn causal_attention(self, n_head: usize) -> Var<'t, T> {
+        Dims::of(&self.shape(), n_head);
+        self.tape().apply(CausalAttentionOp { n_head }, &[self])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{composed, merge, Dims};
+    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::{Tape, Tensor};
+
+    fn packed(b: usize, t: usize, c: usize, seed: u64) -> Tensor<f64> {
+        let n = b * t * 3 * c;
+        let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 101) as f64) / 25.0 - 2.0).collect();
+        Tensor::from_vec(data, &[b, t, 3 * c])
+    }
+
+    #[test]
+    fn fused_forward_and_backward_match_the_composed_ops() {
+        for (b, t, c, h) in [(1, 1, 2, 1), (2, 5, 6, 3), (3, 7, 8, 2), (2, 16, 12, 4)] {
+            let x = packed(b, t, c, (b * t + c) as u64);
+            let dims = Dims::of(x.shape(), h);
+            let tape = Tape::<f64>::new();
+            let (v, w) = (tape.var(x.clone()), tape.var(x));
+            let weights = tape.constant(Tensor::from_vec((0..b * t * c).map(|i| (i % 7) as f64 - 3.0).collect(), &[b, t, c]));
+            let fused = v.causal_attention(h);
+            let [_, _, vals, p] = composed(w, dims);
+            let reference = merge(p.matmul(vals), dims);
+            assert_close(&fused.value(), &reference.value(), 1e-12, 1e-12);
+            let grads = ((fused * weights).sum() + (reference * weights).sum()).backward();
+            assert_close(&grads[v], &grads[w], 1e-12, 1e-12);
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_to_second_order() {
+        let x = packed(2, 4, 6, 3).map(|v| v * 0.5);
+        gradcheck(|v| (v[0].causal_attention(2) * v[0].narrow(-1, 0, 6)).sum(), &[x.clone()]);
+        gradgradcheck(|v| (v[0].causal_attention(2) * v[0].narrow(-1, 6, 6)).sum(), &[x]);
+    }
+
+    #[test]
+    #[should_panic(expected = "causal_attention")]
+    fn a_last_dim_that_is_not_three_heads_wide_is_a_shape_error() {
+        let tape = Tape::<f32>::new();
+        tape.var(Tensor::zeros(&[1, 2, 8])).causal_attention(2);
+    }
+}

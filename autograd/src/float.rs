@@ -63,6 +63,9 @@ pub trait Float:
     fn powi(self, n: i32) -> Self;
     /// The Gauss error function (for `f32`, within 3 ulp, vectorizable).
     fn erf(self) -> Self;
+    /// `Φ(self)`, the standard normal distribution function `½(1 + erf(x/√2))` (for `f32`,
+    /// computed through erfc so that it keeps its relative accuracy for negative `x`).
+    fn normal_cdf(self) -> Self;
     /// The larger of the two; NaN if either is NaN.
     fn max(self, other: Self) -> Self;
     /// The smaller of the two; NaN if either is NaN.
@@ -76,7 +79,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, $exp:path, $erf:path) => {
+    ($t:ident, $exp:path, $erf:path, $cdf:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -129,6 +132,10 @@ macro_rules! impl_float {
                 $erf(self)
             }
             #[inline(always)]
+            fn normal_cdf(self) -> Self {
+                $cdf(self)
+            }
+            #[inline(always)]
             fn max(self, other: Self) -> Self {
                 if self.is_nan() || other.is_nan() {
                     $t::NAN
@@ -158,8 +165,8 @@ macro_rules! impl_float {
 
 // f32 takes the vectorizable approximations of `fastmath` (within 1.2 and 3 ulp); f64, the type of
 // gradient checks, the platform's correctly rounded-or-nearly functions.
-impl_float!(f32, crate::fastmath::exp_f32, crate::fastmath::erf_f32);
-impl_float!(f64, f64::exp, libm::erf);
+impl_float!(f32, crate::fastmath::exp_f32, crate::fastmath::erf_f32, crate::fastmath::normal_cdf_f32);
+impl_float!(f64, f64::exp, libm::erf, |x: f64| 0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2));
 
 #[cfg(test)]
 mod tests {

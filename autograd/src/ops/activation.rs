@@ -111,17 +111,15 @@ impl<T: Float> Op<T> for GeluOp {
         "gelu"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let (half, r) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
-        inputs[0].map(|x| half * x * (T::ONE + (x * r).erf()))
+        inputs[0].map(|x| x * x.normal_cdf())
     }
     // d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            let (half, r) = (T::from_f64(0.5), T::from_f64(std::f64::consts::FRAC_1_SQRT_2));
-            let c = T::from_f64(INV_SQRT_2PI);
+            let (half, c) = (T::from_f64(0.5), T::from_f64(INV_SQRT_2PI));
             return vec![Some(fused_grad(x, grad_out, "gelu", move |x, g| {
-                let cdf = half * (T::ONE + (x * r).erf());
+                let cdf = x.normal_cdf();
                 let pdf = c * (-half * x * x).exp();
                 g * (cdf + x * pdf)
             }))];

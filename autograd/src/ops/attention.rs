@@ -87,13 +87,10 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, p: &mut
     let scale = dims.scale::<T>();
     for (r, row) in p.chunks_exact_mut(t).enumerate() {
         let (live, masked) = row.split_at_mut(r + 1);
-        let m = live.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-        let mut sum = T::ZERO;
-        for v in live.iter_mut() {
-            *v = ((*v - m) * scale).exp();
-            sum += *v;
-        }
-        let inv = T::ONE / sum;
+        let m = super::softmax::lane_max(live);
+        // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
+        live.iter_mut().for_each(|v| *v = ((*v - m) * scale).exp());
+        let inv = T::ONE / super::softmax::sum_zip(live, live, |v, _| v);
         live.iter_mut().for_each(|v| *v *= inv);
         masked.fill(T::ZERO);
     }

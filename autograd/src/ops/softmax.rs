@@ -92,24 +92,30 @@ pub(crate) fn sum_zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     s
 }
 
-/// The largest element of a lane. A plain comparison (it vectorizes, unlike the NaN-aware
-/// `Float::max`): a NaN in the lane is skipped here but still makes the lane's `exp` sum NaN.
+/// The largest element of a lane. A plain comparison (unlike the NaN-aware `Float::max`) over
+/// eight independent running maxima, so that it vectorizes: a NaN in the lane is skipped here
+/// but still makes the lane's `exp` sum NaN.
 #[inline]
-fn lane_max<T: Float>(x: &[T]) -> T {
-    x.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+pub(crate) fn lane_max<T: Float>(x: &[T]) -> T {
+    let pick = |m: T, v: T| if v > m { v } else { m };
+    let mut acc = [T::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = pick(acc[k], c[k]);
+        }
+    }
+    rest.iter().fold(acc.into_iter().fold(T::NEG_INFINITY, pick), |m, &v| pick(m, v))
 }
 
 /// `out = softmax(x)` over one lane.
 #[inline]
 fn softmax_lane<T: Float>(x: &[T], out: &mut [T]) {
     let m = lane_max(x);
-    let mut s = T::ZERO;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let e = (v - m).exp();
-        *o = e;
-        s += e;
-    }
-    let r = T::ONE / s;
+    // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
+    out.iter_mut().zip(x).for_each(|(o, &v)| *o = (v - m).exp());
+    let r = T::ONE / sum_zip(out, out, |e, _| e);
     out.iter_mut().for_each(|o| *o *= r);
 }
 
@@ -117,7 +123,7 @@ fn softmax_lane<T: Float>(x: &[T], out: &mut [T]) {
 #[inline]
 fn logsumexp_lane<T: Float>(x: &[T]) -> T {
     let m = lane_max(x);
-    let s: T = x.iter().map(|&v| (v - m).exp()).sum();
+    let s = sum_zip(x, x, |v, _| (v - m).exp());
     m + s.ln()
 }
 

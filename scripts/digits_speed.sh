@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# pente's digit classifier beside PyTorch's on this machine, in one run, same protocol as
-# ../shared/peers/mnist_torch.py: all 60,000 training images, batch 128, Adam 1e-3 (constant),
-# pixels in [0, 1], test accuracy every 100 steps off the training clock.
+# pente's digit classifier beside PyTorch's on this machine, in one run, with the protocol of
+# bench/reference/mnist_torch.py (its docstring has the exact definition): all 60,000 training
+# images, batch 128, Adam 1e-3 (constant), pixels in [0, 1], test accuracy every 100 steps off
+# the training clock.
 #
 #   bash scripts/digits_speed.sh [mlp|cnn] [PYTHON]
 #
@@ -15,7 +16,7 @@ python="${2:-python3}"
 epochs=6  # PyTorch reaches 98 % (MLP) after about 4.3 epochs and 99 % (CNN) after about 4.9
 mkdir -p out
 cargo build --release --quiet -p pente-models --bin pente
-"$python" ../shared/peers/mnist_torch.py --model "$model" --data data/mnist --epochs "$epochs" \
+"$python" bench/reference/mnist_torch.py --model "$model" --data data/mnist --epochs "$epochs" \
   | tee "out/digits_speed_$model.torch.jsonl"
 "${CARGO_TARGET_DIR:-target}/release/pente" --out out digits train --model "$model" --epochs "$epochs" --validation 0 --constant-lr \
   --eval-every 100 --save "out/digits_speed_$model.ckpt" --no-figures | tee "out/digits_speed_$model.pente.jsonl"

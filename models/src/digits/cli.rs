@@ -47,7 +47,7 @@ pub enum DigitsCommand {
         image: PathBuf,
     },
     /// Draw pente's speed beside PyTorch's from the last JSON lines of `pente digits train
-    /// --eval-every 100` and of the reference script `mnist_torch.py`.
+    /// --eval-every 100` and of `bench/reference/mnist_torch.py`.
     Speed {
         /// Output of pente.
         #[arg(long, value_name = "FILE")]

@@ -124,7 +124,10 @@ mod tests {
 
     /// Every 331st f32 bit pattern whose value lies in `[lo, hi]`, both signs.
     fn sweep(lo: f32, hi: f32) -> impl Iterator<Item = f32> {
-        (0..u32::MAX / 331).map(|i| f32::from_bits(i * 331)).flat_map(|x| [x, -x]).filter(move |x| (lo..=hi).contains(x))
+        (0..u32::MAX / 331)
+            .map(|i| f32::from_bits(i * 331))
+            .flat_map(|x| [x, -x])
+            .filter(move |x| (lo..=hi).contains(x))
     }
 
     /// The distance in units in the last place of `want` (rounded to f32) between `got` and
@@ -185,7 +188,10 @@ mod tests {
         eprintln!("normal_cdf: worst {worst_abs:e} absolute, {worst_rel_tail:e} relative for x in [-6, 0)");
         assert!(worst_abs <= 2.5e-7 && worst_rel_tail <= 5e-6, "{worst_abs:e}, {worst_rel_tail:e}");
         assert!(normal_cdf_f32(f32::NAN).is_nan());
-        assert_eq!((normal_cdf_f32(0.0), normal_cdf_f32(f32::INFINITY), normal_cdf_f32(f32::NEG_INFINITY)), (0.5, 1.0, 0.0));
+        assert_eq!(
+            (normal_cdf_f32(0.0), normal_cdf_f32(f32::INFINITY), normal_cdf_f32(f32::NEG_INFINITY)),
+            (0.5, 1.0, 0.0)
+        );
     }
 
     #[test]

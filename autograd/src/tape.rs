@@ -90,8 +90,30 @@ thread_local! {
 #[track_caller]
 #[cold]
 pub fn shape_panic(op: &str, msg: &str) -> ! {
-    let loc = CURRENT_CALLER.with(|c| c.get()).unwrap_or_else(Location::caller);
+    // `Location::caller()` must be called here, in this `#[track_caller]` body: passed as a
+    // function (`unwrap_or_else(Location::caller)`) it would name the standard library's line.
+    let loc = match CURRENT_CALLER.with(|c| c.get()) {
+        Some(loc) => loc,
+        None => Location::caller(),
+    };
     panic!("{op}: {msg} (called at {loc})")
+}
+
+/// Sets the location shape errors name while an op's forward runs, and restores the previous
+/// one when dropped, also when the forward panics (so that a caught panic leaves no stale
+/// location behind).
+struct CallerGuard(Option<&'static Location<'static>>);
+
+impl CallerGuard {
+    fn set(location: &'static Location<'static>) -> Self {
+        CallerGuard(CURRENT_CALLER.with(|c| c.replace(Some(location))))
+    }
+}
+
+impl Drop for CallerGuard {
+    fn drop(&mut self) {
+        CURRENT_CALLER.with(|c| c.set(self.0));
+    }
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -181,9 +203,10 @@ impl<T: Float> Tape<T> {
                 assert!(std::ptr::eq(v.tape, self), "{}: input comes from another tape", op.name());
                 values.push(&inner.nodes[v.id].value);
             }
-            let prev = CURRENT_CALLER.with(|c| c.replace(Some(location)));
-            let value = op.forward(&values);
-            CURRENT_CALLER.with(|c| c.set(prev));
+            let value = {
+                let _caller = CallerGuard::set(location);
+                op.forward(&values)
+            };
             let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
             if inner.anomaly && !value.all_finite() {
                 let shapes: Vec<&[usize]> = values.iter().map(|t| t.shape()).collect();

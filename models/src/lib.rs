@@ -35,10 +35,14 @@ pub mod figures;
 pub mod inspect;
 pub mod plot;
 
+/// The progress bar the training functions report to (`indicatif`'s), re-exported so that a
+/// caller needs no dependency of its own: `ProgressBar::hidden()` trains silently.
+pub use indicatif::ProgressBar;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressStyle;
 
 /// Everything that can go wrong in `models`: the outside world (files, checkpoints) and
 /// configurations that cannot be run. Programming errors panic instead, as in [`autograd`].

@@ -17,8 +17,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{gemm_overwrite, Operand};
-use crate::tape::shape_panic;
 use crate::op::TensorGrads;
+use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
 /// Causal self-attention over a packed `(batch, seq, 3·n_embd)` input; see the module docs.
@@ -109,7 +109,13 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
         let mut p = vec![T::ZERO; t * t];
         probabilities(data, dims, i, head, &mut p);
         let mut y = vec![T::ZERO; t * d];
-        gemm_overwrite(&mut y, (t, t, d), rows(&p, t), rows(&data[dims.packed(i, head, 2)..], 3 * c), Parallelism::None);
+        gemm_overwrite(
+            &mut y,
+            (t, t, d),
+            rows(&p, t),
+            rows(&data[dims.packed(i, head, 2)..], 3 * c),
+            Parallelism::None,
+        );
         y
     });
     let mut out = vec![T::ZERO; b * t * c];
@@ -277,7 +283,8 @@ mod tests {
             let dims = Dims::of(x.shape(), h);
             let tape = Tape::<f64>::new();
             let (v, w) = (tape.var(x.clone()), tape.var(x));
-            let weights = tape.constant(Tensor::from_vec((0..b * t * c).map(|i| (i % 7) as f64 - 3.0).collect(), &[b, t, c]));
+            let weights =
+                tape.constant(Tensor::from_vec((0..b * t * c).map(|i| (i % 7) as f64 - 3.0).collect(), &[b, t, c]));
             let fused = v.causal_attention(h);
             let [_, _, vals, p] = composed(w, dims);
             let reference = merge(p.matmul(vals), dims);

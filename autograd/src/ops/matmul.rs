@@ -415,6 +415,27 @@ mod tests {
         tape.var(Tensor::zeros(&[2, 3])).matmul(tape.var(Tensor::zeros(&[4, 5])));
     }
 
+    /// A shape error raised outside any forward names the user's line, not the standard
+    /// library's; and a forward that panicked leaves no stale location for the next error.
+    #[test]
+    fn shape_errors_name_the_callers_line() {
+        let message = |f: &dyn Fn()| {
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("a shape error");
+            err.downcast_ref::<String>().cloned().unwrap_or_default()
+        };
+        let tape = Tape::<f64>::new();
+        let (a, b) = (tape.var(Tensor::zeros(&[2, 3])), tape.var(Tensor::zeros(&[4, 5])));
+        // A forward that panics: the error names this line, where `where_cond` was called.
+        let in_forward = message(&|| {
+            a.where_cond(&Tensor::zeros(&[4]), a);
+        });
+        assert!(in_forward.contains(&format!("{}:{}", file!(), line!() - 2)), "{in_forward}");
+        let outside = message(&|| {
+            a.matmul(b);
+        });
+        assert!(outside.contains(&format!("(called at {}:{}", file!(), line!() - 2)), "{outside}");
+    }
+
     #[test]
     #[should_panic(expected = "matmul: batch dims differ: lhs [2, 2, 3], rhs [3, 3, 4]")]
     fn batch_mismatch_names_shapes() {

@@ -18,8 +18,8 @@
 //! | [`norm`] | layer_norm (fused) |
 
 pub mod activation;
-pub mod attention;
 pub mod arith;
+pub mod attention;
 pub mod compare;
 pub mod conv;
 pub mod dropout;

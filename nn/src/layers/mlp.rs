@@ -38,6 +38,7 @@ pub enum Activation {
 
 impl Activation {
     /// Applies the function element-wise.
+    #[track_caller]
     pub fn apply<'t, T: Float>(self, x: Var<'t, T>) -> Var<'t, T> {
         match self {
             Activation::Relu => x.relu(),
@@ -75,16 +76,18 @@ impl Mlp {
     }
 
     /// Runs the layers in turn, the activation after each but the last.
+    #[track_caller]
     pub fn forward<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
-        let n = self.layers.len();
-        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
-            let h = layer.forward(p, h);
-            if i + 1 < n {
-                self.activation.apply(h)
-            } else {
-                h
+        // A loop, not a fold: a closure would cut the chain of `#[track_caller]` locations that
+        // lets the nodes name the user's line.
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(p, h);
+            if i + 1 < self.layers.len() {
+                h = self.activation.apply(h);
             }
-        })
+        }
+        h
     }
 }
 

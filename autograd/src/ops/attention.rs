@@ -175,8 +175,16 @@ fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims) -> Tens
     Tensor::from_vec(grad, &[b, t, 3 * c])
 }
 
-/// `1` above the diagonal of a `t × t` matrix: the positions a query may not attend to.
-fn causal_mask<T: Float>(t: usize) -> Tensor<T> {
+/// The causal mask of `t` positions: a `t × t` tensor with `1` above the diagonal (row `r`'s
+/// future positions, which a query may not attend to) and `0` elsewhere, as
+/// [`Var::masked_fill`] takes it. For attention composed from primitive ops, e.g. with dropout
+/// on the probabilities, which [`Var::causal_attention`] does not apply.
+///
+/// ```
+/// let mask = autograd::ops::attention::causal_mask::<f32>(3);
+/// assert_eq!(mask.data(), &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+/// ```
+pub fn causal_mask<T: Float>(t: usize) -> Tensor<T> {
     Tensor::from_vec((0..t * t).map(|i| if i % t > i / t { T::ONE } else { T::ZERO }).collect(), &[t, t])
 }
 

@@ -17,7 +17,8 @@
 //! assert_eq!(y.shape().as_slice(), &[2, 5, 16]);
 //! ```
 
-use autograd::{Float, Tensor, Var};
+use autograd::ops::attention::causal_mask;
+use autograd::{Float, Var};
 
 use crate::{Bound, Dropout, Linear, LinearConfig, Module, Scope};
 
@@ -116,12 +117,6 @@ impl CausalSelfAttention {
 /// The score given to masked (future) positions. Finite, so that anomaly mode does not flag it,
 /// and low enough that its softmax weight is exactly 0 in `f32` and `f64`.
 const MASKED: f64 = -1e30;
-
-/// `(t, t)`: one above the diagonal (the future, masked), zero elsewhere.
-fn causal_mask<T: Float>(t: usize) -> Tensor<T> {
-    let data = (0..t * t).map(|i| if i % t > i / t { T::ONE } else { T::ZERO }).collect();
-    Tensor::from_vec(data, &[t, t])
-}
 
 impl Module for CausalSelfAttention {
     fn forward<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {

@@ -1,11 +1,15 @@
-//! `Var::conv2d` (im2col then one matrix product) at the digits CNN's two shapes, batch 32:
+//! `Var::conv2d` (fused: one image at a time unfolded into a cached buffer and multiplied) at the
+//! digits CNN's two shapes, batch 32, and its max pooling:
 //!
 //! - conv1: input (32, 1, 28, 28), weight (32, 1, 3, 3) → (32, 32, 26, 26);
 //! - conv2: input (32, 32, 26, 26), weight (64, 32, 3, 3) → (32, 64, 24, 24).
 //!
+//! - pool: `max_pool2d(2, 2)` of (32, 64, 24, 24) → (32, 64, 12, 12).
+//!
 //! Forward, and forward + backward (gradients of input and weight). Throughput is FLOP/s of the
-//! forward product, 2·N·O·OH·OW·C·kh·kw, for both (compare the two rows' times, not their rates).
-//! `cargo bench --bench conv`; one shape: `cargo bench --bench conv -- conv2`.
+//! forward product, 2·N·O·OH·OW·C·kh·kw, for both (compare the two rows' times, not their rates);
+//! for pooling, input elements per second. `cargo bench --bench conv`; one shape:
+//! `cargo bench --bench conv -- conv2`.
 
 mod common;
 
@@ -21,6 +25,12 @@ fn conv(c: &mut Criterion) {
         common::forward(&mut group, &format!("{name}/fwd"), &inputs, |v| v[0].conv2d(v[1], 1, 0));
         common::forward_backward(&mut group, &format!("{name}/fwd_bwd"), &inputs, |v| v[0].conv2d(v[1], 1, 0));
     }
+    group.finish();
+    let mut group = c.benchmark_group("max_pool2d");
+    let inputs = [common::random(&[32, 64, 24, 24], 3)];
+    group.throughput(Throughput::Elements(inputs[0].numel() as u64));
+    common::forward(&mut group, "pool/fwd", &inputs, |v| v[0].max_pool2d(2, 2));
+    common::forward_backward(&mut group, "pool/fwd_bwd", &inputs, |v| v[0].max_pool2d(2, 2));
     group.finish();
 }
 

@@ -307,17 +307,23 @@ fn rows() -> Vec<Row> {
         row("causal_attention", packed_qkv(1), SMOOTH, |x| x[0].causal_attention(1)),
         row("causal_attention", packed_qkv(2), SMOOTH, |x| x[0].causal_attention(2)),
         // conv
-        row("im2col", image_and_kernel(), SMOOTH, |x| {
-            // Reached through conv2d; stride 2 and padding 1 exercise the index arithmetic.
-            x[0].conv2d(x[1], 2, 1).powi(2)
-        }),
+        // Stride 2 and padding 1 exercise the index arithmetic.
+        row("im2col", image_and_kernel(), SMOOTH, |x| x[0].im2col((2, 2), 2, 1)),
         row("col2im", image_and_kernel(), SMOOTH, |x| {
-            // col2im is im2col's backward: reach it through a gradient.
-            let tape = x[0].tape();
-            let g = tape.grad(x[0].conv2d(x[1], 1, 1).powi(2).sum(), &[x[0]])[0];
-            g * x[0]
+            // Columns that depend on x non-linearly, folded back with the same geometry.
+            let s = x[0].shape();
+            let cols = x[0].im2col((2, 2), 2, 1);
+            (cols * cols).col2im((s[2], s[3]), (2, 2), 2, 1)
         }),
         row("conv2d", image_and_kernel(), SMOOTH, |x| x[0].conv2d(x[1], 1, 0)),
+        row("conv2d", image_and_kernel(), SMOOTH, |x| x[0].conv2d(x[1], 2, 1)),
+        row("conv2d", image_and_kernel(), SMOOTH, |x| {
+            // With a bias: the kernel's first row of weights serves as the bias values.
+            let o = x[1].shape()[0];
+            let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
+            x[0].conv2d_with_bias(x[1], bias, 1, 1)
+        }),
+        // pool
         row("max_pool2d", pool_input(), KINKED, |x| x[0].max_pool2d(2, 2)),
         row("max_pool2d", pool_input(), KINKED, |x| x[0].max_pool2d(2, 1)),
         row("max_pool2d_scatter", pool_input(), KINKED, |x| {

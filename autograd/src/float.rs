@@ -38,6 +38,8 @@ pub trait Float:
     const INFINITY: Self;
     /// Negative infinity.
     const NEG_INFINITY: Self;
+    /// Not a number.
+    const NAN: Self;
     /// The dtype's name as PyTorch and safetensors spell it (`"f32"`, `"f64"`).
     const DTYPE: &'static str;
 
@@ -85,6 +87,7 @@ macro_rules! impl_float {
             const ONE: Self = 1.0;
             const INFINITY: Self = $t::INFINITY;
             const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            const NAN: Self = $t::NAN;
             const DTYPE: &'static str = stringify!($t);
 
             #[inline(always)]

@@ -1,38 +1,43 @@
-//! Convolution and pooling over NCHW images: im2col and its adjoint col2im, conv2d built from
-//! them and matmul, and max_pool2d with its adjoint scatter.
+//! Convolution over NCHW images: im2col and its adjoint col2im, and conv2d.
 //!
-//! `conv2d(x, w)` unfolds every receptive field of `x` into a column (`im2col`), so that the
-//! convolution is one matrix product per image, `w.reshape(O, C·kh·kw) · cols`, which `gemm`
-//! runs fast. `im2col` and `col2im` are each other's adjoints, so each is the other's backward and
+//! `conv2d(x, w)` is, per image, one matrix product `w.reshape(O, C·kh·kw) · cols` of the weight
+//! and the image's receptive fields unfolded into columns (im2col). The op is fused: each thread
+//! takes a contiguous group of the batch and unfolds one image at a time into a buffer of its
+//! own, which stays in cache for the gemm that reads it, instead of unfolding the whole batch
+//! into memory first; its backward recomputes the columns the same way for the weight's
+//! gradient, and folds (col2im) the columns' gradient into the input's. The differentiable
+//! backward is built from `im2col`, `col2im` and `matmul`, which are each other's adjoints, so
 //! second derivatives come for free.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
+use std::mem::MaybeUninit;
 
+use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::matmul::{gemm_accumulate, gemm_into, gemm_overwrite, Operand};
 use super::shape::fill_chunks;
+use crate::op::TensorGrads;
 use crate::tape::shape_panic;
-use crate::{Float, Op, Tensor, Var, PAR_THRESHOLD};
+use crate::{Float, Op, Tensor, Var};
 
 /// The geometry of a sliding window over an `h × w` image: kernel, stride, zero padding, and the
 /// resulting output size.
 #[derive(Clone, Copy, Debug)]
-struct Window {
+pub(super) struct Window {
     kh: usize,
     kw: usize,
     stride: usize,
     padding: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
 }
 
 impl Window {
     /// The window over an `h × w` image, or a panic naming `op` and `shape` if it does not fit.
     #[track_caller]
-    fn new(
+    pub(super) fn new(
         op: &str,
         shape: &[usize],
         (h, w): (usize, usize),
@@ -100,10 +105,42 @@ impl Window {
             }
         }
     }
+
+    /// Unfolds one image of `channels` planes into `dst`, its `(C·kh·kw) × (OH·OW)` columns
+    /// matrix. Only in-image positions are written: padding positions keep what `dst` held,
+    /// so a buffer zeroed once serves every image of the same geometry.
+    fn unfold<T: Float>(&self, channels: usize, img: &[T], dst: &mut [T]) {
+        let cols = self.oh * self.ow;
+        self.for_each_segment(channels, |row, ih, oh, iw0, lo, hi| {
+            let d = &mut dst[row * cols + oh * self.ow + lo..row * cols + oh * self.ow + hi];
+            let o = ih * self.w + iw0;
+            if self.stride == 1 {
+                d.copy_from_slice(&img[o..o + (hi - lo)]);
+            } else {
+                d.iter_mut().enumerate().for_each(|(k, v)| *v = img[o + k * self.stride]);
+            }
+        });
+    }
+
+    /// Adds a columns matrix into one image of `channels` planes, each column element onto the
+    /// pixel it was unfolded from: the adjoint of [`Window::unfold`].
+    fn fold_add<T: Float>(&self, channels: usize, cols_data: &[T], img: &mut [T]) {
+        let cols = self.oh * self.ow;
+        self.for_each_segment(channels, |row, ih, oh, iw0, lo, hi| {
+            let from = &cols_data[row * cols + oh * self.ow + lo..row * cols + oh * self.ow + hi];
+            let o = ih * self.w + iw0;
+            if self.stride == 1 {
+                img[o..o + (hi - lo)].iter_mut().zip(from).for_each(|(v, &g)| *v += g);
+            } else {
+                from.iter().enumerate().for_each(|(k, &g)| img[o + k * self.stride] += g);
+            }
+        });
+    }
 }
 
+/// Panics naming `op` unless `shape` is that of an (N, C, H, W) batch.
 #[track_caller]
-fn check_rank4(op: &str, shape: &[usize]) {
+pub(super) fn check_rank4(op: &str, shape: &[usize]) {
     if shape.len() != 4 {
         shape_panic(op, &format!("expects an (N, C, H, W) input, got shape {shape:?}"));
     }
@@ -130,18 +167,7 @@ impl<T: Float> Op<T> for Im2ColOp {
         let src = x.data();
         // Padding positions stay zero; every in-image position is copied, one image per task.
         let mut out = vec![T::ZERO; n * rows * cols];
-        fill_chunks(&mut out, rows * cols, |b, dst| {
-            let img = &src[b * plane..(b + 1) * plane];
-            win.for_each_segment(c, |row, ih, oh, iw0, lo, hi| {
-                let d = &mut dst[row * cols + oh * win.ow + lo..row * cols + oh * win.ow + hi];
-                let o = ih * win.w + iw0;
-                if win.stride == 1 {
-                    d.copy_from_slice(&img[o..o + (hi - lo)]);
-                } else {
-                    d.iter_mut().enumerate().for_each(|(k, v)| *v = img[o + k * win.stride]);
-                }
-            });
-        });
+        fill_chunks(&mut out, rows * cols, |b, dst| win.unfold(c, &src[b * plane..(b + 1) * plane], dst));
         Tensor::from_vec(out, &[n, rows, cols])
     }
     // im2col copies each input element into several columns: its adjoint col2im sums them back.
@@ -182,16 +208,7 @@ impl<T: Float> Op<T> for Col2ImOp {
         let src = cols_t.data();
         let mut out = vec![T::ZERO; n * c * win.h * win.w];
         fill_chunks(&mut out, c * win.h * win.w, |b, img| {
-            let col = &src[b * rows * cols..(b + 1) * rows * cols];
-            win.for_each_segment(c, |row, ih, oh, iw0, lo, hi| {
-                let from = &col[row * cols + oh * win.ow + lo..row * cols + oh * win.ow + hi];
-                let o = ih * win.w + iw0;
-                if win.stride == 1 {
-                    img[o..o + (hi - lo)].iter_mut().zip(from).for_each(|(v, &g)| *v += g);
-                } else {
-                    from.iter().enumerate().for_each(|(k, &g)| img[o + k * win.stride] += g);
-                }
-            });
+            win.fold_add(c, &src[b * rows * cols..(b + 1) * rows * cols], img);
         });
         Tensor::from_vec(out, &[n, c, win.h, win.w])
     }
@@ -201,146 +218,209 @@ impl<T: Float> Op<T> for Col2ImOp {
     }
 }
 
-/// Where each max-pool output came from: a flat index into its input (N, C) plane, per output
-/// element, with the input shape it indexes.
-struct Argmax {
-    in_shape: [usize; 4],
-    out_hw: (usize, usize),
-    idx: Vec<usize>,
+/// The sizes of one convolution: batch, input and output channels, the window, the columns
+/// matrix of one image (`rows × cols`), and how the batch is split across threads.
+struct ConvDims {
+    n: usize,
+    c: usize,
+    o: usize,
+    win: Window,
+    rows: usize,
+    cols: usize,
+    /// Elements of one input image.
+    plane: usize,
+    /// Images per thread: the batch in one contiguous group per thread.
+    group: usize,
+    /// How each image's gemm runs: alone when the batch keeps every thread busy, split across
+    /// threads by gemm when it does not (a batch of one image, say).
+    inner: Parallelism,
 }
 
-/// Whether `x` is NaN, without `x != x` (which reads like a typo).
-fn is_nan<T: Float>(x: T) -> bool {
-    x.partial_cmp(&x).is_none()
-}
-
-/// Max pooling. Its forward finds the maxima and saves where they are; built with `argmax`
-/// already set (as the adjoint of [`MaxPool2dScatterOp`]) it instead gathers from those
-/// positions, which is the linear map that max pooling is locally.
-struct MaxPool2dOp {
-    kernel: usize,
-    stride: usize,
-    argmax: OnceCell<Rc<Argmax>>,
-}
-
-impl MaxPool2dOp {
-    fn gather<T: Float>(&self, x: &Tensor<T>, am: &Argmax) -> Tensor<T> {
-        if x.shape() != am.in_shape {
+impl ConvDims {
+    /// The sizes for an (N, C, H, W) input and an (O, C, kh, kw) weight, or a panic naming both
+    /// shapes.
+    #[track_caller]
+    fn of(xs: &[usize], ws: &[usize], stride: usize, padding: usize) -> Self {
+        if xs.len() != 4 || ws.len() != 4 || xs[1] != ws[1] {
             shape_panic(
-                "max_pool2d",
-                &format!("gathering from shape {:?} with maxima found in shape {:?}", x.shape(), am.in_shape),
+                "conv2d",
+                &format!("expects input (N, C, H, W) and weight (O, C, kh, kw): input {xs:?}, weight {ws:?}"),
             );
         }
-        let [n, c, h, w] = am.in_shape;
-        let (oh, ow) = am.out_hw;
-        let src = x.data();
-        let mut out = vec![T::ZERO; n * c * oh * ow];
-        fill_chunks(&mut out, oh * ow, |p, dst| {
-            let plane = &src[p * h * w..(p + 1) * h * w];
-            let idx = &am.idx[p * oh * ow..(p + 1) * oh * ow];
-            dst.iter_mut().zip(idx).for_each(|(d, &i)| *d = plane[i]);
-        });
-        Tensor::from_vec(out, &[n, c, oh, ow])
+        let win = Window::new("conv2d", xs, (xs[2], xs[3]), (ws[2], ws[3]), stride, padding);
+        let (n, threads) = (xs[0], rayon::current_num_threads());
+        ConvDims {
+            n,
+            c: xs[1],
+            o: ws[0],
+            win,
+            rows: ws[1] * ws[2] * ws[3],
+            cols: win.oh * win.ow,
+            plane: xs[1] * xs[2] * xs[3],
+            group: n.div_ceil(threads).max(1),
+            inner: if n >= threads { Parallelism::None } else { Parallelism::Rayon(0) },
+        }
+    }
+
+    /// Row-major operand over a `_ × cols` matrix.
+    fn by_rows<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
+        Operand { data, row_stride, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major `_ × row_stride` matrix, as an operand.
+    fn transposed<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
+        Operand { data, row_stride: 1, col_stride: row_stride }
     }
 }
 
-impl<T: Float> Op<T> for MaxPool2dOp {
+/// 2-d convolution of an (N, C, H, W) input with an (O, C, kh, kw) weight, fused (see the
+/// [module docs](self)).
+struct Conv2dOp {
+    stride: usize,
+    padding: usize,
+}
+
+impl<T: Float> Op<T> for Conv2dOp {
     fn name(&self) -> &'static str {
-        "max_pool2d"
+        "conv2d"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let x = inputs[0];
-        if let Some(am) = self.argmax.get() {
-            return self.gather(x, am);
+        let (x, w, bias) = (inputs[0], inputs[1], inputs.get(2));
+        let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
+        // W transposed once, (C·kh·kw, O) row-major: gemm reads a column-major left operand
+        // in place, where a row-major one would be packed again for every image.
+        let mut w_t = vec![T::ZERO; d.rows * d.o];
+        for (o, w_row) in w.data().chunks(d.rows.max(1)).enumerate() {
+            w_row.iter().enumerate().for_each(|(r, &v)| w_t[r * d.o + o] = v);
         }
-        let s = x.shape();
-        check_rank4("max_pool2d", s);
-        let (k, st) = (self.kernel, self.stride);
-        let win = Window::new("max_pool2d", s, (s[2], s[3]), (k, k), st, 0);
-        let (h, w, oh, ow) = (win.h, win.w, win.oh, win.ow);
-        let planes = s[0] * s[1];
+        let weight = ConvDims::transposed(&w_t, d.o);
         let src = x.data();
-        let mut out = vec![T::ZERO; planes * oh * ow];
-        let mut idx = vec![0usize; planes * oh * ow];
-        let pool_plane = |p: usize, (dst, arg): (&mut [T], &mut [usize])| {
-            let plane = &src[p * h * w..(p + 1) * h * w];
-            for r in 0..oh {
-                for q in 0..ow {
-                    let first = r * st * w + q * st;
-                    let (mut best, mut at) = (plane[first], first);
-                    for i in 0..k {
-                        for j in 0..k {
-                            let o = (r * st + i) * w + q * st + j;
-                            let v = plane[o];
-                            // Strictly greater: the first maximum in row-major order wins a tie.
-                            // A NaN wins over any number, so it propagates.
-                            if v > best || (is_nan(v) && !is_nan(best)) {
-                                (best, at) = (v, o);
+        let per = d.o * d.cols;
+        let len = d.n * per;
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        let dst = &mut out.spare_capacity_mut()[..len];
+        if per > 0 {
+            dst.par_chunks_mut(d.group * per).enumerate().for_each(|(g, chunk)| {
+                let mut cols = vec![T::ZERO; d.rows * d.cols];
+                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                    let b = g * d.group + j;
+                    d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
+                    let cols = ConvDims::by_rows(&cols, d.cols);
+                    match bias {
+                        None => gemm_into::<T>(out_b, (d.o, d.rows, d.cols), weight, cols, d.inner),
+                        Some(bias) => {
+                            // Each output channel starts at its bias; the product is added.
+                            for (row, &b) in out_b.chunks_mut(d.cols).zip(bias.data()) {
+                                row.iter_mut().for_each(|v| *v = MaybeUninit::new(b));
                             }
+                            // SAFETY: every element of `out_b` was just initialized above
+                            // (O rows of OH·OW, one per bias value), and `MaybeUninit<T>` has
+                            // the layout of `T`.
+                            let out_b = unsafe { &mut *(std::ptr::from_mut(out_b) as *mut [T]) };
+                            gemm_accumulate(out_b, (d.o, d.rows, d.cols), weight, cols, d.inner);
                         }
                     }
-                    dst[r * ow + q] = best;
-                    arg[r * ow + q] = at;
                 }
-            }
-        };
-        let chunk = (oh * ow).max(1);
-        if out.len() * k * k >= PAR_THRESHOLD {
-            out.par_chunks_mut(chunk)
-                .zip(idx.par_chunks_mut(chunk))
-                .enumerate()
-                .for_each(|(p, pair)| pool_plane(p, pair));
-        } else {
-            out.chunks_mut(chunk).zip(idx.chunks_mut(chunk)).enumerate().for_each(|(p, pair)| pool_plane(p, pair));
+            });
         }
-        let am = Argmax { in_shape: [s[0], s[1], h, w], out_hw: (oh, ow), idx };
-        // The cell was empty (checked at the top) and forward runs once per op.
-        let _ = self.argmax.set(Rc::new(am));
-        Tensor::from_vec(out, &[s[0], s[1], oh, ow])
+        // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity; the chunks of
+        // `per` = O·OH·OW elements partition it (or it is empty), and each was written in full
+        // by gemm_into, or by the bias fill before gemm_accumulate.
+        unsafe { out.set_len(len) };
+        Tensor::from_vec(out, &[d.n, d.o, d.win.oh, d.win.ow])
     }
-    // ∂out[o]/∂x[i] = 1 if i is the argmax of window o, else 0: the gradient is scattered to
-    // the argmax positions (the argmax is piecewise constant, so it is saved, not differentiated).
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let argmax = Rc::clone(self.argmax.get().expect("forward saved the argmax"));
-        vec![Some(grad_out.tape().apply(MaxPool2dScatterOp { argmax }, &[grad_out]))]
-    }
-}
-
-/// The adjoint of max pooling: each output-gradient element is added at its window's argmax in
-/// zeros of the input's shape (added, since overlapping windows can share a maximum).
-struct MaxPool2dScatterOp {
-    argmax: Rc<Argmax>,
-}
-
-impl<T: Float> Op<T> for MaxPool2dScatterOp {
-    fn name(&self) -> &'static str {
-        "max_pool2d_scatter"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let g = inputs[0];
-        let am = &*self.argmax;
-        let [n, c, h, w] = am.in_shape;
-        let (oh, ow) = am.out_hw;
-        if g.shape() != [n, c, oh, ow] {
-            shape_panic(
-                "max_pool2d_scatter",
-                &format!("gradient of shape {:?} for a pooled output of shape {:?}", g.shape(), [n, c, oh, ow]),
-            );
-        }
-        let src = g.data();
-        let mut out = vec![T::ZERO; n * c * h * w];
-        fill_chunks(&mut out, h * w, |p, plane| {
-            let from = &src[p * oh * ow..(p + 1) * oh * ow];
-            let idx = &am.idx[p * oh * ow..(p + 1) * oh * ow];
-            from.iter().zip(idx).for_each(|(&v, &i)| plane[i] += v);
+    // out_b = W·cols_b (+ bias per row) per image b, with W the (O, C·kh·kw) weight matrix:
+    // ∂W = Σ_b G_b·cols_bᵀ, ∂cols_b = Wᵀ·G_b, folded back into the image by col2im (im2col's
+    // adjoint), and ∂bias[o] = Σ_b Σ_p G_b[o, p].
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let (xs, ws) = (x.shape(), w.shape());
+        let d = ConvDims::of(&xs, &ws, self.stride, self.padding);
+        let kernel = (ws[2], ws[3]);
+        let g = grad_out.reshape(&[d.n, d.o, d.cols]);
+        let w2 = w.reshape(&[d.o, d.rows]);
+        let gx = x
+            .requires_grad()
+            .then(|| w2.matmul_t(g, true, false).col2im((xs[2], xs[3]), kernel, self.stride, self.padding));
+        let gw = w.requires_grad().then(|| {
+            let cols = x.im2col(kernel, self.stride, self.padding);
+            g.matmul_t(cols, false, true).sum_to(&[d.o, d.rows]).reshape(&ws)
         });
-        Tensor::from_vec(out, &[n, c, h, w])
+        let mut grads = vec![gx, gw];
+        if let Some(b) = inputs.get(2) {
+            grads.push(b.requires_grad().then(|| g.sum_to(&[d.o, 1]).reshape(&[d.o])));
+        }
+        grads
     }
-    // The scatter is linear: its adjoint gathers from the same argmax positions (max_pool2d
-    // with the argmax fixed).
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let gather = MaxPool2dOp { kernel: 0, stride: 0, argmax: OnceCell::from(Rc::clone(&self.argmax)) };
-        vec![Some(grad_out.tape().apply(gather, &[grad_out]))]
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        _out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs_grad: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
+        let (need_x, need_w) = (needs_grad[0], needs_grad[1]);
+        let need_b = needs_grad.get(2).copied().unwrap_or(false);
+        let (src, wt, g) = (x.data(), w.data(), grad_out.data());
+        let per = d.o * d.cols;
+        // The input's gradient is summed into by col2im, so it starts at zero.
+        let mut gx = if need_x { vec![T::ZERO; d.n * d.plane] } else { Vec::new() };
+        let groups = d.n.div_ceil(d.group);
+        let gx_groups: Vec<&mut [T]> = if need_x {
+            gx.chunks_mut(d.group * d.plane).collect()
+        } else {
+            (0..groups).map(|_| <&mut [T]>::default()).collect()
+        };
+        // Each thread sums its images' weight and bias gradients into its own (O, C·kh·kw + 1)
+        // matrix, the bias in the last column; the few matrices are added at the end.
+        let (gw_len, gb_len) = (d.o * d.rows, d.o);
+        let sums = gx_groups
+            .into_par_iter()
+            .enumerate()
+            .map(|(gi, gx_group)| {
+                let zeros = |on: bool, len: usize| if on { vec![T::ZERO; len] } else { Vec::new() };
+                let (mut cols, mut gcols) = (zeros(need_w, d.rows * d.cols), zeros(need_x, d.rows * d.cols));
+                let mut sums = vec![T::ZERO; gw_len + gb_len];
+                let (gw, gb) = sums.split_at_mut(gw_len);
+                let first = gi * d.group;
+                for b in first..(first + d.group).min(d.n) {
+                    let g_data = &g[b * per..(b + 1) * per];
+                    let g_b = ConvDims::by_rows(g_data, d.cols);
+                    if need_w {
+                        d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
+                        let cols_t = ConvDims::transposed(&cols, d.cols);
+                        gemm_accumulate(gw, (d.o, d.cols, d.rows), g_b, cols_t, d.inner);
+                    }
+                    if need_b {
+                        for (s, row) in gb.iter_mut().zip(g_data.chunks(d.cols)) {
+                            *s += row.iter().fold(T::ZERO, |a, &v| a + v);
+                        }
+                    }
+                    if need_x {
+                        let w_t = ConvDims::transposed(wt, d.rows);
+                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, g_b, d.inner);
+                        let j = b - first;
+                        d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
+                    }
+                }
+                sums
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, &b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![T::ZERO; gw_len + gb_len]);
+        let (gw, gb) = sums.split_at(gw_len);
+        let mut grads = smallvec::smallvec![
+            need_x.then(|| Tensor::from_vec(gx, x.shape())),
+            need_w.then(|| Tensor::from_vec(gw.to_vec(), w.shape())),
+        ];
+        if inputs.len() == 3 {
+            grads.push(need_b.then(|| Tensor::from_vec(gb.to_vec(), &[d.o])));
+        }
+        Some(grads)
     }
 }
 
@@ -411,8 +491,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// with an (O, C, kh, kw) weight, zero-padded by `padding` on every side and slid by `stride`:
     /// `out[n, o, y, x] = Σ_{c,i,j} w[o, c, i, j] · x[n, c, y·stride + i − padding,
     /// x·stride + j − padding]`, of shape (N, O, OH, OW) with `OH = (H + 2·padding − kh) /
-    /// stride + 1`. Built as `w.reshape(O, C·kh·kw) · x.im2col(..)`, so the gradients are those of
-    /// matmul and im2col. No bias: add one of shape (O, 1, 1) by broadcasting. PyTorch:
+    /// stride + 1`. Computed as `w.reshape(O, C·kh·kw) · x.im2col(..)` one image at a time (see
+    /// the [module docs](self)), with the gradients of that product. No bias: add one of shape
+    /// (O, 1, 1) by broadcasting. PyTorch:
     /// `F.conv2d(x, w, stride=stride, padding=padding)`.
     ///
     /// ```
@@ -429,41 +510,34 @@ impl<'t, T: Float> Var<'t, T> {
     /// kernel is larger than the padded image.
     #[track_caller]
     pub fn conv2d(self, weight: Var<'t, T>, stride: usize, padding: usize) -> Var<'t, T> {
-        let (xs, ws) = (self.shape(), weight.shape());
-        if xs.len() != 4 || ws.len() != 4 || xs[1] != ws[1] {
-            shape_panic(
-                "conv2d",
-                &format!("expects input (N, C, H, W) and weight (O, C, kh, kw): input {xs:?}, weight {ws:?}"),
-            );
-        }
-        let (o, c, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
-        let win = Window::new("conv2d", &xs, (xs[2], xs[3]), (kh, kw), stride, padding);
-        let cols = self.im2col((kh, kw), stride, padding); // (N, C·kh·kw, OH·OW)
-        let out = weight.reshape(&[o, c * kh * kw]).matmul(cols); // (N, O, OH·OW)
-        out.reshape(&[xs[0], o, win.oh, win.ow])
+        ConvDims::of(&self.shape(), &weight.shape(), stride, padding);
+        self.tape().apply(Conv2dOp { stride, padding }, &[self, weight])
     }
 
-    /// Max pooling over `kernel × kernel` windows slid by `stride` across an (N, C, H, W) input,
-    /// without padding: (N, C, OH, OW) with `OH = (H − kernel) / stride + 1`. The gradient flows
-    /// to each window's maximum only; on a tie the first maximum in row-major order takes it.
-    /// PyTorch: `F.max_pool2d(x, kernel, stride)`.
+    /// [`Var::conv2d`] plus a bias per output channel, `bias` of shape (O): the same as adding
+    /// `bias.reshape(&[1, O, 1, 1])` to the convolution, in one op (each output starts at its
+    /// bias, and the bias's gradient is summed while the output's gradient is in cache).
+    /// PyTorch: `F.conv2d(x, w, bias, stride=stride, padding=padding)`.
     ///
     /// ```
     /// # use autograd::{Tape, Tensor};
     /// let tape = Tape::<f64>::new();
-    /// let x = tape.var(Tensor::from_vec((1..=16).map(f64::from).collect(), &[1, 1, 4, 4]));
-    /// assert_eq!(x.max_pool2d(2, 2).value().data(), &[6.0, 8.0, 14.0, 16.0]);
+    /// let x = tape.var(Tensor::from_vec((1..=9).map(f64::from).collect(), &[1, 1, 3, 3]));
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, 0.0, 0.0, -1.0], &[1, 1, 2, 2]));
+    /// let b = tape.var(Tensor::from_vec(vec![10.0], &[1]));
+    /// assert_eq!(x.conv2d_with_bias(w, b, 1, 0).value().data(), &[6.0, 6.0, 6.0, 6.0]);
     /// ```
     ///
     /// # Panics
-    /// If the input is not 4-d, the kernel or stride is zero, or the kernel is larger than the
-    /// image.
+    /// As [`Var::conv2d`], and if `bias` is not of shape (O).
     #[track_caller]
-    pub fn max_pool2d(self, kernel: usize, stride: usize) -> Var<'t, T> {
-        let s = self.shape();
-        check_rank4("max_pool2d", &s);
-        Window::new("max_pool2d", &s, (s[2], s[3]), (kernel, kernel), stride, 0);
-        self.tape().apply(MaxPool2dOp { kernel, stride, argmax: OnceCell::new() }, &[self])
+    pub fn conv2d_with_bias(self, weight: Var<'t, T>, bias: Var<'t, T>, stride: usize, padding: usize) -> Var<'t, T> {
+        let ws = weight.shape();
+        let d = ConvDims::of(&self.shape(), &ws, stride, padding);
+        if bias.shape().as_slice() != [d.o] {
+            shape_panic("conv2d", &format!("bias must be ({},) for weight {ws:?}, got shape {:?}", d.o, bias.shape()));
+        }
+        self.tape().apply(Conv2dOp { stride, padding }, &[self, weight, bias])
     }
 }
 
@@ -571,55 +645,69 @@ mod tests {
     }
 
     #[test]
-    fn max_pool2d_grad_goes_to_first_max() {
-        let tape = Tape::<f64>::new();
-        // One 2×3 plane, 2×2 windows at stride 1: windows [[1, 5], [5, 2]] (tie: the first 5,
-        // at (0, 1), wins) and [[5, 3], [2, 0]] (max 5 at (0, 1) again).
-        let x = tape.var(Tensor::from_vec(vec![1.0, 5.0, 3.0, 5.0, 2.0, 0.0], &[1, 1, 2, 3]));
-        let y = x.max_pool2d(2, 1);
-        assert_eq!(y.value().data(), &[5.0, 5.0]);
-        // Both windows route their gradient (weights 1 and 2) to x[0, 1]: 1 + 2 = 3.
-        let w = tape.constant(Tensor::from_vec(vec![1.0, 2.0], &[1, 1, 1, 2]));
-        let grads = (y * w).sum().backward();
-        assert_eq!(grads[x].data(), &[0.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn max_pool2d_propagates_nan() {
-        let tape = Tape::<f32>::new();
-        let x = tape.var(Tensor::from_vec(vec![1.0, f32::NAN, 3.0, 2.0], &[1, 1, 2, 2]));
-        assert!(x.max_pool2d(2, 2).item().is_nan());
-    }
-
-    #[test]
-    fn max_pool2d_grad_matches_finite_diff() {
-        gradcheck(|v| v[0].max_pool2d(2, 2).exp().mean(), &[filled(&[2, 2, 4, 5], 13)]);
-        gradcheck(|v| v[0].max_pool2d(3, 1).exp().mean(), &[filled(&[1, 2, 4, 4], 14)]);
-        // Piecewise linear: the second derivative is that of the head, routed through the
-        // argmax by scatter and gather.
-        gradgradcheck(|v| v[0].max_pool2d(2, 1).exp().mean(), &[filled(&[2, 1, 3, 4], 15)]);
-        gradgradcheck(|v| (v[0].max_pool2d(2, 2) * v[0].max_pool2d(2, 2)).mean(), &[filled(&[1, 2, 4, 4], 16)]);
-    }
-
-    #[test]
     fn big_images_match_direct_convolution() {
-        // Past PAR_THRESHOLD the batch is split across threads; f32, as in training.
-        let (x, w) = (filled(&[8, 3, 28, 28], 17), filled(&[4, 3, 3, 3], 18));
-        let tape = Tape::<f32>::new();
-        let xv = tape.var(x.cast::<f32>());
-        let y = xv.conv2d(tape.var(w.cast::<f32>()), 1, 1);
-        assert_close(&y.value(), &naive_conv(&x, &w, 1, 1).cast::<f32>(), 1e-4, 1e-4);
-        let p = xv.max_pool2d(2, 2).value();
-        assert_eq!(
-            p.at(&[7, 2, 13, 13]),
-            xv.value()
-                .at(&[7, 2, 26, 26])
-                .max(xv.value().at(&[7, 2, 26, 27]))
-                .max(xv.value().at(&[7, 2, 27, 26]))
-                .max(xv.value().at(&[7, 2, 27, 27]))
+        // A batch split across threads (and a single image, whose gemm is split instead); f32,
+        // as in training.
+        for n in [8, 1] {
+            let (x, w) = (filled(&[n, 3, 28, 28], 17), filled(&[4, 3, 3, 3], 18));
+            let tape = Tape::<f32>::new();
+            let (xv, wv) = (tape.var(x.cast::<f32>()), tape.var(w.cast::<f32>()));
+            let y = xv.conv2d(wv, 1, 1);
+            assert_close(&y.value(), &naive_conv(&x, &w, 1, 1).cast::<f32>(), 1e-4, 1e-4);
+            // The fused backward against the one composed of im2col, col2im and matmul.
+            let loss = (y * tape.constant(filled(&y.shape(), 19).cast::<f32>())).sum();
+            let fused = loss.backward();
+            let composed = tape.grad(loss, &[xv, wv]);
+            assert_close(&fused[xv], &composed[0].value(), 1e-4, 1e-4);
+            assert_close(&fused[wv], &composed[1].value(), 1e-3, 1e-4);
+        }
+    }
+
+    #[test]
+    fn conv2d_with_bias_is_conv2d_plus_broadcast_bias() {
+        for (stride, pad) in [(1, 0), (2, 1)] {
+            let tape = Tape::<f64>::new();
+            let x = tape.var(filled(&[3, 2, 6, 5], 22));
+            let w = tape.var(filled(&[4, 2, 3, 2], 23));
+            let b = tape.var(filled(&[4], 24));
+            let fused = x.conv2d_with_bias(w, b, stride, pad);
+            let composed = x.conv2d(w, stride, pad) + b.reshape(&[1, 4, 1, 1]);
+            assert_close(&fused.value(), &composed.value(), 1e-12, 1e-12);
+            let seed = tape.constant(filled(&fused.shape(), 25));
+            let (gf, gc) = ((fused * seed).sum().backward(), (composed * seed).sum().backward());
+            for v in [x, w, b] {
+                assert_close(&gf[v], &gc[v], 1e-12, 1e-12);
+            }
+        }
+        gradcheck(
+            |v| v[0].conv2d_with_bias(v[1], v[2], 2, 1).exp().mean(),
+            &[filled(&[2, 2, 4, 5], 26), filled(&[3, 2, 2, 3], 27), filled(&[3], 28)],
         );
-        let g = y.sum().backward();
-        assert_eq!(g[xv].shape(), &[8, 3, 28, 28]);
+        gradgradcheck(
+            |v| v[0].conv2d_with_bias(v[1], v[2], 1, 1).exp().mean(),
+            &[filled(&[1, 2, 3, 3], 29), filled(&[2, 2, 2, 2], 30), filled(&[2], 31)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: bias must be (4,) for weight [4, 3, 3, 3], got shape [3]")]
+    fn conv2d_bias_of_the_wrong_size_names_shapes() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::zeros(&[1, 3, 5, 5]));
+        x.conv2d_with_bias(tape.var(Tensor::zeros(&[4, 3, 3, 3])), tape.var(Tensor::zeros(&[3])), 1, 0);
+    }
+
+    #[test]
+    fn conv2d_of_a_constant_input_gives_only_the_weight_gradient() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(filled(&[3, 2, 5, 5], 20));
+        let w = tape.var(filled(&[2, 2, 3, 3], 21));
+        let grads = x.conv2d(w, 1, 1).sum().backward();
+        assert!(grads.get(x).is_none());
+        // ∂Σout/∂w[o, c, i, j] = Σ over images and output positions of the input pixel under
+        // (i, j): for the centre tap with padding 1, every pixel of channel c once.
+        let centre: f64 = (0..3).map(|b| (0..25).map(|p| x.value().data()[(b * 2 + 1) * 25 + p]).sum::<f64>()).sum();
+        assert!((grads[w].at(&[0, 1, 1, 1]) - centre).abs() < 1e-12);
     }
 
     #[test]
@@ -629,12 +717,5 @@ mod tests {
     fn conv2d_channel_mismatch_names_shapes() {
         let tape = Tape::<f64>::new();
         tape.var(Tensor::zeros(&[1, 2, 5, 5])).conv2d(tape.var(Tensor::zeros(&[4, 3, 3, 3])), 1, 0);
-    }
-
-    #[test]
-    #[should_panic(expected = "max_pool2d: kernel 3×3 larger than the padded 2×4 image of input [1, 1, 2, 4]")]
-    fn max_pool2d_kernel_too_big_names_shape() {
-        let tape = Tape::<f64>::new();
-        tape.var(Tensor::zeros(&[1, 1, 2, 4])).max_pool2d(3, 1);
     }
 }

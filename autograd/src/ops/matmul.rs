@@ -71,19 +71,24 @@ pub(crate) struct Operand<'a, T> {
     pub col_stride: usize,
 }
 
-/// Writes `dst = lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, into a row-major `m × n`
-/// `dst`. Every element of `dst` is written and none is read, so `dst` may be uninitialized.
+/// Runs `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`) for an `m × k` `lhs` and a
+/// `k × n` `rhs` into the row-major `m × n` matrix at `dst`, after checking that every operand
+/// element the strides reach lies inside its slice.
+///
+/// # Safety
+/// `dst` must be valid for writes of `m·n` elements, aliasing neither operand, and, when
+/// `accumulate`, initialized (it is read).
 ///
 /// # Panics
-/// If `dst` does not hold `m·n` elements or a stride reaches past an operand's data.
-fn gemm_into<T: Float>(
-    dst: &mut [MaybeUninit<T>],
+/// If a stride reaches past an operand's data.
+unsafe fn gemm_raw<T: Float>(
+    dst: *mut T,
     (m, k, n): (usize, usize, usize),
     lhs: Operand<'_, T>,
     rhs: Operand<'_, T>,
+    accumulate: bool,
     parallelism: Parallelism,
 ) {
-    assert_eq!(dst.len(), m * n, "gemm_into: destination size");
     if m == 0 || n == 0 {
         return;
     }
@@ -92,38 +97,38 @@ fn gemm_into<T: Float>(
         // (k − 1, n − 1): strides are non-negative, so every other element read lies below it.
         assert!(
             (m - 1) * lhs.row_stride + (k - 1) * lhs.col_stride < lhs.data.len(),
-            "gemm_into: lhs strides reach past its data"
+            "gemm: lhs strides reach past its data"
         );
         assert!(
             (k - 1) * rhs.row_stride + (n - 1) * rhs.col_stride < rhs.data.len(),
-            "gemm_into: rhs strides reach past its data"
+            "gemm: rhs strides reach past its data"
         );
     }
     let isize_of = |x: usize| isize::try_from(x).expect("a stride fits in isize");
-    // SAFETY: `dst` is valid for writes of m·n elements laid out row-major (row stride n,
-    // column stride 1), checked above; gemm writes each of them exactly once and, with
-    // read_dst = false, reads none (it zeroes them when k = 0), so uninitialized memory is fine.
-    // The operands are valid for reads at every (i, p) · (row_stride, col_stride) with i < m
-    // (resp. k) and p < k (resp. n): the largest such offset was checked against each slice's
-    // length above, and nothing is read when k = 0. `dst` is a distinct `&mut` borrow, so it
-    // aliases neither operand. `T: Float` is f32 or f64, both of which gemm supports (it
-    // panics, rather than misbehaving, on any other type).
+    // SAFETY: `dst` is valid for writes (and, when accumulating, reads) of m·n elements laid out
+    // row-major (row stride n, column stride 1), by this function's contract; gemm writes each
+    // of them exactly once and reads them only with read_dst = accumulate (it zeroes them when
+    // k = 0 and not accumulating). The operands are valid for reads at every (i, p) ·
+    // (row_stride, col_stride) with i < m (resp. k) and p < k (resp. n): the largest such offset
+    // was checked against each slice's length above, and nothing is read when k = 0. `T: Float`
+    // is f32 or f64, both of which gemm supports (it panics, rather than misbehaving, on any
+    // other type).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr().cast::<T>(),
+            dst,
             1,
             isize_of(n),
-            false,
+            accumulate,
             lhs.data.as_ptr(),
             isize_of(lhs.col_stride),
             isize_of(lhs.row_stride),
             rhs.data.as_ptr(),
             isize_of(rhs.col_stride),
             isize_of(rhs.row_stride),
-            T::ZERO,
+            if accumulate { T::ONE } else { T::ZERO },
             T::ONE,
             false,
             false,
@@ -131,6 +136,25 @@ fn gemm_into<T: Float>(
             parallelism,
         );
     }
+}
+
+/// Writes `dst = lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, into a row-major `m × n`
+/// `dst`. Every element of `dst` is written and none is read, so `dst` may be uninitialized.
+///
+/// # Panics
+/// If `dst` does not hold `m·n` elements or a stride reaches past an operand's data.
+pub(crate) fn gemm_into<T: Float>(
+    dst: &mut [MaybeUninit<T>],
+    mkn: (usize, usize, usize),
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    parallelism: Parallelism,
+) {
+    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_into: destination size");
+    // SAFETY: `dst` holds m·n elements (checked) and is a distinct `&mut` borrow, so it aliases
+    // neither operand; without accumulating, gemm_raw does not read it, so it may be
+    // uninitialized.
+    unsafe { gemm_raw(dst.as_mut_ptr().cast::<T>(), mkn, lhs, rhs, false, parallelism) }
 }
 
 /// [`gemm_into`] over an initialized destination, which it overwrites.
@@ -141,12 +165,24 @@ pub(crate) fn gemm_overwrite<T: Float>(
     rhs: Operand<'_, T>,
     parallelism: Parallelism,
 ) {
-    // SAFETY: `MaybeUninit<T>` has the size, alignment and layout of `T`, so the cast keeps the
-    // slice's length and addresses. The view could let uninitialized values be written into
-    // memory that `dst` later reads as `T`; but `gemm_into` only writes finished `T` results
-    // through it (gemm never writes uninitialized data), so every element stays initialized.
-    let dst = unsafe { &mut *(std::ptr::from_mut::<[T]>(dst) as *mut [MaybeUninit<T>]) };
-    gemm_into(dst, mkn, lhs, rhs, parallelism);
+    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_overwrite: destination size");
+    // SAFETY: `dst` holds m·n initialized elements (checked) and is a distinct `&mut` borrow,
+    // so it aliases neither operand.
+    unsafe { gemm_raw(dst.as_mut_ptr(), mkn, lhs, rhs, false, parallelism) }
+}
+
+/// `dst += lhs · rhs`, with the sizes and layout of [`gemm_into`].
+pub(crate) fn gemm_accumulate<T: Float>(
+    dst: &mut [T],
+    mkn: (usize, usize, usize),
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    parallelism: Parallelism,
+) {
+    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_accumulate: destination size");
+    // SAFETY: `dst` holds m·n initialized elements (checked), which gemm reads and writes, and
+    // is a distinct `&mut` borrow, so it aliases neither operand.
+    unsafe { gemm_raw(dst.as_mut_ptr(), mkn, lhs, rhs, true, parallelism) }
 }
 
 /// The product of `a` and `b` (each read transposed per its flag), as a new tensor.

@@ -13,7 +13,8 @@
 //! | [`matmul`] | matmul (2-d, batched 3-d with broadcasting) |
 //! | [`softmax`] | softmax, log_softmax, cross_entropy (fused, integer targets) |
 //! | [`attention`] | causal_attention (fused multi-head, from a packed q-k-v projection) |
-//! | [`conv`] | conv2d (NCHW, stride, padding), max_pool2d |
+//! | [`conv`] | conv2d (NCHW, stride, padding, fused per image), im2col, col2im |
+//! | [`pool`] | max_pool2d (with its scatter and gather adjoints) |
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm (fused) |
 
@@ -25,6 +26,7 @@ pub mod conv;
 pub mod dropout;
 pub mod matmul;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
@@ -91,6 +93,7 @@ pub const REGISTRY: &[&str] = &[
     "im2col",
     "col2im",
     "conv2d",
+    // pool
     "max_pool2d",
     "max_pool2d_scatter",
     // dropout

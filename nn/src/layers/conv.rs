@@ -78,10 +78,10 @@ impl Conv2d {
             self.in_ch,
             shape.as_slice()
         );
-        let y = x.conv2d(p.get(self.weight), self.config.stride, self.config.padding);
+        let (w, stride, padding) = (p.get(self.weight), self.config.stride, self.config.padding);
         match self.bias {
-            Some(b) => y + p.get(b).reshape(&[1, self.out_ch, 1, 1]),
-            None => y,
+            Some(b) => x.conv2d_with_bias(w, p.get(b), stride, padding),
+            None => x.conv2d(w, stride, padding),
         }
     }
 }

@@ -9,8 +9,6 @@
 //! backward is built from `im2col`, `col2im` and `matmul`, which are each other's adjoints, so
 //! second derivatives come for free.
 
-use std::mem::MaybeUninit;
-
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -80,27 +78,34 @@ impl Window {
         (lo, hi.max(lo))
     }
 
-    /// Calls `f(row, ih, oh, iw0, ow_lo, ow_hi)` for every kernel row of the columns matrix and
-    /// every output row `oh` whose input row `ih` lies inside the image: output columns
-    /// `ow_lo..ow_hi` read input columns `iw0 + (ow − ow_lo)·stride`.
-    fn for_each_segment(&self, channels: usize, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
-        for c in 0..channels {
-            for i in 0..self.kh {
-                for j in 0..self.kw {
+    /// The output rows `lo..hi` whose input row `oh·stride + i − padding` lies inside the
+    /// image, for kernel row `i`.
+    fn valid_rows(&self, i: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = self.padding.saturating_sub(i).div_ceil(s);
+        let hi = (self.h + self.padding).saturating_sub(i).div_ceil(s).min(self.oh);
+        (lo, hi.max(lo))
+    }
+
+    /// Calls `f(row, runs)` for every kernel position `(c, i, j)` (row `(c·kh + i)·kw + j` of
+    /// the columns matrix) that reads any pixel, where `runs` yields, per output row whose input
+    /// row lies inside the image, `(out_row, in_row)`: output elements `lo..hi` of that output
+    /// row (`out_row` is an index into the row of the columns matrix, in units of `OW`), and the
+    /// input row they read, from column `iw0` on, every `stride`-th.
+    fn for_each_run(&self, channels: usize, mut f: impl FnMut(usize, Run)) {
+        for i in 0..self.kh {
+            let (oh_lo, oh_hi) = self.valid_rows(i);
+            for j in 0..self.kw {
+                let (lo, hi) = self.valid_cols(j);
+                if lo == hi || oh_lo == oh_hi {
+                    continue;
+                }
+                let iw0 = lo * self.stride + j - self.padding;
+                let ih0 = oh_lo * self.stride + i - self.padding;
+                for c in 0..channels {
                     let row = (c * self.kh + i) * self.kw + j;
-                    let (lo, hi) = self.valid_cols(j);
-                    if lo == hi {
-                        continue;
-                    }
-                    let iw0 = lo * self.stride + j - self.padding;
-                    for oh in 0..self.oh {
-                        let Some(ih) = (oh * self.stride + i).checked_sub(self.padding) else {
-                            continue;
-                        };
-                        if ih < self.h {
-                            f(row, c * self.h + ih, oh, iw0, lo, hi);
-                        }
-                    }
+                    let first = c * self.h * self.w + ih0 * self.w;
+                    f(row, Run { oh: oh_lo..oh_hi, cols: lo..hi, first, iw0 });
                 }
             }
         }
@@ -110,14 +115,17 @@ impl Window {
     /// matrix. Only in-image positions are written: padding positions keep what `dst` held,
     /// so a buffer zeroed once serves every image of the same geometry.
     fn unfold<T: Float>(&self, channels: usize, img: &[T], dst: &mut [T]) {
-        let cols = self.oh * self.ow;
-        self.for_each_segment(channels, |row, ih, oh, iw0, lo, hi| {
-            let d = &mut dst[row * cols + oh * self.ow + lo..row * cols + oh * self.ow + hi];
-            let o = ih * self.w + iw0;
-            if self.stride == 1 {
-                d.copy_from_slice(&img[o..o + (hi - lo)]);
-            } else {
-                d.iter_mut().enumerate().for_each(|(k, v)| *v = img[o + k * self.stride]);
+        let (cols, ow, s, row_step) = (self.oh * self.ow, self.ow, self.stride, self.stride * self.w);
+        self.for_each_run(channels, |row, run| {
+            let out_rows = dst[row * cols..(row + 1) * cols].chunks_exact_mut(ow).skip(run.oh.start);
+            let in_rows = img[run.first..].chunks(row_step);
+            for (out, input) in out_rows.take(run.oh.len()).zip(in_rows) {
+                let out = &mut out[run.cols.clone()];
+                if s == 1 {
+                    out.copy_from_slice(&input[run.iw0..run.iw0 + out.len()]);
+                } else {
+                    out.iter_mut().zip(input[run.iw0..].iter().step_by(s)).for_each(|(o, &v)| *o = v);
+                }
             }
         });
     }
@@ -125,17 +133,33 @@ impl Window {
     /// Adds a columns matrix into one image of `channels` planes, each column element onto the
     /// pixel it was unfolded from: the adjoint of [`Window::unfold`].
     fn fold_add<T: Float>(&self, channels: usize, cols_data: &[T], img: &mut [T]) {
-        let cols = self.oh * self.ow;
-        self.for_each_segment(channels, |row, ih, oh, iw0, lo, hi| {
-            let from = &cols_data[row * cols + oh * self.ow + lo..row * cols + oh * self.ow + hi];
-            let o = ih * self.w + iw0;
-            if self.stride == 1 {
-                img[o..o + (hi - lo)].iter_mut().zip(from).for_each(|(v, &g)| *v += g);
-            } else {
-                from.iter().enumerate().for_each(|(k, &g)| img[o + k * self.stride] += g);
+        let (cols, ow, s, row_step) = (self.oh * self.ow, self.ow, self.stride, self.stride * self.w);
+        self.for_each_run(channels, |row, run| {
+            let from_rows = cols_data[row * cols..(row + 1) * cols].chunks_exact(ow).skip(run.oh.start);
+            let img_rows = img[run.first..].chunks_mut(row_step);
+            for (from, pixels) in from_rows.take(run.oh.len()).zip(img_rows) {
+                let from = &from[run.cols.clone()];
+                if s == 1 {
+                    let pixels = &mut pixels[run.iw0..run.iw0 + from.len()];
+                    pixels.iter_mut().zip(from).for_each(|(p, &g)| *p += g);
+                } else {
+                    pixels[run.iw0..].iter_mut().step_by(s).zip(from).for_each(|(p, &g)| *p += g);
+                }
             }
         });
     }
+}
+
+/// The pixels one kernel position reads from one channel (see [`Window::for_each_run`]).
+struct Run {
+    /// Output rows whose input row lies inside the image.
+    oh: std::ops::Range<usize>,
+    /// Output columns whose input column lies inside the image.
+    cols: std::ops::Range<usize>,
+    /// Index in the image of the first input row read (that of output row `oh.start`).
+    first: usize,
+    /// Input column read by output column `cols.start`.
+    iw0: usize,
 }
 
 /// Panics naming `op` unless `shape` is that of an (N, C, H, W) batch.
@@ -262,6 +286,22 @@ impl ConvDims {
         }
     }
 
+    /// Rows of the columns matrix, one more with a bias: the bias is an extra column of the
+    /// weight matrix, multiplied by a row of ones under the image's columns, so that the one
+    /// product adds it, and the weight gradient's product (`G·colsᵀ`) yields its gradient
+    /// (`G·1`, the sums of the output gradient's rows) as an extra column.
+    fn depth(&self, bias: bool) -> usize {
+        self.rows + usize::from(bias)
+    }
+
+    /// A thread's columns buffer: zeros (what padding positions keep), with the row of ones
+    /// under them when there is a bias.
+    fn columns_buffer<T: Float>(&self, bias: bool) -> Vec<T> {
+        let mut cols = vec![T::ZERO; self.depth(bias) * self.cols];
+        cols[self.rows * self.cols..].fill(T::ONE);
+        cols
+    }
+
     /// Row-major operand over a `_ × cols` matrix.
     fn by_rows<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
         Operand { data, row_stride, col_stride: 1 }
@@ -287,11 +327,15 @@ impl<T: Float> Op<T> for Conv2dOp {
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let (x, w, bias) = (inputs[0], inputs[1], inputs.get(2));
         let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
-        // W transposed once, (C·kh·kw, O) row-major: gemm reads a column-major left operand
+        let k = d.depth(bias.is_some());
+        // [W | bias] transposed once, (k, O) row-major: gemm reads a column-major left operand
         // in place, where a row-major one would be packed again for every image.
-        let mut w_t = vec![T::ZERO; d.rows * d.o];
+        let mut w_t = vec![T::ZERO; k * d.o];
         for (o, w_row) in w.data().chunks(d.rows.max(1)).enumerate() {
             w_row.iter().enumerate().for_each(|(r, &v)| w_t[r * d.o + o] = v);
+        }
+        if let Some(bias) = bias {
+            w_t[d.rows * d.o..].copy_from_slice(bias.data());
         }
         let weight = ConvDims::transposed(&w_t, d.o);
         let src = x.data();
@@ -301,31 +345,17 @@ impl<T: Float> Op<T> for Conv2dOp {
         let dst = &mut out.spare_capacity_mut()[..len];
         if per > 0 {
             dst.par_chunks_mut(d.group * per).enumerate().for_each(|(g, chunk)| {
-                let mut cols = vec![T::ZERO; d.rows * d.cols];
+                let mut cols = d.columns_buffer(bias.is_some());
                 for (j, out_b) in chunk.chunks_mut(per).enumerate() {
                     let b = g * d.group + j;
                     d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                    let cols = ConvDims::by_rows(&cols, d.cols);
-                    match bias {
-                        None => gemm_into::<T>(out_b, (d.o, d.rows, d.cols), weight, cols, d.inner),
-                        Some(bias) => {
-                            // Each output channel starts at its bias; the product is added.
-                            for (row, &b) in out_b.chunks_mut(d.cols).zip(bias.data()) {
-                                row.iter_mut().for_each(|v| *v = MaybeUninit::new(b));
-                            }
-                            // SAFETY: every element of `out_b` was just initialized above
-                            // (O rows of OH·OW, one per bias value), and `MaybeUninit<T>` has
-                            // the layout of `T`.
-                            let out_b = unsafe { &mut *(std::ptr::from_mut(out_b) as *mut [T]) };
-                            gemm_accumulate(out_b, (d.o, d.rows, d.cols), weight, cols, d.inner);
-                        }
-                    }
+                    gemm_into::<T>(out_b, (d.o, k, d.cols), weight, ConvDims::by_rows(&cols, d.cols), d.inner);
                 }
             });
         }
         // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity; the chunks of
-        // `per` = O·OH·OW elements partition it (or it is empty), and each was written in full
-        // by gemm_into, or by the bias fill before gemm_accumulate.
+        // `per` = O·OH·OW elements partition it (or it is empty), and one gemm_into call wrote
+        // every element of each.
         unsafe { out.set_len(len) };
         Tensor::from_vec(out, &[d.n, d.o, d.win.oh, d.win.ow])
     }
@@ -361,8 +391,11 @@ impl<T: Float> Op<T> for Conv2dOp {
     ) -> Option<TensorGrads<T>> {
         let (x, w) = (inputs[0], inputs[1]);
         let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
+        let has_bias = inputs.len() == 3;
         let (need_x, need_w) = (needs_grad[0], needs_grad[1]);
-        let need_b = needs_grad.get(2).copied().unwrap_or(false);
+        let need_b = has_bias && needs_grad[2];
+        let need_cols = need_w || need_b;
+        let k = d.depth(has_bias);
         let (src, wt, g) = (x.data(), w.data(), grad_out.data());
         let per = d.o * d.cols;
         // The input's gradient is summed into by col2im, so it starts at zero.
@@ -373,30 +406,22 @@ impl<T: Float> Op<T> for Conv2dOp {
         } else {
             (0..groups).map(|_| <&mut [T]>::default()).collect()
         };
-        // Each thread sums its images' weight and bias gradients into its own (O, C·kh·kw + 1)
-        // matrix, the bias in the last column; the few matrices are added at the end.
-        let (gw_len, gb_len) = (d.o * d.rows, d.o);
-        let sums = gx_groups
+        // Each thread sums its images' [∂W | ∂bias] into its own (O, k) matrix; the few
+        // matrices are added at the end.
+        let gwb = gx_groups
             .into_par_iter()
             .enumerate()
             .map(|(gi, gx_group)| {
-                let zeros = |on: bool, len: usize| if on { vec![T::ZERO; len] } else { Vec::new() };
-                let (mut cols, mut gcols) = (zeros(need_w, d.rows * d.cols), zeros(need_x, d.rows * d.cols));
-                let mut sums = vec![T::ZERO; gw_len + gb_len];
-                let (gw, gb) = sums.split_at_mut(gw_len);
+                let mut cols = if need_cols { d.columns_buffer(has_bias) } else { Vec::new() };
+                let mut gcols = if need_x { vec![T::ZERO; d.rows * d.cols] } else { Vec::new() };
+                let mut gwb = vec![T::ZERO; d.o * k];
                 let first = gi * d.group;
                 for b in first..(first + d.group).min(d.n) {
-                    let g_data = &g[b * per..(b + 1) * per];
-                    let g_b = ConvDims::by_rows(g_data, d.cols);
-                    if need_w {
+                    let g_b = ConvDims::by_rows(&g[b * per..(b + 1) * per], d.cols);
+                    if need_cols {
                         d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
                         let cols_t = ConvDims::transposed(&cols, d.cols);
-                        gemm_accumulate(gw, (d.o, d.cols, d.rows), g_b, cols_t, d.inner);
-                    }
-                    if need_b {
-                        for (s, row) in gb.iter_mut().zip(g_data.chunks(d.cols)) {
-                            *s += row.iter().fold(T::ZERO, |a, &v| a + v);
-                        }
+                        gemm_accumulate(&mut gwb, (d.o, d.cols, k), g_b, cols_t, d.inner);
                     }
                     if need_x {
                         let w_t = ConvDims::transposed(wt, d.rows);
@@ -405,20 +430,21 @@ impl<T: Float> Op<T> for Conv2dOp {
                         d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
                     }
                 }
-                sums
+                gwb
             })
             .reduce_with(|mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(a, &b)| *a += b);
                 a
             })
-            .unwrap_or_else(|| vec![T::ZERO; gw_len + gb_len]);
-        let (gw, gb) = sums.split_at(gw_len);
+            .unwrap_or_else(|| vec![T::ZERO; d.o * k]);
+        let gw = || gwb.chunks(k.max(1)).flat_map(|row| &row[..d.rows]).copied().collect();
+        let gb = || gwb.chunks(k.max(1)).map(|row| row[d.rows]).collect();
         let mut grads = smallvec::smallvec![
             need_x.then(|| Tensor::from_vec(gx, x.shape())),
-            need_w.then(|| Tensor::from_vec(gw.to_vec(), w.shape())),
+            need_w.then(|| Tensor::from_vec(gw(), w.shape())),
         ];
-        if inputs.len() == 3 {
-            grads.push(need_b.then(|| Tensor::from_vec(gb.to_vec(), &[d.o])));
+        if has_bias {
+            grads.push(need_b.then(|| Tensor::from_vec(gb(), &[d.o])));
         }
         Some(grads)
     }
@@ -515,8 +541,9 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// [`Var::conv2d`] plus a bias per output channel, `bias` of shape (O): the same as adding
-    /// `bias.reshape(&[1, O, 1, 1])` to the convolution, in one op (each output starts at its
-    /// bias, and the bias's gradient is summed while the output's gradient is in cache).
+    /// `bias.reshape(&[1, O, 1, 1])` to the convolution, in one op: the bias is one more column
+    /// of the weight matrix, against a row of ones under each image's columns, so the same
+    /// matrix products compute it and its gradient.
     /// PyTorch: `F.conv2d(x, w, bias, stride=stride, padding=padding)`.
     ///
     /// ```

@@ -315,7 +315,7 @@ impl DigitsModel {
     }
 
     /// Logits `(n, 10)` of the inputs `x (n, 784)` (already normalized), in evaluation mode,
-    /// computed in chunks of 256 images (bounded memory for the CNN's im2col buffers).
+    /// computed in chunks of 256 images (bounded memory for the CNN's activations).
     pub fn logits(&self, x: &Tensor<f32>) -> Tensor<f32> {
         let n = x.shape()[0];
         let mut out = Vec::with_capacity(n * CLASSES);

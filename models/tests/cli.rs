@@ -123,3 +123,27 @@ fn curve_fit_prints_both_fits_and_writes_its_figure() {
     assert!(svg.starts_with("<svg"));
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    // `pente … | head -1`: the reader is gone before pente writes. pente must stop without a
+    // panic message (Rust's default would panic in `println!` on the broken pipe).
+    use std::process::{Command, Stdio};
+    let out = common::temp_dir("closed-stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pente"))
+        .args(["--out", out.to_str().expect("utf-8 path"), "curve-fit"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the pente binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("pente finishes");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "pente panicked on a closed stdout: {err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        // Ended by SIGPIPE (13), or finished if it wrote nothing before exiting.
+        assert!(output.status.success() || output.status.signal() == Some(13), "{:?}: {err}", output.status);
+    }
+}

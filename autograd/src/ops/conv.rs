@@ -87,11 +87,11 @@ impl Window {
         (lo, hi.max(lo))
     }
 
-    /// Calls `f(row, runs)` for every kernel position `(c, i, j)` (row `(c·kh + i)·kw + j` of
-    /// the columns matrix) that reads any pixel, where `runs` yields, per output row whose input
-    /// row lies inside the image, `(out_row, in_row)`: output elements `lo..hi` of that output
-    /// row (`out_row` is an index into the row of the columns matrix, in units of `OW`), and the
-    /// input row they read, from column `iw0` on, every `stride`-th.
+    /// Calls `f(row, run)` for every kernel position `(c, i, j)` that reads any pixel: `row` is
+    /// its row `(c·kh + i)·kw + j` of the columns matrix, and `run` says which output rows and
+    /// columns read inside the image and where in the image they start (output row `oh.start
+    /// + t` reads input row `t·stride` after `first`, from column `iw0` on, every
+    /// `stride`-th).
     fn for_each_run(&self, channels: usize, mut f: impl FnMut(usize, Run)) {
         for i in 0..self.kh {
             let (oh_lo, oh_hi) = self.valid_rows(i);
@@ -302,7 +302,7 @@ impl ConvDims {
         cols
     }
 
-    /// Row-major operand over a `_ × cols` matrix.
+    /// A row-major matrix whose rows are `row_stride` elements apart, as an operand.
     fn by_rows<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
         Operand { data, row_stride, col_stride: 1 }
     }
@@ -518,8 +518,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// `out[n, o, y, x] = Σ_{c,i,j} w[o, c, i, j] · x[n, c, y·stride + i − padding,
     /// x·stride + j − padding]`, of shape (N, O, OH, OW) with `OH = (H + 2·padding − kh) /
     /// stride + 1`. Computed as `w.reshape(O, C·kh·kw) · x.im2col(..)` one image at a time (see
-    /// the [module docs](self)), with the gradients of that product. No bias: add one of shape
-    /// (O, 1, 1) by broadcasting. PyTorch:
+    /// the [module docs](self)), with the gradients of that product. No bias (see
+    /// [`Var::conv2d_with_bias`]). PyTorch:
     /// `F.conv2d(x, w, stride=stride, padding=padding)`.
     ///
     /// ```

@@ -212,6 +212,15 @@ pub fn assert_close<T: crate::Float>(actual: &Tensor<T>, expected: &Tensor<T>, a
     }
 }
 
+/// Deterministic values in about [-1, 1] for a shape, pairwise distinct up to 997 elements
+/// (so that pooling has no ties), for the ops' unit tests.
+#[cfg(test)]
+pub(crate) fn filled(shape: &[usize], seed: u64) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 997) as f64) / 498.0 - 1.0).collect();
+    Tensor::from_vec(data, shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

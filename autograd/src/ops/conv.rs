@@ -570,15 +570,8 @@ impl<'t, T: Float> Var<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::check::{assert_close, filled, gradcheck, gradgradcheck};
     use crate::{Tape, Tensor};
-
-    /// Deterministic, pairwise distinct values in about [-1, 1] for a shape (no pooling ties).
-    fn filled(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 997) as f64) / 498.0 - 1.0).collect();
-        Tensor::from_vec(data, shape)
-    }
 
     /// Direct convolution by definition, for reference.
     fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, stride: usize, pad: usize) -> Tensor<f64> {

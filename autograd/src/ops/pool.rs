@@ -223,15 +223,8 @@ impl<'t, T: Float> Var<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{gradcheck, gradgradcheck};
+    use crate::check::{filled, gradcheck, gradgradcheck};
     use crate::{Tape, Tensor};
-
-    /// Deterministic, pairwise distinct values in about [-1, 1] for a shape (no pooling ties).
-    fn filled(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 997) as f64) / 498.0 - 1.0).collect();
-        Tensor::from_vec(data, shape)
-    }
 
     /// Max pooling by definition, for reference.
     fn naive_pool(x: &Tensor<f64>, k: usize, st: usize) -> Tensor<f64> {

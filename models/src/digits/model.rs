@@ -267,9 +267,10 @@ impl Net {
                 let batch = x.shape()[0];
                 let x = x.reshape(&[batch, 1, SIDE, SIDE]);
                 let h = conv1.forward(p, x).relu(); // (batch, 32, 26, 26)
+
+                // ReLU after the pooling: ReLU is monotone, so it commutes with max pooling
+                // (value and gradient), and this way it touches a quarter of the elements.
                 let h = conv2.forward(p, h); // (batch, 64, 24, 24)
-                                             // ReLU after the pooling: ReLU is monotone, so it commutes with max pooling
-                                             // (value and gradient), and this way it touches a quarter of the elements.
                 let h = MaxPool2d::new(2, 2).forward(p, h).relu(); // (batch, 64, 12, 12)
                 let h = Dropout::new(0.25).forward(p, h);
                 let h = fc1.forward(p, Flatten.forward(p, h)).relu(); // (batch, 128)

@@ -89,4 +89,17 @@ pub trait Op<T: Float>: 'static {
         let _ = (inputs, out, grad_out, needs_grad);
         None
     }
+
+    /// Optional fastest path for a node whose inputs and output are all single numbers (0-d
+    /// tensors, as in a micrograd-style scalar graph), in a plain backward: writes the gradient
+    /// of each input into `grads` (same order as `inputs`; `grads` starts zeroed) and returns
+    /// `true`. Return `false` (the default) to use [`Op::backward_values`] or [`Op::backward`].
+    ///
+    /// The tape keeps the gradients of 0-d nodes as plain numbers during the sweep, so an op
+    /// that implements this costs no tensor at all in backward. The test suite checks it against
+    /// the differentiable backward for every op that has it.
+    fn backward_scalar(&self, inputs: &[T], out: T, grad_out: T, grads: &mut [T]) -> bool {
+        let _ = (inputs, out, grad_out, grads);
+        false
+    }
 }

@@ -1,5 +1,5 @@
-//! The [`Tape`] (a Wengert list of nodes in creation order), the [`Var`] handle, recording of
-//! ops, and the reverse sweep that computes gradients.
+//! The [`Tape`] (a Wengert list of nodes in creation order), the [`Var`] handle and the
+//! recording of ops. The reverse sweep that computes gradients is in the `sweep` submodule.
 //!
 //! Creation order is a topological order, so backward is one reverse pass over the node list.
 //! Gradients are computed by each op's [`Op::backward`], which is written with `Var` operations on
@@ -18,6 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use smallvec::SmallVec;
 
 use crate::{Float, Grads, Op, Shape, Tensor};
+
+mod sweep;
 
 /// A gradient hook: sees the gradient arriving at a node and may return a replacement.
 type Hook<T> = Rc<dyn Fn(&Tensor<T>) -> Option<Tensor<T>>>;
@@ -292,227 +294,14 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     pub fn grad<'t>(&'t self, y: Var<'t, T>, xs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
         check_scalar_root(y);
-        let grads = self.sweep(y.id, Tensor::ones(&y.shape()), true);
+        let grads = self.sweep_graph(y.id, Tensor::ones(&y.shape()));
         xs.iter()
             .map(|x| match grads.get(x.id) {
-                Some(Some(Slot::Node(id))) => Var { id: *id, tape: self },
+                Some(Some(id)) => Var { id: *id, tape: self },
                 _ => self.constant(Tensor::zeros(&x.shape())),
             })
             .collect()
     }
-
-    /// The reverse sweep from `root`, seeded with `seed`. Returns, per node id up to `root`, its
-    /// gradient. With `create_graph` the gradient computations are recorded (differentiable) and
-    /// every gradient is a node; without, ops record constants and gradients are accumulated
-    /// as plain tensors, in place.
-    fn sweep(&self, root: usize, seed: Tensor<T>, create_graph: bool) -> Vec<Option<Slot<T>>> {
-        let _guard = RecordingGuard::set(self, create_graph);
-        let mut grads: Vec<Option<Slot<T>>> = Vec::with_capacity(root + 1);
-        grads.resize_with(root + 1, || None);
-        grads[root] = Some(if create_graph {
-            Slot::Node(self.push_leaf(seed, "const", false, Location::caller()).id)
-        } else {
-            Slot::Value(seed)
-        });
-        let (anomaly, any_hooks) = {
-            let inner = self.inner.borrow();
-            (inner.anomaly, !inner.hooks.is_empty())
-        };
-        for i in (0..=root).rev() {
-            let Some(mut slot) = grads[i].take() else { continue };
-            let (requires_grad, has_op) = {
-                let inner = self.inner.borrow();
-                let node = &inner.nodes[i];
-                (node.requires_grad, node.op.is_some())
-            };
-            if !requires_grad {
-                continue;
-            }
-            if any_hooks {
-                slot = self.run_hooks(i, slot);
-            }
-            if anomaly {
-                self.check_grad_finite(i, &slot);
-            }
-            if !has_op {
-                grads[i] = Some(slot);
-                continue;
-            }
-            if let Slot::Value(g) = &slot {
-                if self.backward_values(i, g, &mut grads, anomaly) {
-                    grads[i] = Some(slot);
-                    continue;
-                }
-            }
-            let g = match &slot {
-                Slot::Node(id) => *id,
-                Slot::Value(t) => self.push_leaf(t.clone(), "const", false, Location::caller()).id,
-            };
-            grads[i] = Some(slot);
-            let (op, inputs) = {
-                let mut inner = self.inner.borrow_mut();
-                let node = &mut inner.nodes[i];
-                (node.op.take().expect("checked above"), SmallVec::<[usize; 2]>::from_slice(&node.inputs))
-            };
-            let in_vars: SmallVec<[Var<'_, T>; 4]> = inputs.iter().map(|&id| Var { id, tape: self }).collect();
-            let results = op.backward(&in_vars, Var { id: i, tape: self }, Var { id: g, tape: self });
-            let name = op.name();
-            self.inner.borrow_mut().nodes[i].op = Some(op);
-            assert_eq!(
-                results.len(),
-                inputs.len(),
-                "backward of `{name}` returned {} gradients for {} inputs",
-                results.len(),
-                inputs.len()
-            );
-            for (&j, r) in inputs.iter().zip(results) {
-                let Some(r) = r else { continue };
-                let value = {
-                    let inner = self.inner.borrow();
-                    let (input, grad) = (&inner.nodes[j], &inner.nodes[r.id]);
-                    if !input.requires_grad {
-                        continue;
-                    }
-                    assert!(
-                        crate::shape::same(input.value.shape(), grad.value.shape()),
-                        "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
-                        grad.value.shape(),
-                        input.value.shape()
-                    );
-                    (!create_graph).then(|| grad.value.clone())
-                };
-                if anomaly {
-                    self.check_backward_finite(i, r);
-                }
-                grads[j] = Some(match (grads[j].take(), value) {
-                    (None, None) => Slot::Node(r.id),
-                    (None, Some(v)) => Slot::Value(v),
-                    (Some(Slot::Node(prev)), _) => Slot::Node((Var { id: prev, tape: self } + r).id),
-                    (Some(Slot::Value(acc)), Some(v)) => Slot::Value(accumulate(acc, &v)),
-                    (Some(Slot::Value(_)), None) => unreachable!("value slots only exist without create_graph"),
-                });
-            }
-        }
-        grads
-    }
-
-    /// Runs node `i`'s tensor-level backward if its op has one; returns the gradients of the
-    /// inputs that need one, checked for shape, by input id.
-    /// Runs node `i`'s tensor-level backward if its op has one, adding each input's gradient
-    /// into `grads`; returns whether it ran.
-    fn backward_values(&self, i: usize, g: &Tensor<T>, grads: &mut [Option<Slot<T>>], anomaly: bool) -> bool {
-        let inner = self.inner.borrow();
-        let node = &inner.nodes[i];
-        let Some(op) = node.op.as_ref() else { return false };
-        let mut inputs: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
-        let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
-        for &j in &node.inputs {
-            inputs.push(&inner.nodes[j].value);
-            needs.push(inner.nodes[j].requires_grad);
-        }
-        let Some(results) = op.backward_values(&inputs, &node.value, g, &needs) else { return false };
-        assert_eq!(
-            results.len(),
-            inputs.len(),
-            "backward_values of `{}` returned the wrong number of gradients",
-            node.name
-        );
-        for ((&j, r), &need) in node.inputs.iter().zip(results).zip(&needs) {
-            let Some(r) = r.filter(|_| need) else { continue };
-            assert!(
-                crate::shape::same(r.shape(), inputs_shape(&inner, j)),
-                "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
-                node.name,
-                r.shape(),
-                inputs_shape(&inner, j)
-            );
-            if anomaly && !r.all_finite() {
-                self.report_backward_anomaly(i);
-            }
-            grads[j] = Some(match grads[j].take() {
-                None => Slot::Value(r),
-                Some(Slot::Value(acc)) => Slot::Value(accumulate(acc, &r)),
-                Some(Slot::Node(_)) => unreachable!("node slots only exist with create_graph"),
-            });
-        }
-        true
-    }
-
-    fn report_backward_anomaly(&self, node: usize) -> ! {
-        let inner = self.inner.borrow();
-        let n = &inner.nodes[node];
-        let shapes: Vec<&[usize]> = n.inputs.iter().map(|&j| inner.nodes[j].value.shape()).collect();
-        panic!(
-            "anomaly: the backward of `{}` (inputs of shapes {shapes:?}) produced a non-finite gradient; \
-             the `{}` was created at {}",
-            n.name, n.name, n.location
-        );
-    }
-
-    fn run_hooks(&self, node: usize, mut slot: Slot<T>) -> Slot<T> {
-        let hooks = self.inner.borrow().hooks.get(&node).cloned();
-        for hook in hooks.into_iter().flatten() {
-            let current = self.slot_value(&slot);
-            if let Some(new) = hook(&current) {
-                assert_eq!(
-                    new.shape(),
-                    current.shape(),
-                    "a gradient hook on node {node} replaced a gradient of shape {:?} with shape {:?}",
-                    current.shape(),
-                    new.shape()
-                );
-                slot = match slot {
-                    Slot::Node(_) => Slot::Node(self.push_leaf(new, "const", false, Location::caller()).id),
-                    Slot::Value(_) => Slot::Value(new),
-                };
-            }
-        }
-        slot
-    }
-
-    fn slot_value(&self, slot: &Slot<T>) -> Tensor<T> {
-        match slot {
-            Slot::Node(id) => self.inner.borrow().nodes[*id].value.clone(),
-            Slot::Value(t) => t.clone(),
-        }
-    }
-
-    fn check_backward_finite(&self, node: usize, r: Var<'_, T>) {
-        if !self.inner.borrow().nodes[r.id].value.all_finite() {
-            self.report_backward_anomaly(node);
-        }
-    }
-
-    fn check_grad_finite(&self, node: usize, slot: &Slot<T>) {
-        if !self.slot_value(slot).all_finite() {
-            let inner = self.inner.borrow();
-            let n = &inner.nodes[node];
-            panic!(
-                "anomaly: non-finite gradient flowing into `{}` (node {node}, shape {:?}) created at {}",
-                n.name,
-                n.value.shape(),
-                n.location
-            );
-        }
-    }
-}
-
-/// Adds `r` into `acc`, in place when `acc` holds its data alone (copy-on-write otherwise, so
-/// another holder of the same data is never changed).
-fn accumulate<T: Float>(mut acc: Tensor<T>, r: &Tensor<T>) -> Tensor<T> {
-    acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
-    acc
-}
-
-fn inputs_shape<T: Float>(inner: &Inner<T>, j: usize) -> &[usize] {
-    inner.nodes[j].value.shape()
-}
-
-/// A gradient during the sweep: a recorded node when the gradient must be differentiable,
-/// otherwise a plain tensor (accumulated in place).
-enum Slot<T: Float> {
-    Node(usize),
-    Value(Tensor<T>),
 }
 
 /// Sets the tape's recording flag and restores the previous one when dropped, even on panic.
@@ -645,19 +434,10 @@ impl<'t, T: Float> Var<'t, T> {
         }
         let tape = self.tape;
         let len = tape.len();
-        let slots = tape.sweep(self.id, grad, false);
+        let grads = tape.sweep_values(self.id, grad);
         // The gradient nodes were constants only needed to carry values: drop them.
         tape.inner.borrow_mut().nodes.truncate(len);
-        Grads::new(
-            slots
-                .into_iter()
-                .map(|s| match s {
-                    Some(Slot::Value(t)) => Some(t),
-                    Some(Slot::Node(_)) => unreachable!("a plain backward accumulates values"),
-                    None => None,
-                })
-                .collect(),
-        )
+        Grads::new(grads)
     }
 
     /// Registers a hook that sees the gradient arriving at this node during backward, before it

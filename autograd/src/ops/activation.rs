@@ -43,6 +43,10 @@ fn fused_grad<'t, T: Float>(
 struct TanhOp;
 
 impl<T: Float> Op<T> for TanhOp {
+    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * (T::ONE - out * out);
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],
@@ -67,6 +71,10 @@ impl<T: Float> Op<T> for TanhOp {
 struct SigmoidOp;
 
 impl<T: Float> Op<T> for SigmoidOp {
+    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * out * (T::ONE - out);
+        true
+    }
     fn name(&self) -> &'static str {
         "sigmoid"
     }
@@ -85,6 +93,10 @@ impl<T: Float> Op<T> for SigmoidOp {
 struct ReluOp;
 
 impl<T: Float> Op<T> for ReluOp {
+    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = if inputs[0] > T::ZERO { g } else { T::ZERO };
+        true
+    }
     fn name(&self) -> &'static str {
         "relu"
     }

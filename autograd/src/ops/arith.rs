@@ -14,6 +14,11 @@ struct MulOp;
 struct DivOp;
 
 impl<T: Float> Op<T> for AddOp {
+    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g;
+        grads[1] = g;
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -37,6 +42,11 @@ impl<T: Float> Op<T> for AddOp {
 }
 
 impl<T: Float> Op<T> for SubOp {
+    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g;
+        grads[1] = -g;
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -67,6 +77,11 @@ impl<T: Float> Op<T> for SubOp {
 }
 
 impl<T: Float> Op<T> for MulOp {
+    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * inputs[1];
+        grads[1] = g * inputs[0];
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -97,6 +112,11 @@ impl<T: Float> Op<T> for MulOp {
 }
 
 impl<T: Float> Op<T> for DivOp {
+    fn backward_scalar(&self, inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g / inputs[1];
+        grads[1] = -(g * out / inputs[1]);
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -132,6 +152,10 @@ impl<T: Float> Op<T> for DivOp {
 struct NegOp;
 
 impl<T: Float> Op<T> for NegOp {
+    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = -g;
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],
@@ -156,6 +180,10 @@ impl<T: Float> Op<T> for NegOp {
 struct RecipOp;
 
 impl<T: Float> Op<T> for RecipOp {
+    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = -(g * out * out);
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],
@@ -185,6 +213,10 @@ struct AffineOp {
 }
 
 impl<T: Float> Op<T> for AffineOp {
+    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * T::from_f64(self.scale);
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],

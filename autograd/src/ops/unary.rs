@@ -14,6 +14,10 @@ struct PowfOp(f64);
 struct PowiOp(i32);
 
 impl<T: Float> Op<T> for ExpOp {
+    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * out;
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],
@@ -36,6 +40,10 @@ impl<T: Float> Op<T> for ExpOp {
 }
 
 impl<T: Float> Op<T> for LnOp {
+    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g / inputs[0];
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -58,6 +66,10 @@ impl<T: Float> Op<T> for LnOp {
 }
 
 impl<T: Float> Op<T> for SqrtOp {
+    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g / out * T::from_f64(0.5);
+        true
+    }
     fn backward_values(
         &self,
         _inputs: &[&Tensor<T>],
@@ -118,6 +130,10 @@ impl<T: Float> Op<T> for ErfOp {
 }
 
 impl<T: Float> Op<T> for PowfOp {
+    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        grads[0] = g * inputs[0].powf(T::from_f64(self.0 - 1.0)) * T::from_f64(self.0);
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -142,6 +158,16 @@ impl<T: Float> Op<T> for PowfOp {
 }
 
 impl<T: Float> Op<T> for PowiOp {
+    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
+        let (n, x) = (self.0, inputs[0]);
+        grads[0] = match n {
+            0 => T::ZERO,
+            1 => g,
+            2 => g * x * T::from_f64(2.0),
+            _ => g * x.powi(n - 1) * T::from_f64(f64::from(n)),
+        };
+        true
+    }
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],

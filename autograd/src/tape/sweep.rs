@@ -1,0 +1,407 @@
+//! The reverse sweep: one pass over the tape from the output back to the leaves, handing each
+//! node's gradient to its op's backward and adding what comes out into the node's inputs.
+//!
+//! There are two sweeps. [`Tape::sweep_graph`] (for [`Tape::grad`]) records every gradient as a
+//! node, so that it can be differentiated again. [`Tape::sweep_values`] (for
+//! [`Var::backward`](super::Var::backward)) records nothing that survives it: gradients are
+//! plain tensors, accumulated in place, and the gradients of 0-d nodes are plain numbers (the
+//! *scalar lane*), handed to [`Op::backward_scalar`] so that a micrograd-style graph of single
+//! numbers costs no tensor per node in backward.
+
+use std::panic::Location;
+
+use smallvec::SmallVec;
+
+use super::{Inner, RecordingGuard, Tape, Var};
+use crate::{Float, Tensor};
+
+impl<T: Float> Tape<T> {
+    /// The differentiable sweep from `root`, seeded with `seed`: per node id up to `root`, the
+    /// node holding its gradient (the gradient computations are recorded like any other op).
+    pub(super) fn sweep_graph(&self, root: usize, seed: Tensor<T>) -> Vec<Option<usize>> {
+        let _guard = RecordingGuard::set(self, true);
+        let mut grads: Vec<Option<usize>> = vec![None; root + 1];
+        grads[root] = Some(self.push_leaf(seed, "const", false, Location::caller()).id);
+        let (anomaly, any_hooks) = self.sweep_flags();
+        for i in (0..=root).rev() {
+            let Some(mut g) = grads[i].take() else { continue };
+            let (requires_grad, has_op) = self.node_flags(i);
+            if !requires_grad {
+                continue;
+            }
+            if any_hooks {
+                if let Some(new) = self.run_hooks(i, self.value_of(g)) {
+                    g = self.push_leaf(new, "const", false, Location::caller()).id;
+                }
+            }
+            if anomaly {
+                self.check_grad_finite(i, &self.value_of(g));
+            }
+            grads[i] = Some(g);
+            if !has_op {
+                continue;
+            }
+            for (j, r) in self.run_backward(i, g, anomaly) {
+                grads[j] = Some(match grads[j] {
+                    None => r.id,
+                    Some(prev) => (Var { id: prev, tape: self } + r).id,
+                });
+            }
+        }
+        grads
+    }
+
+    /// The plain sweep from `root`, seeded with `seed`: per node id up to `root`, its gradient.
+    /// Nothing it records outlives it (the caller truncates the tape afterwards).
+    pub(super) fn sweep_values(&self, root: usize, seed: Tensor<T>) -> Vec<Option<Tensor<T>>> {
+        let _guard = RecordingGuard::set(self, false);
+        let (anomaly, any_hooks) = self.sweep_flags();
+        // Hooks and anomaly checks see every gradient as a tensor: they turn the scalar lane off.
+        let mut acc = Accumulator::new(root + 1, !anomaly && !any_hooks);
+        acc.add(&self.inner.borrow(), root, seed);
+        for i in (0..=root).rev() {
+            let inner = self.inner.borrow();
+            let node = &inner.nodes[i];
+            if !node.requires_grad {
+                // Only the root can hold a gradient here (inputs that need none get none).
+                acc.clear(i);
+                continue;
+            }
+            let in_lane = acc.in_lane(node);
+            let g = if in_lane {
+                if !acc.has_scalar[i] {
+                    continue;
+                }
+                let Some(op) = node.op.as_ref() else { continue };
+                let g = acc.scalars[i];
+                // Inputs and their gradients on the stack: up to four numbers each.
+                let n = node.inputs.len();
+                let (mut xs, mut ds) = ([T::ZERO; 4], [T::ZERO; 4]);
+                let mut all_scalar = n <= 4;
+                for (x, &j) in xs.iter_mut().zip(&node.inputs) {
+                    let input = &inner.nodes[j];
+                    if acc.in_lane(input) {
+                        *x = input.value.data()[0];
+                    } else {
+                        all_scalar = false;
+                    }
+                }
+                if all_scalar {
+                    if op.backward_scalar(&xs[..n], node.value.data()[0], g, &mut ds[..n]) {
+                        for (&j, &d) in node.inputs.iter().zip(&ds) {
+                            if inner.nodes[j].requires_grad {
+                                acc.scalars[j] += d;
+                                acc.has_scalar[j] = true;
+                            }
+                        }
+                        continue;
+                    }
+                }
+                drop(inner);
+                Tensor::scalar(g)
+            } else {
+                let Some(g) = acc.tensors[i].take() else { continue };
+                let has_op = node.op.is_some();
+                drop(inner);
+                let g = match any_hooks.then(|| self.run_hooks(i, g.clone())).flatten() {
+                    Some(new) => new,
+                    None => g,
+                };
+                if anomaly {
+                    self.check_grad_finite(i, &g);
+                }
+                if !has_op {
+                    acc.tensors[i] = Some(g);
+                    continue;
+                }
+                g
+            };
+            if !self.backward_values_into(i, &g, &mut acc, anomaly) {
+                let gid = self.push_leaf(g.clone(), "const", false, Location::caller()).id;
+                for (j, r) in self.run_backward(i, gid, anomaly) {
+                    let inner = self.inner.borrow();
+                    let value = inner.nodes[r.id].value.clone();
+                    acc.add(&inner, j, value);
+                }
+            }
+            if !in_lane {
+                acc.tensors[i] = Some(g);
+            }
+        }
+        acc.into_grads()
+    }
+
+    /// Whether anomaly detection is on and whether any hook is registered.
+    fn sweep_flags(&self) -> (bool, bool) {
+        let inner = self.inner.borrow();
+        (inner.anomaly, !inner.hooks.is_empty())
+    }
+
+    /// Whether node `i` needs a gradient and whether it has an op to pass it on through.
+    fn node_flags(&self, i: usize) -> (bool, bool) {
+        let inner = self.inner.borrow();
+        let node = &inner.nodes[i];
+        (node.requires_grad, node.op.is_some())
+    }
+
+    fn value_of(&self, id: usize) -> Tensor<T> {
+        self.inner.borrow().nodes[id].value.clone()
+    }
+
+    /// Calls node `i`'s differentiable backward ([`Op::backward`](crate::Op::backward)) with
+    /// the gradient held by node `g`, and returns `(input id, gradient node)` for each input
+    /// that needs a gradient, checked for shape (and, with `anomaly`, for finite values).
+    fn run_backward(&self, i: usize, g: usize, anomaly: bool) -> SmallVec<[(usize, Var<'_, T>); 2]> {
+        let (op, inputs) = {
+            let mut inner = self.inner.borrow_mut();
+            let node = &mut inner.nodes[i];
+            (node.op.take().expect("run_backward is only called for nodes with an op"), node.inputs.clone())
+        };
+        let in_vars: SmallVec<[Var<'_, T>; 4]> = inputs.iter().map(|&id| Var { id, tape: self }).collect();
+        let results = op.backward(&in_vars, Var { id: i, tape: self }, Var { id: g, tape: self });
+        let name = op.name();
+        self.inner.borrow_mut().nodes[i].op = Some(op);
+        assert_eq!(
+            results.len(),
+            inputs.len(),
+            "backward of `{name}` returned {} gradients for {} inputs",
+            results.len(),
+            inputs.len()
+        );
+        let mut out = SmallVec::new();
+        for (&j, r) in inputs.iter().zip(results) {
+            let Some(r) = r else { continue };
+            {
+                let inner = self.inner.borrow();
+                let (input, grad) = (&inner.nodes[j], &inner.nodes[r.id]);
+                if !input.requires_grad {
+                    continue;
+                }
+                assert!(
+                    crate::shape::same(input.value.shape(), grad.value.shape()),
+                    "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
+                    grad.value.shape(),
+                    input.value.shape()
+                );
+            }
+            if anomaly && !self.value_of(r.id).all_finite() {
+                self.report_backward_anomaly(i);
+            }
+            out.push((j, r));
+        }
+        out
+    }
+
+    /// Runs node `i`'s tensor-level backward ([`Op::backward_values`](crate::Op::backward_values))
+    /// if its op has one, adding each input's gradient into `acc`; returns whether it ran.
+    fn backward_values_into(&self, i: usize, g: &Tensor<T>, acc: &mut Accumulator<T>, anomaly: bool) -> bool {
+        let inner = self.inner.borrow();
+        let node = &inner.nodes[i];
+        let Some(op) = node.op.as_ref() else { return false };
+        let mut inputs: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
+        let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
+        for &j in &node.inputs {
+            inputs.push(&inner.nodes[j].value);
+            needs.push(inner.nodes[j].requires_grad);
+        }
+        let Some(results) = op.backward_values(&inputs, &node.value, g, &needs) else { return false };
+        assert_eq!(
+            results.len(),
+            inputs.len(),
+            "backward_values of `{}` returned the wrong number of gradients",
+            node.name
+        );
+        for ((&j, r), &need) in node.inputs.iter().zip(results).zip(&needs) {
+            let Some(r) = r.filter(|_| need) else { continue };
+            let shape = inner.nodes[j].value.shape();
+            assert!(
+                crate::shape::same(r.shape(), shape),
+                "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
+                node.name,
+                r.shape(),
+                shape
+            );
+            if anomaly && !r.all_finite() {
+                self.report_backward_anomaly(i);
+            }
+            acc.add(&inner, j, r);
+        }
+        true
+    }
+
+    /// Runs node `i`'s hooks in registration order on the gradient `current`; returns the last
+    /// replacement, or `None` if no hook replaced it.
+    fn run_hooks(&self, node: usize, mut current: Tensor<T>) -> Option<Tensor<T>> {
+        let hooks = self.inner.borrow().hooks.get(&node).cloned()?;
+        let mut replaced = false;
+        for hook in hooks {
+            if let Some(new) = hook(&current) {
+                assert_eq!(
+                    new.shape(),
+                    current.shape(),
+                    "a gradient hook on node {node} replaced a gradient of shape {:?} with shape {:?}",
+                    current.shape(),
+                    new.shape()
+                );
+                current = new;
+                replaced = true;
+            }
+        }
+        replaced.then_some(current)
+    }
+
+    fn report_backward_anomaly(&self, node: usize) -> ! {
+        let inner = self.inner.borrow();
+        let n = &inner.nodes[node];
+        let shapes: Vec<&[usize]> = n.inputs.iter().map(|&j| inner.nodes[j].value.shape()).collect();
+        panic!(
+            "anomaly: the backward of `{}` (inputs of shapes {shapes:?}) produced a non-finite gradient; \
+             the `{}` was created at {}",
+            n.name, n.name, n.location
+        );
+    }
+
+    fn check_grad_finite(&self, node: usize, g: &Tensor<T>) {
+        if !g.all_finite() {
+            let inner = self.inner.borrow();
+            let n = &inner.nodes[node];
+            panic!(
+                "anomaly: non-finite gradient flowing into `{}` (node {node}, shape {:?}) created at {}",
+                n.name,
+                n.value.shape(),
+                n.location
+            );
+        }
+    }
+}
+
+/// The gradients of a plain sweep: tensors, and plain numbers for 0-d nodes in the scalar lane.
+struct Accumulator<T: Float> {
+    tensors: Vec<Option<Tensor<T>>>,
+    scalars: Vec<T>,
+    has_scalar: Vec<bool>,
+    /// Whether 0-d nodes keep their gradient in `scalars` (off when hooks or anomaly checks
+    /// need to see every gradient as a tensor).
+    lane: bool,
+}
+
+impl<T: Float> Accumulator<T> {
+    fn new(len: usize, lane: bool) -> Self {
+        let mut tensors = Vec::with_capacity(len);
+        tensors.resize_with(len, || None);
+        let n = if lane { len } else { 0 };
+        Accumulator { tensors, scalars: vec![T::ZERO; n], has_scalar: vec![false; n], lane }
+    }
+
+    /// Whether `node`'s gradient is kept as a plain number.
+    fn in_lane(&self, node: &super::Node<T>) -> bool {
+        self.lane && node.value.rank() == 0
+    }
+
+    /// Adds `r` into node `j`'s gradient: as a number in the scalar lane, otherwise in place
+    /// when the accumulated tensor holds its data alone (copy-on-write otherwise, so another
+    /// holder of the same data is never changed).
+    fn add(&mut self, inner: &Inner<T>, j: usize, r: Tensor<T>) {
+        if self.in_lane(&inner.nodes[j]) {
+            self.scalars[j] += r.data()[0];
+            self.has_scalar[j] = true;
+            return;
+        }
+        self.tensors[j] = Some(match self.tensors[j].take() {
+            None => r,
+            Some(mut acc) => {
+                acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
+                acc
+            }
+        });
+    }
+
+    fn clear(&mut self, i: usize) {
+        self.tensors[i] = None;
+        if self.lane {
+            self.has_scalar[i] = false;
+        }
+    }
+
+    fn into_grads(mut self) -> Vec<Option<Tensor<T>>> {
+        for (i, _) in self.has_scalar.iter().enumerate().filter(|(_, &has)| has) {
+            self.tensors[i] = Some(Tensor::scalar(self.scalars[i]));
+        }
+        self.tensors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor, Var};
+
+    /// A scalar graph through every op that has a scalar backward, plus two that do not (`abs`,
+    /// `erf`), a 0-d value used twice, and a detour through a vector and back.
+    fn graph<'t>(x: Var<'t, f64>, y: Var<'t, f64>) -> Var<'t, f64> {
+        let a = (x * y + x - y / (x + 3.0)).tanh() * 2.0 - 0.5;
+        let b = (-a).exp() + (y * y + 1.0).ln() + (x * x + 1.0).sqrt() + y.powi(3) + (x * x + 0.5).powf(1.5);
+        let c = (a * b).sigmoid() + (a - b).relu() + (y + 2.0).recip() + x.abs() + y.erf();
+        let v = Var::stack(&[c, a, b], 0); // a vector op in the middle of the scalar graph
+        (v * v).sum() * c
+    }
+
+    /// Gradients of `graph` at (x, y): from the scalar lane (a plain backward), from the tensor
+    /// kernels (a plain backward with anomaly detection on, which turns the lane off), and from
+    /// the differentiable backward.
+    fn three_ways(x: f64, y: f64) -> [[f64; 2]; 3] {
+        let tape = Tape::<f64>::new();
+        let (xv, yv) = (tape.var(x), tape.var(y));
+        let out = graph(xv, yv);
+        let lane = out.backward();
+        tape.set_anomaly_detection(true);
+        let tensors = out.backward();
+        tape.set_anomaly_detection(false);
+        let recorded = tape.grad(out, &[xv, yv]);
+        [
+            [lane[xv].item(), lane[yv].item()],
+            [tensors[xv].item(), tensors[yv].item()],
+            [recorded[0].item(), recorded[1].item()],
+        ]
+    }
+
+    #[test]
+    fn scalar_lane_agrees_with_the_tensor_and_differentiable_backwards() {
+        for (x, y) in [(0.3, -0.7), (-1.2, 0.4), (2.0, 1.5), (-0.1, -2.5)] {
+            let [lane, tensors, recorded] = three_ways(x, y);
+            // The lane and the tensor kernels do the same float operations: equal to the bit.
+            assert_eq!(lane, tensors, "at ({x}, {y})");
+            for (l, r) in lane.iter().zip(&recorded) {
+                assert!(
+                    (l - r).abs() <= 1e-12 * (1.0 + r.abs()),
+                    "at ({x}, {y}): lane {lane:?} vs recorded {recorded:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_lane_reports_intermediates_and_skips_constants() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(2.0);
+        let k = tape.constant(5.0);
+        let h = x * k; // 10
+        let out = h * h + k; // d/dh = 2h = 20, d/dx = 20·5 = 100
+        let grads = out.backward();
+        assert_eq!(grads[h].item(), 20.0);
+        assert_eq!(grads[x].item(), 100.0);
+        assert!(grads.get(k).is_none(), "a constant gets no gradient");
+        assert_eq!(grads[out].item(), 1.0);
+    }
+
+    #[test]
+    fn scalar_lane_takes_gradients_from_tensor_ops() {
+        // A 0-d node broadcast against a vector gets its gradient from a tensor kernel.
+        let tape = Tape::<f64>::new();
+        let s = tape.var(3.0);
+        let v = tape.var(Tensor::from_vec(vec![1.0, 2.0, 4.0], &[3]));
+        let out = (v * s).sum() * s; // = 7 s², d/ds = 14 s = 42
+        let grads = out.backward();
+        assert_eq!(grads[s].item(), 42.0);
+        assert_eq!(grads[v].to_vec(), vec![9.0, 9.0, 9.0]);
+    }
+}

@@ -86,16 +86,14 @@ impl<T: Float> Tape<T> {
                         all_scalar = false;
                     }
                 }
-                if all_scalar {
-                    if op.backward_scalar(&xs[..n], node.value.data()[0], g, &mut ds[..n]) {
-                        for (&j, &d) in node.inputs.iter().zip(&ds) {
-                            if inner.nodes[j].requires_grad {
-                                acc.scalars[j] += d;
-                                acc.has_scalar[j] = true;
-                            }
+                if all_scalar && op.backward_scalar(&xs[..n], node.value.data()[0], g, &mut ds[..n]) {
+                    for (&j, &d) in node.inputs.iter().zip(&ds) {
+                        if inner.nodes[j].requires_grad {
+                            acc.scalars[j] += d;
+                            acc.has_scalar[j] = true;
                         }
-                        continue;
                     }
+                    continue;
                 }
                 drop(inner);
                 Tensor::scalar(g)

@@ -198,19 +198,28 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     pub fn apply<'t>(&'t self, op: impl Op<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
         let location = Location::caller();
-        let (value, requires_grad) = {
+        // The node is built in one place, its value written there by the forward: moving the
+        // fresh value through temporaries cost more than the forward of a scalar op.
+        let mut node = {
             let inner = self.inner.borrow();
             let mut values: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
             for v in inputs {
                 assert!(std::ptr::eq(v.tape, self), "{}: input comes from another tape", op.name());
                 values.push(&inner.nodes[v.id].value);
             }
-            let value = {
-                let _caller = CallerGuard::set(location);
-                op.forward(&values)
-            };
             let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
-            if inner.anomaly && !value.all_finite() {
+            let node = Node {
+                value: {
+                    let _caller = CallerGuard::set(location);
+                    op.forward(&values)
+                },
+                op: None,
+                name: op.name(),
+                inputs: SmallVec::new(),
+                requires_grad,
+                location,
+            };
+            if inner.anomaly && !node.value.all_finite() {
                 let shapes: Vec<&[usize]> = values.iter().map(|t| t.shape()).collect();
                 let finite = values.iter().all(|t| t.all_finite());
                 panic!(
@@ -220,21 +229,17 @@ impl<T: Float> Tape<T> {
                     if finite { "all finite" } else { "some already non-finite" }
                 );
             }
-            (value, requires_grad)
+            node
         };
-        let mut inner = self.inner.borrow_mut();
-        let name = op.name();
         // The op and its inputs are kept only when a gradient can flow through this node.
-        let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
-        let op: Option<Box<dyn Op<T>>> = if requires_grad {
+        if node.requires_grad {
             for v in inputs {
-                ids.push(v.id);
+                node.inputs.push(v.id);
             }
-            Some(Box::new(op))
-        } else {
-            None
-        };
-        inner.nodes.push(Node { value, op, name, inputs: ids, requires_grad, location });
+            node.op = Some(Box::new(op));
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.nodes.push(node);
         Var { id: inner.nodes.len() - 1, tape: self }
     }
 

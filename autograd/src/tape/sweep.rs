@@ -98,7 +98,7 @@ impl<T: Float> Tape<T> {
                 drop(inner);
                 Tensor::scalar(g)
             } else {
-                let Some(g) = acc.tensors[i].take() else { continue };
+                let Some(g) = acc.take(i) else { continue };
                 let has_op = node.op.is_some();
                 drop(inner);
                 let g = match any_hooks.then(|| self.run_hooks(i, g.clone())).flatten() {
@@ -109,7 +109,7 @@ impl<T: Float> Tape<T> {
                     self.check_grad_finite(i, &g);
                 }
                 if !has_op {
-                    acc.tensors[i] = Some(g);
+                    acc.put(i, g);
                     continue;
                 }
                 g
@@ -123,7 +123,7 @@ impl<T: Float> Tape<T> {
                 }
             }
             if !in_lane {
-                acc.tensors[i] = Some(g);
+                acc.put(i, g);
             }
         }
         acc.into_grads()
@@ -275,6 +275,9 @@ impl<T: Float> Tape<T> {
 
 /// The gradients of a plain sweep: tensors, and plain numbers for 0-d nodes in the scalar lane.
 struct Accumulator<T: Float> {
+    /// Number of nodes swept.
+    len: usize,
+    /// Tensor gradients by node id; allocated on the first one (a scalar graph has none).
     tensors: Vec<Option<Tensor<T>>>,
     scalars: Vec<T>,
     has_scalar: Vec<bool>,
@@ -285,15 +288,24 @@ struct Accumulator<T: Float> {
 
 impl<T: Float> Accumulator<T> {
     fn new(len: usize, lane: bool) -> Self {
-        let mut tensors = Vec::with_capacity(len);
-        tensors.resize_with(len, || None);
         let n = if lane { len } else { 0 };
-        Accumulator { tensors, scalars: vec![T::ZERO; n], has_scalar: vec![false; n], lane }
+        Accumulator { len, tensors: Vec::new(), scalars: vec![T::ZERO; n], has_scalar: vec![false; n], lane }
     }
 
     /// Whether `node`'s gradient is kept as a plain number.
     fn in_lane(&self, node: &super::Node<T>) -> bool {
         self.lane && node.value.rank() == 0
+    }
+
+    fn take(&mut self, i: usize) -> Option<Tensor<T>> {
+        self.tensors.get_mut(i).and_then(Option::take)
+    }
+
+    fn put(&mut self, i: usize, g: Tensor<T>) {
+        if self.tensors.is_empty() {
+            self.tensors.resize_with(self.len, || None);
+        }
+        self.tensors[i] = Some(g);
     }
 
     /// Adds `r` into node `j`'s gradient: as a number in the scalar lane, otherwise in place
@@ -305,27 +317,35 @@ impl<T: Float> Accumulator<T> {
             self.has_scalar[j] = true;
             return;
         }
-        self.tensors[j] = Some(match self.tensors[j].take() {
+        let sum = match self.take(j) {
             None => r,
             Some(mut acc) => {
                 acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
                 acc
             }
-        });
+        };
+        self.put(j, sum);
     }
 
     fn clear(&mut self, i: usize) {
-        self.tensors[i] = None;
+        self.take(i);
         if self.lane {
             self.has_scalar[i] = false;
         }
     }
 
-    fn into_grads(mut self) -> Vec<Option<Tensor<T>>> {
-        for (i, _) in self.has_scalar.iter().enumerate().filter(|(_, &has)| has) {
-            self.tensors[i] = Some(Tensor::scalar(self.scalars[i]));
-        }
-        self.tensors
+    /// The gradient of every node, by id, written in one pass.
+    fn into_grads(self) -> Vec<Option<Tensor<T>>> {
+        let mut tensors = self.tensors.into_iter();
+        (0..self.len)
+            .map(|i| {
+                let tensor = tensors.next().flatten();
+                match self.lane && self.has_scalar[i] {
+                    true => Some(Tensor::scalar(self.scalars[i])),
+                    false => tensor,
+                }
+            })
+            .collect()
     }
 }
 

@@ -198,41 +198,39 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     pub fn apply<'t>(&'t self, op: impl Op<T>, inputs: &[Var<'t, T>]) -> Var<'t, T> {
         let location = Location::caller();
-        // The node is built in one place, its value written there by the forward: moving the
-        // fresh value through temporaries cost more than the forward of a scalar op.
-        let mut node = {
-            let inner = self.inner.borrow();
-            let mut values: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
-            for v in inputs {
-                assert!(std::ptr::eq(v.tape, self), "{}: input comes from another tape", op.name());
-                values.push(&inner.nodes[v.id].value);
-            }
-            let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
-            let node = Node {
-                value: {
-                    let _caller = CallerGuard::set(location);
-                    op.forward(&values)
-                },
-                op: None,
-                name: op.name(),
-                inputs: SmallVec::new(),
-                requires_grad,
-                location,
-            };
-            if inner.anomaly && !node.value.all_finite() {
-                let shapes: Vec<&[usize]> = values.iter().map(|t| t.shape()).collect();
-                let finite = values.iter().all(|t| t.all_finite());
-                panic!(
-                    "anomaly: `{}` produced a non-finite value (inputs of shapes {:?}, {}) at {location}",
-                    op.name(),
-                    shapes,
-                    if finite { "all finite" } else { "some already non-finite" }
-                );
-            }
-            node
+        // The node is built in one place (no block returns it), its value written there by the
+        // forward: each move of a fresh node cost more than the forward of a scalar op.
+        let inner = self.inner.borrow();
+        let mut values: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
+        for v in inputs {
+            assert!(std::ptr::eq(v.tape, self), "{}: input comes from another tape", op.name());
+            values.push(&inner.nodes[v.id].value);
+        }
+        let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
+        let caller = CallerGuard::set(location);
+        let mut node = Node {
+            value: op.forward(&values),
+            op: None,
+            name: op.name(),
+            inputs: SmallVec::new(),
+            requires_grad,
+            location,
         };
+        drop(caller);
+        if inner.anomaly && !node.value.all_finite() {
+            let shapes: Vec<&[usize]> = values.iter().map(|t| t.shape()).collect();
+            let finite = values.iter().all(|t| t.all_finite());
+            panic!(
+                "anomaly: `{}` produced a non-finite value (inputs of shapes {:?}, {}) at {location}",
+                op.name(),
+                shapes,
+                if finite { "all finite" } else { "some already non-finite" }
+            );
+        }
+        drop(values);
+        drop(inner);
         // The op and its inputs are kept only when a gradient can flow through this node.
-        if node.requires_grad {
+        if requires_grad {
             for v in inputs {
                 node.inputs.push(v.id);
             }

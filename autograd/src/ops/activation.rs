@@ -40,11 +40,31 @@ fn fused_grad<'t, T: Float>(
     a.tape().constant(g)
 }
 
+/// `g · d tanh(x)/dx` from the output: `g · (1 − out²)`. Shared by the tensor and the scalar
+/// backward.
+fn tanh_grad<T: Float>(g: T, out: T) -> T {
+    g * (T::ONE - out * out)
+}
+
+/// `g · dσ(x)/dx` from the output `y`: `g · y · (1 − y)`.
+fn sigmoid_grad<T: Float>(y: T, g: T) -> T {
+    g * y * (T::ONE - y)
+}
+
+/// `g · d relu(x)/dx`: `g` where `x > 0`, else 0 (0 at the kink, as in PyTorch).
+fn relu_grad<T: Float>(x: T, g: T) -> T {
+    if x > T::ZERO {
+        g
+    } else {
+        T::ZERO
+    }
+}
+
 struct TanhOp;
 
 impl<T: Float> Op<T> for TanhOp {
     fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * (T::ONE - out * out);
+        grads[0] = tanh_grad(g, out);
         true
     }
     fn backward_values(
@@ -54,7 +74,7 @@ impl<T: Float> Op<T> for TanhOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "tanh", |g, o| g * (T::ONE - o * o)))])
+        Some(smallvec![Some(grad_out.zip_map(out, "tanh", tanh_grad))])
     }
     fn name(&self) -> &'static str {
         "tanh"
@@ -72,7 +92,7 @@ struct SigmoidOp;
 
 impl<T: Float> Op<T> for SigmoidOp {
     fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * out * (T::ONE - out);
+        grads[0] = sigmoid_grad(out, g);
         true
     }
     fn name(&self) -> &'static str {
@@ -84,7 +104,7 @@ impl<T: Float> Op<T> for SigmoidOp {
     // dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(out, grad_out, "sigmoid", |y, g| g * y * (T::ONE - y)))];
+            return vec![Some(fused_grad(out, grad_out, "sigmoid", sigmoid_grad))];
         }
         vec![Some(grad_out * out * (1.0 - out))]
     }
@@ -94,7 +114,7 @@ struct ReluOp;
 
 impl<T: Float> Op<T> for ReluOp {
     fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = if inputs[0] > T::ZERO { g } else { T::ZERO };
+        grads[0] = relu_grad(inputs[0], g);
         true
     }
     fn name(&self) -> &'static str {
@@ -109,7 +129,7 @@ impl<T: Float> Op<T> for ReluOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(x, grad_out, "relu", |x, g| if x > T::ZERO { g } else { T::ZERO }))];
+            return vec![Some(fused_grad(x, grad_out, "relu", relu_grad))];
         }
         let mask = x.value().map(|v| if v > T::ZERO { T::ONE } else { T::ZERO });
         vec![Some(grad_out * x.tape().constant(mask))]

@@ -179,9 +179,14 @@ impl<T: Float> Op<T> for NegOp {
 
 struct RecipOp;
 
+/// `g · d(1/x)/dx` from the output: `−g · out²`. Shared by the tensor and the scalar backward.
+fn recip_grad<T: Float>(g: T, out: T) -> T {
+    -(g * out * out)
+}
+
 impl<T: Float> Op<T> for RecipOp {
     fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = -(g * out * out);
+        grads[0] = recip_grad(g, out);
         true
     }
     fn backward_values(
@@ -191,7 +196,7 @@ impl<T: Float> Op<T> for RecipOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "recip", |g, o| -(g * o * o)))])
+        Some(smallvec![Some(grad_out.zip_map(out, "recip", recip_grad))])
     }
     fn name(&self) -> &'static str {
         "recip"

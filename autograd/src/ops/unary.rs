@@ -13,9 +13,43 @@ struct ErfOp;
 struct PowfOp(f64);
 struct PowiOp(i32);
 
+/// `g · d eˣ/dx` from the output: `g · out`. Shared by the tensor and the scalar backward.
+fn exp_grad<T: Float>(g: T, out: T) -> T {
+    g * out
+}
+
+/// `g · d ln x/dx = g / x`.
+fn ln_grad<T: Float>(g: T, x: T) -> T {
+    g / x
+}
+
+/// `g · d √x/dx` from the output: `g / out · ½`.
+fn sqrt_grad<T: Float>(g: T, out: T) -> T {
+    g / out * T::from_f64(0.5)
+}
+
+impl PowfOp {
+    /// `g · d xᵖ/dx = g · xᵖ⁻¹ · p`.
+    fn grad<T: Float>(&self, g: T, x: T) -> T {
+        g * x.powf(T::from_f64(self.0 - 1.0)) * T::from_f64(self.0)
+    }
+}
+
+impl PowiOp {
+    /// `g · d xⁿ/dx = g · xⁿ⁻¹ · n`, with `x²`'s as `g · x · 2`.
+    fn grad<T: Float>(&self, g: T, x: T) -> T {
+        match self.0 {
+            0 => T::ZERO,
+            1 => g,
+            2 => g * x * T::from_f64(2.0),
+            n => g * x.powi(n - 1) * T::from_f64(f64::from(n)),
+        }
+    }
+}
+
 impl<T: Float> Op<T> for ExpOp {
     fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * out;
+        grads[0] = exp_grad(g, out);
         true
     }
     fn backward_values(
@@ -25,7 +59,7 @@ impl<T: Float> Op<T> for ExpOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "exp", |g, o| g * o))])
+        Some(smallvec![Some(grad_out.zip_map(out, "exp", exp_grad))])
     }
     fn name(&self) -> &'static str {
         "exp"
@@ -41,7 +75,7 @@ impl<T: Float> Op<T> for ExpOp {
 
 impl<T: Float> Op<T> for LnOp {
     fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g / inputs[0];
+        grads[0] = ln_grad(g, inputs[0]);
         true
     }
     fn backward_values(
@@ -51,7 +85,7 @@ impl<T: Float> Op<T> for LnOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(inputs[0], "ln", |g, x| g / x))])
+        Some(smallvec![Some(grad_out.zip_map(inputs[0], "ln", ln_grad))])
     }
     fn name(&self) -> &'static str {
         "ln"
@@ -67,7 +101,7 @@ impl<T: Float> Op<T> for LnOp {
 
 impl<T: Float> Op<T> for SqrtOp {
     fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g / out * T::from_f64(0.5);
+        grads[0] = sqrt_grad(g, out);
         true
     }
     fn backward_values(
@@ -77,8 +111,7 @@ impl<T: Float> Op<T> for SqrtOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let half = T::from_f64(0.5);
-        Some(smallvec![Some(grad_out.zip_map(out, "sqrt", |g, o| g / o * half))])
+        Some(smallvec![Some(grad_out.zip_map(out, "sqrt", sqrt_grad))])
     }
     fn name(&self) -> &'static str {
         "sqrt"
@@ -131,7 +164,7 @@ impl<T: Float> Op<T> for ErfOp {
 
 impl<T: Float> Op<T> for PowfOp {
     fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * inputs[0].powf(T::from_f64(self.0 - 1.0)) * T::from_f64(self.0);
+        grads[0] = self.grad(g, inputs[0]);
         true
     }
     fn backward_values(
@@ -141,8 +174,7 @@ impl<T: Float> Op<T> for PowfOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let (p, pm1) = (T::from_f64(self.0), T::from_f64(self.0 - 1.0));
-        Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| g * x.powf(pm1) * p))])
+        Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| self.grad(g, x)))])
     }
     fn name(&self) -> &'static str {
         "powf"
@@ -159,13 +191,7 @@ impl<T: Float> Op<T> for PowfOp {
 
 impl<T: Float> Op<T> for PowiOp {
     fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        let (n, x) = (self.0, inputs[0]);
-        grads[0] = match n {
-            0 => T::ZERO,
-            1 => g,
-            2 => g * x * T::from_f64(2.0),
-            _ => g * x.powi(n - 1) * T::from_f64(f64::from(n)),
-        };
+        grads[0] = self.grad(g, inputs[0]);
         true
     }
     fn backward_values(
@@ -175,13 +201,10 @@ impl<T: Float> Op<T> for PowiOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
-        let n = self.0;
-        let nf = T::from_f64(f64::from(n));
-        let d = match n {
+        let d = match self.0 {
             0 => grad_out.map(|_| T::ZERO),
             1 => grad_out.clone(),
-            2 => grad_out.zip_map(inputs[0], "powi", |g, x| g * x * T::from_f64(2.0)),
-            _ => grad_out.zip_map(inputs[0], "powi", |g, x| g * x.powi(n - 1) * nf),
+            _ => grad_out.zip_map(inputs[0], "powi", |g, x| self.grad(g, x)),
         };
         Some(smallvec![Some(d)])
     }

@@ -303,15 +303,8 @@ impl<'t, T: Float> Var<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::check::{assert_close, filled, gradcheck, gradgradcheck};
     use crate::{Tape, Tensor};
-
-    /// Deterministic values in about [-1, 1] for a shape.
-    fn filled(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| (((i as u64 * 7919 + seed * 104_729) % 97) as f64) / 48.0 - 1.0).collect();
-        Tensor::from_vec(data, shape)
-    }
 
     /// Textbook triple loop over the last two dims, broadcasting the batch, for reference.
     fn naive(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {

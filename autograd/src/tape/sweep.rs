@@ -175,12 +175,7 @@ impl<T: Float> Tape<T> {
                 if !input.requires_grad {
                     continue;
                 }
-                assert!(
-                    crate::shape::same(input.value.shape(), grad.value.shape()),
-                    "backward of `{name}` returned a gradient of shape {:?} for an input of shape {:?}",
-                    grad.value.shape(),
-                    input.value.shape()
-                );
+                check_grad_shape(name, grad.value.shape(), input.value.shape());
             }
             if anomaly && !self.value_of(r.id).all_finite() {
                 self.report_backward_anomaly(i);
@@ -212,13 +207,7 @@ impl<T: Float> Tape<T> {
         for ((&j, r), &need) in node.inputs.iter().zip(results).zip(&needs) {
             let Some(r) = r.filter(|_| need) else { continue };
             let shape = inner.nodes[j].value.shape();
-            assert!(
-                crate::shape::same(r.shape(), shape),
-                "backward of `{}` returned a gradient of shape {:?} for an input of shape {:?}",
-                node.name,
-                r.shape(),
-                shape
-            );
+            check_grad_shape(node.name, r.shape(), shape);
             if anomaly && !r.all_finite() {
                 self.report_backward_anomaly(i);
             }
@@ -271,6 +260,14 @@ impl<T: Float> Tape<T> {
             );
         }
     }
+}
+
+/// Panics unless the gradient an op's backward returned for an input has the input's shape.
+fn check_grad_shape(op: &str, grad: &[usize], input: &[usize]) {
+    assert!(
+        crate::shape::same(input, grad),
+        "backward of `{op}` returned a gradient of shape {grad:?} for an input of shape {input:?}"
+    );
 }
 
 /// The gradients of a plain sweep: tensors, and plain numbers for 0-d nodes in the scalar lane.

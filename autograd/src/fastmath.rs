@@ -22,15 +22,21 @@ pub fn exp_f32(x: f32) -> f32 {
     const MAX: f32 = 88.722_84;
     const MIN: f32 = -87.336_55;
     let xc = x.clamp(MIN, MAX);
-    let n = (xc * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
+    let n_float = shifted - ROUND;
+    let r = (xc - n_float * LN2_HI) - n_float * LN2_LO;
     const TAYLOR: [f32; 8] = [1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0];
     let p = horner(r, &TAYLOR);
+    // The integer n read from `shifted`'s bits: it lies in [2^23, 2^24), where the mantissa
+    // counts units, so its bits are ROUND's plus n. An integer subtraction vectorizes, where
+    // `n_float as i32` (saturating, NaN to 0) compiled to a scalar conversion per lane and made
+    // the whole loop five times slower. (For a NaN `x` the bits are garbage, hence the
+    // wrapping arithmetic; `p` is NaN and so is the result.)
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     // 2^n as two halves, so that each stays a normal number for n in [−126, 128].
-    let n = n as i32;
     let half = n >> 1;
-    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
-    let y = p * pow2(half) * pow2(n - half);
+    let pow2 = |k: i32| f32::from_bits((k.wrapping_add(127) as u32) << 23);
+    let y = p * pow2(half) * pow2(n.wrapping_sub(half));
     if x > MAX {
         f32::INFINITY
     } else if x < MIN {

@@ -247,8 +247,10 @@ impl<T: Float> Op<T> for Col2ImOp {
 /// Output channels per product in the forward pass. For an image's product, gemm packs (copies
 /// into its own layout) the image's columns, the large operand, whenever more than 48 output
 /// channels share it (its single-thread threshold: 8 micro-kernel widths of 6 with AVX-512, of
-/// 4 with AVX2), so the channels go in bands of 32, which read the columns in place. Measured
-/// with `cargo bench --bench conv`: see the closing note of the change that set it.
+/// 4 with AVX2), so the channels go in bands of 32, which read the columns in place. With the
+/// weight gradient's product turned around the same way (below), `cargo bench --bench conv`
+/// measured the CNN's second convolution (batch 32, 32 → 64 channels) at 12.8–13.6 ms forward
+/// and backward, against 14.1–17.9 ms before, the two binaries alternating.
 const OUT_BAND: usize = 32;
 
 struct ConvDims {

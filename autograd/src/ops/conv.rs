@@ -434,17 +434,17 @@ impl<T: Float> Op<T> for Conv2dOp {
                 let mut gwb_t = vec![T::ZERO; k * d.o];
                 let first = gi * d.group;
                 for b in first..(first + d.group).min(d.n) {
-                    let g_b = ConvDims::by_rows(&g[b * per..(b + 1) * per], d.cols);
+                    let g_b = &g[b * per..(b + 1) * per];
                     if need_cols {
                         // [∂W | ∂bias]ᵀ += cols·G_bᵀ, kept transposed, (k, O): gemm then reads
                         // the large columns matrix in place and packs only G_b.
                         d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                        let g_b_t = ConvDims::transposed(&g[b * per..(b + 1) * per], d.cols);
-                        gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), ConvDims::by_rows(&cols, d.cols), g_b_t, d.inner);
+                        let (cols, g_b_t) = (ConvDims::by_rows(&cols, d.cols), ConvDims::transposed(g_b, d.cols));
+                        gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
                     }
                     if need_x {
                         let w_t = ConvDims::transposed(wt, d.rows);
-                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, g_b, d.inner);
+                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, ConvDims::by_rows(g_b, d.cols), d.inner);
                         let j = b - first;
                         d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
                     }

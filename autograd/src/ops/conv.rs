@@ -250,8 +250,8 @@ impl<T: Float> Op<T> for Col2ImOp {
 /// channels share it (its single-thread threshold: 8 micro-kernel widths of 6 with AVX-512, of
 /// 4 with AVX2), so the channels go in bands of 32, which read the columns in place. With the
 /// weight gradient's product turned around the same way (below), `cargo bench --bench conv`
-/// measured the CNN's second convolution (batch 32, 32 → 64 channels) at 12.8–13.6 ms forward
-/// and backward, against 14.1–17.9 ms before, the two binaries alternating.
+/// measured the CNN's second convolution (batch 32, 32 → 64 channels) at 12.0–13.6 ms forward
+/// and backward, against 14.1–17.9 ms before (five rounds, the two binaries alternating).
 const OUT_BAND: usize = 32;
 
 /// The sizes of one convolution: batch, input and output channels, the window, the columns

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_accumulate, gemm_into, gemm_overwrite, Operand};
 use super::shape::fill_chunks;
+use super::winograd;
 use crate::op::TensorGrads;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
@@ -284,17 +285,17 @@ impl ConvDims {
             );
         }
         let win = Window::new("conv2d", xs, (xs[2], xs[3]), (ws[2], ws[3]), stride, padding);
-        let (n, threads) = (xs[0], rayon::current_num_threads());
+        let (group, inner) = batch_split(xs[0]);
         ConvDims {
-            n,
+            n: xs[0],
             c: xs[1],
             o: ws[0],
             win,
             rows: ws[1] * ws[2] * ws[3],
             cols: win.oh * win.ow,
             plane: xs[1] * xs[2] * xs[3],
-            group: n.div_ceil(threads).max(1),
-            inner: if n >= threads { Parallelism::None } else { Parallelism::Rayon(0) },
+            group,
+            inner,
         }
     }
 
@@ -313,16 +314,14 @@ impl ConvDims {
         cols[self.rows * self.cols..].fill(T::ONE);
         cols
     }
+}
 
-    /// A row-major matrix whose rows are `row_stride` elements apart, as an operand.
-    fn by_rows<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
-        Operand { data, row_stride, col_stride: 1 }
-    }
-
-    /// The transpose of a row-major `_ × row_stride` matrix, as an operand.
-    fn transposed<'a, T>(data: &'a [T], row_stride: usize) -> Operand<'a, T> {
-        Operand { data, row_stride: 1, col_stride: row_stride }
-    }
+/// How a batch of `n` images is split across threads: the images per thread (one contiguous
+/// group each), and how each image's products run: alone when the batch keeps every thread
+/// busy, split across threads by gemm when it does not (a batch of one image, say).
+pub(super) fn batch_split(n: usize) -> (usize, Parallelism) {
+    let threads = rayon::current_num_threads();
+    (n.div_ceil(threads).max(1), if n >= threads { Parallelism::None } else { Parallelism::Rayon(0) })
 }
 
 /// 2-d convolution of an (N, C, H, W) input with an (O, C, kh, kw) weight, fused (see the
@@ -339,6 +338,9 @@ impl<T: Float> Op<T> for Conv2dOp {
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let (x, w, bias) = (inputs[0], inputs[1], inputs.get(2));
         let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
+        if winograd::applies(x.shape(), w.shape(), self.stride) {
+            return winograd::forward(x, w, bias.copied(), self.padding);
+        }
         let k = d.depth(bias.is_some());
         // [W | bias] transposed once, (k, O) row-major: gemm reads a column-major left operand
         // in place, where a row-major one would be packed again for every image.
@@ -360,11 +362,11 @@ impl<T: Float> Op<T> for Conv2dOp {
                 for (j, out_b) in chunk.chunks_mut(per).enumerate() {
                     let b = g * d.group + j;
                     d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                    let cols = ConvDims::by_rows(&cols, d.cols);
+                    let cols = Operand::by_rows(&cols, d.cols);
                     for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
                         let lo = band * OUT_BAND;
                         let rows = out.len() / d.cols.max(1);
-                        let weight = ConvDims::transposed(&w_t[lo..], d.o);
+                        let weight = Operand::transposed(&w_t[lo..], d.o);
                         gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
                     }
                 }
@@ -409,6 +411,9 @@ impl<T: Float> Op<T> for Conv2dOp {
         let (x, w) = (inputs[0], inputs[1]);
         let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
         let has_bias = inputs.len() == 3;
+        if winograd::applies(x.shape(), w.shape(), self.stride) {
+            return Some(winograd::backward(x, w, has_bias, self.padding, grad_out, needs_grad));
+        }
         let (need_x, need_w) = (needs_grad[0], needs_grad[1]);
         let need_b = has_bias && needs_grad[2];
         let need_cols = need_w || need_b;
@@ -439,12 +444,12 @@ impl<T: Float> Op<T> for Conv2dOp {
                         // [∂W | ∂bias]ᵀ += cols·G_bᵀ, kept transposed, (k, O): gemm then reads
                         // the large columns matrix in place and packs only G_b.
                         d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                        let (cols, g_b_t) = (ConvDims::by_rows(&cols, d.cols), ConvDims::transposed(g_b, d.cols));
+                        let (cols, g_b_t) = (Operand::by_rows(&cols, d.cols), Operand::transposed(g_b, d.cols));
                         gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
                     }
                     if need_x {
-                        let w_t = ConvDims::transposed(wt, d.rows);
-                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, ConvDims::by_rows(g_b, d.cols), d.inner);
+                        let w_t = Operand::transposed(wt, d.rows);
+                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, Operand::by_rows(g_b, d.cols), d.inner);
                         let j = b - first;
                         d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
                     }

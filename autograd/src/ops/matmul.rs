@@ -71,6 +71,18 @@ pub(crate) struct Operand<'a, T> {
     pub col_stride: usize,
 }
 
+impl<'a, T> Operand<'a, T> {
+    /// A row-major matrix whose rows are `row_stride` elements apart.
+    pub fn by_rows(data: &'a [T], row_stride: usize) -> Self {
+        Operand { data, row_stride, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major `_ × row_stride` matrix.
+    pub fn transposed(data: &'a [T], row_stride: usize) -> Self {
+        Operand { data, row_stride: 1, col_stride: row_stride }
+    }
+}
+
 /// Runs `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`) for an `m × k` `lhs` and a
 /// `k × n` `rhs` into the row-major `m × n` matrix at `dst`, after checking that every operand
 /// element the strides reach lies inside its slice.

@@ -31,6 +31,7 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+mod winograd;
 
 /// Every differentiable op pente provides, by the name it records on the tape (composite ops by
 /// their method name). `tests/gradcheck.rs` fails if one of them has no gradient property test.

@@ -23,6 +23,8 @@
 //! spare slots are kept at zero in `V` and `∂M`, so the products carry them at no harm (they cost
 //! `1/tw` more work) and no non-finite pixel can leak through them.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -34,6 +36,11 @@ use crate::{Float, Tensor};
 /// products have too little depth to repay the transforms; the digits CNN's first convolution
 /// (1 input channel) stays on im2col, its second (32) comes here.
 pub(super) const MIN_CHANNELS: usize = 8;
+
+/// Output channels per band of the forward's products: their points then stay in cache until
+/// the output transform reads them, and gemm reads the input's points in place (it packs them
+/// for more than 48 channels).
+const OUT_BAND: usize = 32;
 
 /// Points of the transformed tile: 4×4.
 const POINTS: usize = 16;
@@ -190,14 +197,16 @@ impl Tiles {
         rest.fill(T::ZERO);
     }
 
-    /// `Y = Aᵀ·M·A` of every tile, plus the bias, into one output image (O, OH, OW).
-    fn output_transform<T: Float>(&self, m: &[T], bias: Option<&[T]>, out: &mut [T], b: &mut Buffers<T>) {
+    /// `Y = Aᵀ·M·A` of every tile, plus the bias, into `out`: some output channels of one image,
+    /// `(o, OH, OW)`, whose points `m` holds as `[ξ][o][slot]`.
+    fn output_transform<T: Float>(&self, m: &[T], bias: Option<&[T]>, out: &mut [MaybeUninit<T>], b: &mut Buffers<T>) {
         let (ow, slots, plane) = (self.ow, self.slots, self.th * self.wp);
+        let o = out.len() / (self.oh * ow).max(1);
         let [p00, p01, p02, p03, p10, p11, p12, p13, ye, yo] = rows(&mut b.split, slots + 1);
         let y_rows = &mut b.planes[..plane];
         for (oi, image) in out.chunks_exact_mut(self.oh * ow).enumerate() {
             let bias = bias.map_or(T::ZERO, |b| b[oi]);
-            let point = |xi: usize| &m[(xi * self.o + oi) * slots..][..slots];
+            let point = |xi: usize| &m[(xi * o + oi) * slots..][..slots];
             // Down each column s of points: (m0 + m1 + m2, m1 − m2 − m3).
             let columns =
                 [(&mut *p00, &mut *p10), (&mut *p01, &mut *p11), (&mut *p02, &mut *p12), (&mut *p03, &mut *p13)];
@@ -217,7 +226,7 @@ impl Tiles {
                 for (ty, from) in y_rows.chunks_exact(self.wp).enumerate() {
                     let y = 2 * ty + i;
                     if y < self.oh {
-                        image[y * ow..(y + 1) * ow].copy_from_slice(&from[..ow]);
+                        image[y * ow..(y + 1) * ow].write_copy_of_slice(&from[..ow]);
                     }
                 }
             }
@@ -300,12 +309,12 @@ impl Tiles {
 
     /// Copies the image out of `rows` (dropping the padding): the inverse of
     /// [`Tiles::split_rows`].
-    fn join_rows<T: Float>(&self, rows: &[T], img: &mut [T]) {
+    fn join_rows<T: Float>(&self, rows: &[T], img: &mut [MaybeUninit<T>]) {
         let (w, pad) = (self.w, self.pad);
         for (src, dst) in rows.chunks_exact(self.rows_plane()).zip(img.chunks_exact_mut(self.h * w)) {
             for (y, row) in dst.chunks_exact_mut(w).enumerate() {
                 let at = self.row_at(y + pad) + pad;
-                row.copy_from_slice(&src[at..at + w]);
+                row.write_copy_of_slice(&src[at..at + w]);
             }
         }
     }
@@ -407,26 +416,35 @@ pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tens
     let u = weight_transform(w.data(), t.o, t.c);
     let (src, plane, per) = (x.data(), t.c * t.h * t.w, t.o * t.oh * t.ow);
     let (slots, bias) = (t.slots, bias.map(Tensor::data));
-    let mut out = vec![T::ZERO; t.n * per];
+    let len = t.n * per;
+    let mut out: Vec<T> = Vec::with_capacity(len);
     if per > 0 {
-        out.par_chunks_mut(t.group * per).enumerate().for_each(|(g, chunk)| {
+        out.spare_capacity_mut()[..len].par_chunks_mut(t.group * per).enumerate().for_each(|(g, chunk)| {
             let mut buf = t.buffers();
             let mut v = vec![T::ZERO; POINTS * t.c * slots];
-            let mut m = vec![T::ZERO; POINTS * t.o * slots];
+            let mut m = vec![T::ZERO; POINTS * OUT_BAND.min(t.o) * slots];
             for (j, out_b) in chunk.chunks_mut(per).enumerate() {
                 let b = g * t.group + j;
                 t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
                 t.input_transform(&mut buf, &mut v);
-                for xi in 0..POINTS {
-                    let u_xi = Operand::transposed(&u[xi * t.o * t.c..(xi + 1) * t.o * t.c], t.o);
-                    let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
-                    let m_xi = &mut m[xi * t.o * slots..(xi + 1) * t.o * slots];
-                    gemm_overwrite(m_xi, (t.o, t.c, slots), u_xi, v_xi, t.inner);
+                for (band, out) in out_b.chunks_mut(OUT_BAND * t.oh * t.ow).enumerate() {
+                    let (lo, o) = (band * OUT_BAND, out.len() / (t.oh * t.ow));
+                    for xi in 0..POINTS {
+                        let u_xi = Operand::transposed(&u[xi * t.o * t.c + lo..(xi + 1) * t.o * t.c], t.o);
+                        let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
+                        let m_xi = &mut m[xi * o * slots..(xi + 1) * o * slots];
+                        gemm_overwrite(m_xi, (o, t.c, slots), u_xi, v_xi, t.inner);
+                    }
+                    t.output_transform(&m[..POINTS * o * slots], bias.map(|b| &b[lo..lo + o]), out, &mut buf);
                 }
-                t.output_transform(&m, bias, out_b, &mut buf);
             }
         });
     }
+    // SAFETY: the chunks of `per` = O·OH·OW elements partition the first `len` slots of `out`'s
+    // capacity (or it is empty), and output_transform wrote every element of each: for every
+    // output channel of the chunk, every row y < OH (y = 2·ty + i, ty < th = ⌈OH/2⌉, i < 2), all
+    // OW elements of it.
+    unsafe { out.set_len(len) };
     Tensor::from_vec(out, &[t.n, t.o, t.oh, t.ow])
 }
 
@@ -446,12 +464,13 @@ pub(super) fn backward<T: Float>(
     let u = weight_transform(w.data(), t.o, t.c);
     let (src, g) = (x.data(), grad.data());
     let (plane, per, slots) = (t.c * t.h * t.w, t.o * t.oh * t.ow, t.slots);
-    let mut gx = if need_x { vec![T::ZERO; t.n * plane] } else { Vec::new() };
+    let gx_len = if need_x { t.n * plane } else { 0 };
+    let mut gx: Vec<T> = Vec::with_capacity(gx_len);
     let groups = t.n.div_ceil(t.group);
-    let gx_groups: Vec<&mut [T]> = if need_x {
-        gx.chunks_mut(t.group * plane).collect()
+    let gx_groups: Vec<&mut [MaybeUninit<T>]> = if need_x {
+        gx.spare_capacity_mut()[..gx_len].chunks_mut(t.group * plane).collect()
     } else {
-        (0..groups).map(|_| <&mut [T]>::default()).collect()
+        (0..groups).map(|_| <&mut [MaybeUninit<T>]>::default()).collect()
     };
     // Each thread sums its images' ∂U (and bias gradient) into buffers of its own; the few
     // buffers are added at the end.
@@ -511,6 +530,10 @@ pub(super) fn backward<T: Float>(
             (du, db)
         })
         .unwrap_or_else(|| (zeros(POINTS * t.o * t.c), zeros(t.o)));
+    // SAFETY: with need_x, the groups of `t.group·plane` elements partition the first `gx_len`
+    // slots of `gx`'s capacity, each image's `plane` of them written whole by join_rows (every
+    // channel, row and column of the image); without, `gx_len` is 0.
+    unsafe { gx.set_len(gx_len) };
     let mut grads = smallvec::smallvec![
         need_x.then(|| Tensor::from_vec(gx, x.shape())),
         need_w.then(|| Tensor::from_vec(weight_adjoint(&du, t.o, t.c), w.shape())),
@@ -523,7 +546,7 @@ pub(super) fn backward<T: Float>(
 
 #[cfg(test)]
 mod tests {
-    use super::{weight_adjoint, weight_transform, MIN_CHANNELS};
+    use super::{weight_adjoint, weight_transform, MIN_CHANNELS, OUT_BAND};
     use crate::check::{assert_close, filled, gradcheck};
     use crate::{Tape, Var};
 
@@ -537,14 +560,16 @@ mod tests {
 
     #[test]
     fn matches_im2col_forward_and_backward() {
-        // Even and odd output sizes, with and without padding, several images per thread.
-        for (h, w, pad) in [(6, 6, 0), (7, 5, 0), (6, 7, 1), (5, 4, 2), (3, 3, 0)] {
+        // Even and odd output sizes, with and without padding, several images per thread, and
+        // output channels in one band or in two.
+        let two_bands = OUT_BAND + 3;
+        for (h, w, pad, o) in [(6, 6, 0, 3), (7, 5, 0, two_bands), (6, 7, 1, 3), (5, 4, 2, two_bands), (3, 3, 0, 3)] {
             let c = MIN_CHANNELS + 1;
-            let (x, wt, b) = (filled(&[5, c, h, w], 1), filled(&[3, c, 3, 3], 2), filled(&[3], 3));
+            let (x, wt, b) = (filled(&[5, c, h, w], 1), filled(&[o, c, 3, 3], 2), filled(&[o], 3));
             let tape = Tape::<f64>::new();
             let (xv, wv, bv) = (tape.var(x), tape.var(wt), tape.var(b));
             let y = xv.conv2d_with_bias(wv, bv, 1, pad);
-            let want = by_im2col(xv, wv, pad) + bv.reshape(&[1, 3, 1, 1]);
+            let want = by_im2col(xv, wv, pad) + bv.reshape(&[1, o, 1, 1]);
             assert_close(&y.value(), &want.value(), 1e-12, 1e-12);
             // The fused backward (this module's) against the one composed of im2col, col2im and
             // matmul.

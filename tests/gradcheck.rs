@@ -177,6 +177,17 @@ fn image_and_kernel() -> BoxedStrategy<Inputs> {
         .boxed()
 }
 
+/// An NCHW batch with 32 channels and a 3×3 kernel: the shape that conv2d computes by
+/// Winograd's algorithm (from 32 input channels) rather than by im2col.
+fn wide_image_and_3x3_kernel() -> BoxedStrategy<Inputs> {
+    (1usize..=2, 3usize..=4, 3usize..=4, 1usize..=2)
+        .prop_flat_map(|(n, h, w, o)| {
+            (values(vec![n, 32, h, w], -1.0, 1.0, &[]), values(vec![o, 32, 3, 3], -1.0, 1.0, &[]))
+                .prop_map(|(x, w)| vec![x, w])
+        })
+        .boxed()
+}
+
 /// An NCHW batch for pooling, with distinct values so the argmax is unambiguous.
 fn pool_input() -> BoxedStrategy<Inputs> {
     (1usize..=2, 1usize..=2, 2usize..=5, 2usize..=5)
@@ -319,6 +330,14 @@ fn rows() -> Vec<Row> {
         row("conv2d", image_and_kernel(), SMOOTH, |x| x[0].conv2d(x[1], 2, 1)),
         row("conv2d", image_and_kernel(), SMOOTH, |x| {
             // With a bias: the kernel's first row of weights serves as the bias values.
+            let o = x[1].shape()[0];
+            let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
+            x[0].conv2d_with_bias(x[1], bias, 1, 1)
+        }),
+        // Winograd's path, first order only: its second derivatives are those of the im2col
+        // composition, which the rows above check.
+        row("conv2d", wide_image_and_3x3_kernel(), false, |x| x[0].conv2d(x[1], 1, 0)),
+        row("conv2d", wide_image_and_3x3_kernel(), false, |x| {
             let o = x[1].shape()[0];
             let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
             x[0].conv2d_with_bias(x[1], bias, 1, 1)

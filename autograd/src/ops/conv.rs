@@ -8,6 +8,10 @@
 //! gradient, and folds (col2im) the columns' gradient into the input's. The differentiable
 //! backward is built from `im2col`, `col2im` and `matmul`, which are each other's adjoints, so
 //! second derivatives come for free.
+//!
+//! 3×3, stride-1 kernels over at least 32 input channels (`winograd::MIN_CHANNELS`) take Winograd's
+//! F(2×2, 3×3) instead, forward and fused backward (see the `winograd` module); the
+//! differentiable backward is the same composition as above.
 
 use gemm::Parallelism;
 use rayon::prelude::*;

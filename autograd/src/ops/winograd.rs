@@ -20,8 +20,9 @@
 //! tile's right neighbour (`slot + 1`) and the tile row below (`slot + tw + 1`) fixed offsets.
 //! The image is held with its even and odd rows apart, zero-padded to `(2·th + 2) × (2·tw + 2)`
 //! pixels; a tile row's columns then split into even and odd ones by one flat de-interleave. The
-//! spare slots are kept at zero in `V` and `∂M`, so the products carry them at no harm (they cost
-//! `1/tw` more work) and no non-finite pixel can leak through them.
+//! slot count is rounded up to a multiple of 16 (see [`Tiles`]). The spare slots are kept at zero
+//! in `V`, `∂M` and `∂V`, so the products carry them at no harm (they cost about `1/tw` more
+//! work) and no non-finite pixel or weight can leak through them.
 
 use std::mem::MaybeUninit;
 
@@ -36,8 +37,10 @@ use crate::{Float, Tensor};
 /// products are too shallow to repay the transforms. `cargo bench --bench conv` at batch 32,
 /// 26×26 images into 32 channels, im2col against Winograd (two rounds, forward + backward):
 /// 2 input channels 0.93 / 0.91 ms against 1.79 / 1.63, 4: 1.56 / 1.39 against 2.29 / 2.51,
-/// 8: 2.42 / 2.22 against 3.31 / 3.04, 16: 5.14 / 4.50 against 4.48 / 4.43 (even); the digits
-/// CNN's second convolution, 32 into 64 channels, 13.0–18.1 against 10.8–13.3 ms.
+/// 8: 2.42 / 2.22 against 3.31 / 3.04, 16: 5.14 / 4.50 against 4.48 / 4.43 (even). The digits
+/// CNN's second convolution, 32 into 64 channels (24×24 outputs), three rounds alternating:
+/// 14.4 / 15.7 / 13.6 ms against 11.3 / 11.5 / 11.6 (forward alone 4.32 / 4.35 / 4.40 against
+/// 4.21 / 3.71 / 3.38).
 pub(super) const MIN_CHANNELS: usize = 32;
 
 /// Output channels per band of the forward's products: their points then stay in cache until
@@ -175,9 +178,13 @@ impl Tiles {
             map2(q3, o0, o1, |a, b| a - b);
             // Across: tile t's four columns are qe[t], qo[t], qe[t + 1], qo[t + 1]; one slot
             // per tile, and the spare slot of each tile row is set to zero.
-            let pairs = [(&*q0, &mut *qe0, &mut *qo0), (&*q1, &mut *qe1, &mut *qo1)];
-            let pairs = pairs.into_iter().chain([(&*q2, &mut *qe2, &mut *qo2), (&*q3, &mut *qe3, &mut *qo3)]);
-            for (r, (q, qe, qo)) in pairs.enumerate() {
+            let rows_q = [
+                (&*q0, &mut *qe0, &mut *qo0),
+                (&*q1, &mut *qe1, &mut *qo1),
+                (&*q2, &mut *qe2, &mut *qo2),
+                (&*q3, &mut *qe3, &mut *qo3),
+            ];
+            for (r, (q, qe, qo)) in rows_q.into_iter().enumerate() {
                 deinterleave(q, qe, qo);
                 let at = |s: usize| ((r * 4 + s) * self.c + ci) * slots;
                 let (next_e, next_o) = (&qe[1..], &qo[1..]);
@@ -229,7 +236,7 @@ impl Tiles {
                 for (ty, from) in y_rows.chunks_exact(self.wp).enumerate() {
                     let y = 2 * ty + i;
                     if y < self.oh {
-                        image[y * ow..(y + 1) * ow].write_copy_of_slice(&from[..ow]);
+                        write_row(&mut image[y * ow..(y + 1) * ow], from);
                     }
                 }
             }
@@ -249,8 +256,8 @@ impl Tiles {
                 let dst = if y % 2 == 0 { &mut *rows_a } else { &mut *rows_b };
                 dst[(y / 2) * self.wp..][..ow].copy_from_slice(row);
             }
-            for (rows, e, o) in [(&*rows_a, &mut *ae, &mut *ao), (&*rows_b, &mut *be, &mut *bo)] {
-                deinterleave(rows, e, o);
+            for (pixels, e, o) in [(&*rows_a, &mut *ae, &mut *ao), (&*rows_b, &mut *be, &mut *bo)] {
+                deinterleave(pixels, e, o);
                 // Past the last tile row, zero: ∂M's spare slots are.
                 e[plane / 2..].fill(T::ZERO);
                 o[plane / 2..].fill(T::ZERO);
@@ -288,9 +295,13 @@ impl Tiles {
             // (v1 + v2 − v0, −v3) to columns 2t + 2, 2t + 3, the even and odd columns of the
             // next slot (a spare slot's points are zero, so a tile row's last tile reaches its
             // last two columns and no further).
-            let rows_q = [(&mut *e0, &mut *o0, &mut *q0), (&mut *e1, &mut *o1, &mut *q1)];
-            let rows_q = rows_q.into_iter().chain([(&mut *e2, &mut *o2, &mut *q2), (&mut *e3, &mut *o3, &mut *q3)]);
-            for (r, (e, o, q)) in rows_q.enumerate() {
+            let rows_q = [
+                (&mut *e0, &mut *o0, &mut *q0),
+                (&mut *e1, &mut *o1, &mut *q1),
+                (&mut *e2, &mut *o2, &mut *q2),
+                (&mut *e3, &mut *o3, &mut *q3),
+            ];
+            for (r, (e, o, q)) in rows_q.into_iter().enumerate() {
                 let point = |s: usize| &dv[((r * 4 + s) * self.c + ci) * slots..][..slots];
                 let (v0, v1, v2, v3) = (point(0), point(1), point(2), point(3));
                 e[..slots].copy_from_slice(v0);
@@ -317,7 +328,7 @@ impl Tiles {
         for (src, dst) in rows.chunks_exact(self.rows_plane()).zip(img.chunks_exact_mut(self.h * w)) {
             for (y, row) in dst.chunks_exact_mut(w).enumerate() {
                 let at = self.row_at(y + pad) + pad;
-                row.write_copy_of_slice(&src[at..at + w]);
+                write_row(row, &src[at..]);
             }
         }
     }
@@ -327,6 +338,14 @@ impl Tiles {
 fn rows<T, const K: usize>(scratch: &mut [T], n: usize) -> [&mut [T]; K] {
     let mut it = scratch.chunks_exact_mut(n);
     std::array::from_fn(|_| it.next().expect("the scratch buffer holds enough rows"))
+}
+
+/// Initializes all of `dst` with the first `dst.len()` elements of `src`.
+fn write_row<T: Float>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    assert!(src.len() >= dst.len(), "write_row: {} elements to fill from {}", dst.len(), src.len());
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
 }
 
 /// Splits an even-length `src` into its elements at even and at odd positions.

@@ -607,7 +607,7 @@ mod tests {
     #[test]
     fn one_image_in_f32_matches_im2col() {
         // A batch of one splits each product across threads instead.
-        let (x, w) = (filled(&[1, 16, 12, 12], 5), filled(&[8, 16, 3, 3], 6));
+        let (x, w) = (filled(&[1, MIN_CHANNELS, 12, 12], 5), filled(&[8, MIN_CHANNELS, 3, 3], 6));
         let tape = Tape::<f64>::new();
         let want = by_im2col(tape.var(x.clone()), tape.var(w.clone()), 1).value();
         let tape = Tape::<f32>::new();

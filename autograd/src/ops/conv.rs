@@ -341,6 +341,7 @@ impl<T: Float> Op<T> for Conv2dOp {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let (x, w, bias) = (inputs[0], inputs[1], inputs.get(2));
+        // ConvDims::of checks the shapes, for either path.
         let d = ConvDims::of(x.shape(), w.shape(), self.stride, self.padding);
         if winograd::applies(x.shape(), w.shape(), self.stride) {
             return winograd::forward(x, w, bias.copied(), self.padding);

@@ -13,7 +13,7 @@
 //! | [`matmul`] | matmul (2-d, batched 3-d with broadcasting) |
 //! | [`softmax`] | softmax, log_softmax, cross_entropy (fused, integer targets) |
 //! | [`attention`] | causal_attention (fused multi-head, from a packed q-k-v projection) |
-//! | [`conv`] | conv2d (NCHW, stride, padding, fused per image), im2col, col2im |
+//! | [`conv`] | conv2d (NCHW, stride, padding, fused per image; Winograd for 3×3 over ≥ 32 channels), im2col, col2im |
 //! | [`pool`] | max_pool2d (with its scatter and gather adjoints) |
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm (fused) |

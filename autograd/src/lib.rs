@@ -40,6 +40,7 @@ pub mod ops;
 pub mod shape;
 mod tape;
 mod tensor;
+pub mod warm;
 
 pub use float::Float;
 pub use grads::Grads;
@@ -47,6 +48,7 @@ pub use op::Op;
 pub use shape::Shape;
 pub use tape::{shape_panic, Tape, Var};
 pub use tensor::{Tensor, PAR_THRESHOLD};
+pub use warm::KeepWarm;
 
 /// `Rng::seed_from_u64` and friends.
 pub use rand::SeedableRng;

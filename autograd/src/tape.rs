@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use smallvec::SmallVec;
 
-use crate::{Float, Grads, Op, Shape, Tensor};
+use crate::{Float, Grads, KeepWarm, Op, Shape, Tensor};
 
 mod sweep;
 
@@ -62,6 +62,8 @@ pub(crate) struct Inner<T: Float> {
 /// ```
 pub struct Tape<T: Float> {
     inner: RefCell<Inner<T>>,
+    /// Keeps rayon's other workers awake while the tape lives (see [`KeepWarm`]).
+    _warm: KeepWarm,
 }
 
 /// A handle to one node of a [`Tape`]: a node id and a reference to the tape.
@@ -140,6 +142,7 @@ impl<T: Float> Tape<T> {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 hooks: HashMap::new(),
             }),
+            _warm: KeepWarm::new(),
         }
     }
 

@@ -85,7 +85,8 @@ struct Tiles {
     inner: Parallelism,
 }
 
-/// A thread's buffers for one image at a time.
+/// A thread's buffers for one image at a time. The three image-sized ones are allocated only
+/// for the passes that use them (see [`Uses`]), and are empty otherwise.
 struct Buffers<T> {
     /// The image, zero-padded, each channel as its even rows then its odd rows:
     /// `[c][parity][th + 1][wp]`.
@@ -98,6 +99,16 @@ struct Buffers<T> {
     split: Vec<T>,
     /// Two planes of `th × wp` for the output gradient's rows, zero where there is no output.
     dy_rows: Vec<T>,
+}
+
+/// Which of the image-sized [`Buffers`] a pass uses.
+struct Uses {
+    /// `rows`: the forward, and the backward when it computes the weight's gradient.
+    rows: bool,
+    /// `grad_rows`: the backward when it computes the input's gradient.
+    grad_rows: bool,
+    /// `dy_rows`: the backward when it computes either of those.
+    dy_rows: bool,
 }
 
 impl Tiles {
@@ -133,15 +144,16 @@ impl Tiles {
         2 * (self.th + 1) * self.wp
     }
 
-    /// A thread's buffers, all zero.
-    fn buffers<T: Float>(&self) -> Buffers<T> {
+    /// A thread's buffers, all zero: the image-sized ones as `uses` says, the rest always.
+    fn buffers<T: Float>(&self, uses: Uses) -> Buffers<T> {
         let plane = self.th * self.wp;
+        let zeros = |used: bool, n: usize| if used { vec![T::ZERO; n] } else { Vec::new() };
         Buffers {
-            rows: vec![T::ZERO; self.c * self.rows_plane()],
-            grad_rows: vec![T::ZERO; self.c * self.rows_plane()],
+            rows: zeros(uses.rows, self.c * self.rows_plane()),
+            grad_rows: zeros(uses.grad_rows, self.c * self.rows_plane()),
             planes: vec![T::ZERO; 4 * plane],
             split: vec![T::ZERO; 12 * (self.slots + 1)],
-            dy_rows: vec![T::ZERO; 2 * plane],
+            dy_rows: zeros(uses.dy_rows, 2 * plane),
         }
     }
 
@@ -442,7 +454,7 @@ pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tens
     let mut out: Vec<T> = Vec::with_capacity(len);
     if per > 0 {
         out.spare_capacity_mut()[..len].par_chunks_mut(t.group * per).enumerate().for_each(|(g, chunk)| {
-            let mut buf = t.buffers();
+            let mut buf = t.buffers(Uses { rows: true, grad_rows: false, dy_rows: false });
             let mut v = vec![T::ZERO; POINTS * t.c * slots];
             let mut m = vec![T::ZERO; POINTS * OUT_BAND.min(t.o) * slots];
             for (j, out_b) in chunk.chunks_mut(per).enumerate() {
@@ -483,7 +495,8 @@ pub(super) fn backward<T: Float>(
     let t = Tiles::of(x.shape(), w.shape(), pad);
     let (need_x, need_w) = (needs[0], needs[1]);
     let need_b = has_bias && needs[2];
-    let u = weight_transform(w.data(), t.o, t.c);
+    // U is only read for the input's gradient (∂V = Uᵀ·∂M).
+    let u = if need_x { weight_transform(w.data(), t.o, t.c) } else { Vec::new() };
     let (src, g) = (x.data(), grad.data());
     let (plane, per, slots) = (t.c * t.h * t.w, t.o * t.oh * t.ow, t.slots);
     let gx_len = if need_x { t.n * plane } else { 0 };
@@ -502,7 +515,7 @@ pub(super) fn backward<T: Float>(
         .enumerate()
         .map(|(gi, gx_group)| {
             let (mut du, mut db) = (zeros(POINTS * t.o * t.c), zeros(t.o));
-            let mut buf = t.buffers();
+            let mut buf = t.buffers(Uses { rows: need_w, grad_rows: need_x, dy_rows: need_x || need_w });
             let mut v = zeros(if need_w { POINTS * t.c * slots } else { 0 });
             let mut dv = zeros(if need_x { POINTS * t.c * slots } else { 0 });
             let mut dm = zeros(POINTS * t.o * slots);
@@ -633,6 +646,8 @@ mod tests {
 
     #[test]
     fn only_the_gradients_asked_for() {
+        // Each pass allocates only the buffers (and builds U only) for what is asked: the
+        // weight's gradient alone, then the input's alone.
         let tape = Tape::<f64>::new();
         let x = tape.constant(filled(&[2, MIN_CHANNELS, 5, 5], 10));
         let w = tape.var(filled(&[2, MIN_CHANNELS, 3, 3], 11));
@@ -640,6 +655,13 @@ mod tests {
         assert!(grads.get(x).is_none());
         let want = by_im2col(x, w, 0).sum().backward();
         assert_close(&grads[w], &want[w], 1e-12, 1e-12);
+
+        let x = tape.var(filled(&[2, MIN_CHANNELS, 5, 5], 10));
+        let w = tape.constant(filled(&[2, MIN_CHANNELS, 3, 3], 11));
+        let grads = (x.conv2d(w, 1, 1) * tape.constant(filled(&[2, 2, 5, 5], 12))).sum().backward();
+        assert!(grads.get(w).is_none());
+        let want = (by_im2col(x, w, 1) * tape.constant(filled(&[2, 2, 5, 5], 12))).sum().backward();
+        assert_close(&grads[x], &want[x], 1e-12, 1e-12);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 #
 #   bash scripts/digits_accuracy.sh         MLP 784-512-256-10: at least 98.0 % test accuracy
 #                                           (10 epochs, about 40 s on 2 cores)
-#   bash scripts/digits_accuracy.sh cnn     CNN: at least 99.0 % (10 epochs: 99.05 % measured; about
-#                                           15 min on 2 quiet cores, 28 min on a shared one)
+#   bash scripts/digits_accuracy.sh cnn     CNN: at least 99.0 % (10 epochs: 99.08 % measured;
+#                                           6 min on the 2-core machine, 344 s of it training)
+#
+# CI (.ci/run) runs both.
 #
 # Each trains with `pente digits train` (seed 0, the defaults of DigitsConfig::for_arch), reads
 # the test accuracy from the JSON summary line it prints, and fails below the target.

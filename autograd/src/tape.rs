@@ -62,8 +62,9 @@ pub(crate) struct Inner<T: Float> {
 /// ```
 pub struct Tape<T: Float> {
     inner: RefCell<Inner<T>>,
-    /// Keeps rayon's other workers awake while the tape lives (see [`KeepWarm`]).
-    _warm: KeepWarm,
+    /// Keeps rayon's other workers awake while the tape lives (see [`KeepWarm`]); renewed by
+    /// [`Tape::reset`], as a worker stops spinning once it has gone a while without work.
+    warm: KeepWarm,
 }
 
 /// A handle to one node of a [`Tape`]: a node id and a reference to the tape.
@@ -142,7 +143,7 @@ impl<T: Float> Tape<T> {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 hooks: HashMap::new(),
             }),
-            _warm: KeepWarm::new(),
+            warm: KeepWarm::new(),
         }
     }
 
@@ -165,6 +166,9 @@ impl<T: Float> Tape<T> {
         inner.nodes.clear();
         inner.hooks.clear();
         inner.recording = true;
+        // A loop that reuses one tape keeps the workers awake step after step, as one that
+        // makes a new tape per step does, even after a pause (an evaluation, a checkpoint).
+        self.warm = KeepWarm::new();
     }
 
     /// A differentiable leaf: gradients flow into it and [`Grads`] report them.

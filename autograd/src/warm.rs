@@ -15,8 +15,9 @@
 //!
 //! The price is the other cores kept busy through the serial stretches, up to [`IDLE_LIMIT`]
 //! without work. A [`Tape`](crate::Tape) holds a guard for its lifetime (one step's forward and
-//! backward), so the workers spin only while a step records or sweeps, and go back to rayon's
-//! own idling once it is dropped.
+//! backward) and renews it when [`reset`](crate::Tape::reset) for the next step, so the workers
+//! spin only while steps are recorded and swept, and go back to rayon's own idling once the tape
+//! is dropped or idle.
 //!
 //! Only a guard made on one of the pool's own threads does anything: the work it waits for comes
 //! from that thread's own deque. Made elsewhere (a program's main thread, a test harness's
@@ -24,6 +25,7 @@
 //! is doing the serial work. Run a training loop inside the pool (`rayon::scope(|_| train())`,
 //! as the `pente` command does) to have it apply.
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +64,75 @@ pub struct KeepWarm {
     alive: Option<Arc<AtomicBool>>,
 }
 
+/// What a spinning worker watches: a guard's flag and idle limit.
+#[derive(Clone)]
+struct Watch {
+    alive: Arc<AtomicBool>,
+    idle_limit: Duration,
+}
+
+thread_local! {
+    /// The guard this thread's spinner watches, when one runs on it: the newest handed to it.
+    static WATCHED: RefCell<Option<Watch>> = const { RefCell::new(None) };
+    /// How many spinner loops run on this thread, one inside another (read by the tests: it
+    /// stays at most 1).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The deepest [`DEPTH`] any thread has reached (read by the tests).
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+/// The job a guard gives each other worker: run the pool's work as it comes, spinning in
+/// between, until the watched guard drops or no work came for its idle limit.
+///
+/// A spinner runs jobs, and one of them can be another guard's spinner (a tape made while the
+/// previous one's spinner still runs, as [`Tape::reset`](crate::Tape::reset) does every step).
+/// Run inside the first, it would keep the first from returning until it returned itself, and
+/// a loop that renews its guard every step would pile them up one per step. So a spinner that
+/// starts where one already runs hands its guard to that one, which watches it from then on,
+/// and returns at once.
+fn spin(watch: Watch) {
+    let nested = WATCHED.with(|w| w.borrow_mut().replace(watch).is_some());
+    if nested {
+        return;
+    }
+    SPINNING.fetch_add(1, Ordering::Relaxed);
+    let depth = DEPTH.with(|d| {
+        d.set(d.get() + 1);
+        d.get()
+    });
+    MAX_DEPTH.fetch_max(depth, Ordering::Relaxed);
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        // No borrow is held across `yield_now`, which may run a spinner that replaces the watch.
+        let Some((alive, idle_limit)) =
+            WATCHED.with(|w| w.borrow().as_ref().map(|w| (w.alive.load(Ordering::Relaxed), w.idle_limit)))
+        else {
+            break;
+        };
+        if !alive {
+            break;
+        }
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            // It ran a job (an op's other half, most often).
+            idle_since = None;
+            continue;
+        }
+        let idle = *idle_since.get_or_insert_with(Instant::now);
+        if idle.elapsed() > idle_limit {
+            break;
+        }
+        // A few pauses (each ~100 cycles on recent Intel cores) between looks; more (32) picked
+        // up work later and measured slower on char-gpt.
+        for _ in 0..4 {
+            std::hint::spin_loop();
+        }
+    }
+    WATCHED.with(|w| w.borrow_mut().take());
+    DEPTH.with(|d| d.set(d.get() - 1));
+    SPINNING.fetch_sub(1, Ordering::Relaxed);
+}
+
 impl KeepWarm {
     /// Starts keeping the other workers of the current rayon pool awake, when called on one of
     /// its threads; otherwise returns a guard that does nothing. A worker given no work for
@@ -78,30 +149,11 @@ impl KeepWarm {
             return KeepWarm { alive: None };
         }
         let alive = Arc::new(AtomicBool::new(true));
-        let flag = Arc::clone(&alive);
+        let watch = Watch { alive: Arc::clone(&alive), idle_limit };
         rayon::spawn_broadcast(move |ctx| {
-            if ctx.index() == owner {
-                return; // the thread that made the guard has its own work to do
+            if ctx.index() != owner {
+                spin(watch.clone()); // the thread that made the guard has its own work to do
             }
-            SPINNING.fetch_add(1, Ordering::Relaxed);
-            let mut idle_since: Option<Instant> = None;
-            while flag.load(Ordering::Relaxed) {
-                if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-                    // It ran a job (an op's other half, most often).
-                    idle_since = None;
-                    continue;
-                }
-                let idle = *idle_since.get_or_insert_with(Instant::now);
-                if idle.elapsed() > idle_limit {
-                    break;
-                }
-                // A few pauses (each ~100 cycles on recent Intel cores) between looks; more (32)
-                // picked up work later and measured slower on char-gpt.
-                for _ in 0..4 {
-                    std::hint::spin_loop();
-                }
-            }
-            SPINNING.fetch_sub(1, Ordering::Relaxed);
         });
         KeepWarm { alive: Some(alive) }
     }
@@ -209,6 +261,25 @@ mod tests {
             assert_eq!(*g, 2.0 * i as f64 / 64.0, "tape {i}");
         }
         assert!(spinners_stop(), "a worker kept spinning after every tape dropped");
+    }
+
+    /// The pattern of a loop that reuses one tape: each step's guard is made while the previous
+    /// one's spinner still runs, and only then is the previous guard dropped. The new spinner is
+    /// handed to the running one instead of running inside it, so they never pile up.
+    #[test]
+    fn renewed_guards_are_handed_over_not_nested() {
+        let two = pool(2);
+        two.install(|| {
+            let mut warm = KeepWarm::with_idle_limit(Duration::from_secs(3600));
+            for step in 0..2_000u64 {
+                let (a, b) = rayon::join(|| step * 2, || step * 3);
+                assert_eq!(a + b, step * 5);
+                warm = KeepWarm::with_idle_limit(Duration::from_secs(3600));
+            }
+            drop(warm);
+        });
+        assert!(spinners_stop(), "a worker kept spinning after the last guard dropped");
+        assert_eq!(MAX_DEPTH.load(Ordering::Relaxed), 1, "spinners ran one inside another");
     }
 
     #[test]

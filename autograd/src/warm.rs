@@ -103,13 +103,10 @@ fn spin(watch: Watch) {
     });
     MAX_DEPTH.fetch_max(depth, Ordering::Relaxed);
     let mut idle_since: Option<Instant> = None;
-    loop {
-        // No borrow is held across `yield_now`, which may run a spinner that replaces the watch.
-        let Some((alive, idle_limit)) =
-            WATCHED.with(|w| w.borrow().as_ref().map(|w| (w.alive.load(Ordering::Relaxed), w.idle_limit)))
-        else {
-            break;
-        };
+    // No borrow is held across `yield_now`, which may run a spinner that replaces the watch.
+    while let Some((alive, idle_limit)) =
+        WATCHED.with(|w| w.borrow().as_ref().map(|w| (w.alive.load(Ordering::Relaxed), w.idle_limit)))
+    {
         if !alive {
             break;
         }

@@ -187,28 +187,24 @@ mod tests {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool")
     }
 
-    /// Waits (up to a generous limit, as the host may be busy) until a worker spins.
-    fn spinner_starts() -> bool {
+    /// Whether `done` comes true within 20 s (generous: the host may be busy).
+    fn soon(done: impl Fn() -> bool) -> bool {
         let start = Instant::now();
-        while SPINNING.load(Ordering::Relaxed) == 0 {
+        while !done() {
             if start.elapsed() > Duration::from_secs(20) {
                 return false;
             }
-            std::hint::spin_loop();
+            std::thread::sleep(Duration::from_micros(100));
         }
         true
     }
 
-    /// Waits (up to a generous limit, as the host may be busy) until no worker spins.
+    fn spinner_starts() -> bool {
+        soon(|| SPINNING.load(Ordering::Relaxed) != 0)
+    }
+
     fn spinners_stop() -> bool {
-        let start = Instant::now();
-        while SPINNING.load(Ordering::Relaxed) != 0 {
-            if start.elapsed() > Duration::from_secs(20) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
+        soon(|| SPINNING.load(Ordering::Relaxed) == 0)
     }
 
     #[test]
@@ -237,8 +233,8 @@ mod tests {
         assert!(spinners_stop(), "a worker kept spinning after its guard dropped");
     }
 
-    /// Tapes made inside parallel jobs, so guards nest on both workers and each worker's
-    /// spinner runs the other's jobs: everything finishes, with the right gradients.
+    /// Tapes made inside parallel jobs, so that both workers make guards at once and each
+    /// worker's spinner runs the other's jobs: everything finishes, with the right gradients.
     #[test]
     fn tapes_on_both_workers_at_once_finish_with_right_gradients() {
         let two = pool(2);

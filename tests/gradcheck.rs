@@ -167,9 +167,14 @@ fn matmul_operands() -> BoxedStrategy<Inputs> {
         .boxed()
 }
 
-/// An NCHW image batch and a conv kernel (out, in, kh, kw).
-fn image_and_kernel() -> BoxedStrategy<Inputs> {
-    (1usize..=2, 1usize..=2, 3usize..=5, 3usize..=5, 1usize..=2, 1usize..=3)
+/// An NCHW image batch and a conv kernel (out, in, kh, kw): batch 1–2, `channels` in,
+/// `side` × `side` images, 1–2 out channels, `k` × `k` kernels.
+fn conv_inputs(
+    channels: std::ops::RangeInclusive<usize>,
+    side: std::ops::RangeInclusive<usize>,
+    k: std::ops::RangeInclusive<usize>,
+) -> BoxedStrategy<Inputs> {
+    (1usize..=2, channels, side.clone(), side, 1usize..=2, k)
         .prop_flat_map(|(n, c, h, w, o, k)| {
             (values(vec![n, c, h, w], -1.0, 1.0, &[]), values(vec![o, c, k, k], -1.0, 1.0, &[]))
                 .prop_map(|(x, w)| vec![x, w])
@@ -177,15 +182,23 @@ fn image_and_kernel() -> BoxedStrategy<Inputs> {
         .boxed()
 }
 
-/// An NCHW batch with 32 channels and a 3×3 kernel: the shape that conv2d computes by
-/// Winograd's algorithm (from 32 input channels) rather than by im2col.
+/// Small images and kernels of every size from 1×1 to 3×3: the im2col path.
+fn image_and_kernel() -> BoxedStrategy<Inputs> {
+    conv_inputs(1..=2, 3..=5, 1..=3)
+}
+
+/// 32 channels and a 3×3 kernel: the shape that conv2d computes by Winograd's algorithm (from
+/// 32 input channels) rather than by im2col.
 fn wide_image_and_3x3_kernel() -> BoxedStrategy<Inputs> {
-    (1usize..=2, 3usize..=4, 3usize..=4, 1usize..=2)
-        .prop_flat_map(|(n, h, w, o)| {
-            (values(vec![n, 32, h, w], -1.0, 1.0, &[]), values(vec![o, 32, 3, 3], -1.0, 1.0, &[]))
-                .prop_map(|(x, w)| vec![x, w])
-        })
-        .boxed()
+    conv_inputs(32..=32, 3..=4, 3..=3)
+}
+
+/// conv2d with a bias, stride 1, padding 1: the kernel's first row of weights serves as the
+/// bias values.
+fn conv_with_bias<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64> {
+    let o = x[1].shape()[0];
+    let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
+    x[0].conv2d_with_bias(x[1], bias, 1, 1)
 }
 
 /// An NCHW batch for pooling, with distinct values so the argmax is unambiguous.
@@ -328,20 +341,11 @@ fn rows() -> Vec<Row> {
         }),
         row("conv2d", image_and_kernel(), SMOOTH, |x| x[0].conv2d(x[1], 1, 0)),
         row("conv2d", image_and_kernel(), SMOOTH, |x| x[0].conv2d(x[1], 2, 1)),
-        row("conv2d", image_and_kernel(), SMOOTH, |x| {
-            // With a bias: the kernel's first row of weights serves as the bias values.
-            let o = x[1].shape()[0];
-            let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
-            x[0].conv2d_with_bias(x[1], bias, 1, 1)
-        }),
+        row("conv2d", image_and_kernel(), SMOOTH, conv_with_bias),
         // Winograd's path, first order only: its second derivatives are those of the im2col
         // composition, which the rows above check.
         row("conv2d", wide_image_and_3x3_kernel(), false, |x| x[0].conv2d(x[1], 1, 0)),
-        row("conv2d", wide_image_and_3x3_kernel(), false, |x| {
-            let o = x[1].shape()[0];
-            let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
-            x[0].conv2d_with_bias(x[1], bias, 1, 1)
-        }),
+        row("conv2d", wide_image_and_3x3_kernel(), false, conv_with_bias),
         // pool
         row("max_pool2d", pool_input(), KINKED, |x| x[0].max_pool2d(2, 2)),
         row("max_pool2d", pool_input(), KINKED, |x| x[0].max_pool2d(2, 1)),

@@ -167,6 +167,16 @@ fn matmul_operands() -> BoxedStrategy<Inputs> {
         .boxed()
 }
 
+/// A dense layer's operands: `x (n, in)`, `W (in, out)`, `b (out)`.
+fn linear_operands() -> BoxedStrategy<Inputs> {
+    (1usize..=4, 1usize..=4, 1usize..=4)
+        .prop_flat_map(|(n, k, m)| {
+            let v = |shape| values(shape, -1.5, 1.5, &[]);
+            (v(vec![n, k]), v(vec![k, m]), v(vec![m])).prop_map(|(x, w, b)| vec![x, w, b])
+        })
+        .boxed()
+}
+
 /// An NCHW image batch and a conv kernel (out, in, kh, kw): batch 1–2, `channels` in,
 /// `side` × `side` images, 1–2 out channels, `k` × `k` kernels.
 fn conv_inputs(
@@ -321,6 +331,7 @@ fn rows() -> Vec<Row> {
         }),
         // matmul
         row("matmul", matmul_operands(), SMOOTH, |x| x[0].matmul(x[1])),
+        row("matmul_bias", linear_operands(), SMOOTH, |x| x[0].matmul_bias(x[1], x[2])),
         // softmax
         row("softmax", one_ranked(1, 3, -3.0, 3.0), SMOOTH, |x| x[0].softmax(-1)),
         row("softmax", one_ranked(2, 3, -3.0, 3.0), SMOOTH, |x| x[0].softmax(0)),

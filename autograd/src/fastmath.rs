@@ -9,6 +9,8 @@
 //! build) the polynomials use fused multiply-adds. `f64` keeps the platform's functions: it is
 //! the type of gradient checks.
 
+use crate::Float;
+
 /// `e^x` for `f32`: `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its Taylor polynomial of
 /// degree 7 (truncation below 6e-9 relative), times `2^n` built from the exponent bits.
 /// NaN gives NaN, `x > 88.72` gives +∞, `x < −87.33` gives 0.
@@ -100,28 +102,16 @@ fn erfc_nonnegative(z: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.5 * z);
     t * exp_f32(-z * z + horner(t, &P))
 }
+
 /// `c[0] + x·(c[1] + x·(c[2] + …))`, with fused multiply-adds when the build targets a CPU that
-/// has them (one rounding per step instead of two, and half the instructions).
+/// has them (one rounding per step instead of two, and half the instructions: [`Float::mul_add`]).
 #[inline(always)]
 fn horner<const N: usize>(x: f32, c: &[f32; N]) -> f32 {
     let mut acc = c[N - 1];
     for &k in c[..N - 1].iter().rev() {
-        acc = mul_add(acc, x, k);
+        acc = Float::mul_add(acc, x, k);
     }
     acc
-}
-
-/// `a·b + c`, fused when the target has FMA (and never a slow software fused multiply-add).
-#[inline(always)]
-fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(target_feature = "fma")]
-    {
-        a.mul_add(b, c)
-    }
-    #[cfg(not(target_feature = "fma"))]
-    {
-        a * b + c
-    }
 }
 
 #[cfg(test)]

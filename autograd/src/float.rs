@@ -43,6 +43,9 @@ pub trait Float:
     /// The dtype's name as PyTorch and safetensors spell it (`"f32"`, `"f64"`).
     const DTYPE: &'static str;
 
+    /// `self·a + b`: with one rounding (a fused multiply-add) when the build targets a CPU that
+    /// has the instruction, with two otherwise (never a slow software emulation of the fused one).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(x: f64) -> Self;
     /// Converts to `f64` exactly.
@@ -90,6 +93,17 @@ macro_rules! impl_float {
             const NAN: Self = $t::NAN;
             const DTYPE: &'static str = stringify!($t);
 
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                #[cfg(target_feature = "fma")]
+                {
+                    $t::mul_add(self, a, b)
+                }
+                #[cfg(not(target_feature = "fma"))]
+                {
+                    self * a + b
+                }
+            }
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t

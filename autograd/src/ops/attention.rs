@@ -7,16 +7,18 @@
 //! and v are read in place through strides, masked positions are never exponentiated, and the
 //! probabilities are recomputed in backward instead of being kept (FlashAttention's trade): one
 //! small `t × t` product per head against a `t × t` buffer per head held from forward to backward.
-//! Heads run in parallel, each on one thread.
+//! The per-head products are [`tile`](super::tile) products, which skip the half of each that
+//! the causal mask makes zero; batch rows run in parallel, each task reusing its buffers for its
+//! heads and writing their columns of the output in place.
 //!
 //! The differentiable backward (for second order) is composed from `Var` ops; the plain one is a
 //! tensor kernel. The gradient property tests check both against finite differences and each
 //! other.
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{gemm_overwrite, Operand};
+use super::matmul::Operand;
+use super::tile::{self, Part};
 use crate::op::TensorGrads;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
@@ -77,13 +79,41 @@ fn rows_t<T>(data: &[T], stride: usize) -> Operand<'_, T> {
     Operand { data, row_stride: 1, col_stride: stride }
 }
 
+/// One task's buffers, reused across its heads: the `t × t` probabilities and their gradient,
+/// and the `d × t` transposes of the head's keys and values (the right operand of a
+/// [`tile::product`] is read by rows).
+struct Scratch<T> {
+    p: Vec<T>,
+    ds: Vec<T>,
+    k_t: Vec<T>,
+    v_t: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new(dims: Dims) -> Self {
+        let (tt, dt) = (dims.t * dims.t, dims.d * dims.t);
+        Scratch { p: vec![T::ZERO; tt], ds: vec![T::ZERO; tt], k_t: vec![T::ZERO; dt], v_t: vec![T::ZERO; dt] }
+    }
+}
+
+/// Writes the `t × d` rows at `src` (`stride` apart) transposed into the `d × t` matrix `dst`.
+fn transpose_into<T: Float>(src: &[T], stride: usize, (t, d): (usize, usize), dst: &mut [T]) {
+    assert!(t > 0 && (t - 1) * stride + d <= src.len() && dst.len() >= d * t, "transpose_into: sizes");
+    for (e, column) in dst.chunks_exact_mut(t).take(d).enumerate() {
+        let src = &src[e..];
+        for (r, x) in column.iter_mut().enumerate() {
+            *x = src[r * stride];
+        }
+    }
+}
+
 /// Writes one head's attention probabilities into the `t × t` buffer `p`: the scores
-/// `q·kᵀ/√d`, then a softmax over the first `r + 1` entries of row `r`, and zeros after them.
-fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, p: &mut [T]) {
+/// `q·kᵀ/√d` (`k_t` holds the keys transposed), then a softmax over the first `r + 1` entries of
+/// row `r`, and zeros after them.
+fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[T], p: &mut [T]) {
     let Dims { t, c, d, .. } = dims;
     let q = rows(&qkv[dims.packed(i, head, 0)..], 3 * c);
-    let k_t = rows_t(&qkv[dims.packed(i, head, 1)..], 3 * c);
-    gemm_overwrite(p, (t, d, t), q, k_t, Parallelism::None);
+    tile::product(p, t, (t, d, t), q, rows(k_t, t), Part::LowerColumns);
     let scale = dims.scale::<T>();
     for (r, row) in p.chunks_exact_mut(t).enumerate() {
         let (live, masked) = row.split_at_mut(r + 1);
@@ -96,35 +126,23 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, p: &mut
     }
 }
 
-/// Runs `f(task, i, head)` for every (batch row, head) in parallel, collecting the results in
-/// task order.
-fn per_head<T: Send>(dims: Dims, f: impl Fn(usize, usize) -> T + Sync + Send) -> Vec<T> {
-    (0..dims.b * dims.h).into_par_iter().map(|task| f(task / dims.h, task % dims.h)).collect()
-}
-
 fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
-    let Dims { b, t, c, d, .. } = dims;
+    let Dims { b, t, c, h, d } = dims;
     let data = qkv.data();
-    let heads = per_head(dims, |i, head| {
-        let mut p = vec![T::ZERO; t * t];
-        probabilities(data, dims, i, head, &mut p);
-        let mut y = vec![T::ZERO; t * d];
-        gemm_overwrite(
-            &mut y,
-            (t, t, d),
-            rows(&p, t),
-            rows(&data[dims.packed(i, head, 2)..], 3 * c),
-            Parallelism::None,
-        );
-        y
-    });
     let mut out = vec![T::ZERO; b * t * c];
-    for (task, y) in heads.iter().enumerate() {
-        let start = dims.unpacked(task / dims.h, task % dims.h);
-        for (r, src) in y.chunks_exact(d).enumerate() {
-            out[start + r * c..start + r * c + d].copy_from_slice(src);
-        }
-    }
+    // One task per batch row: it owns that row's (t, c) block of the output, and its heads
+    // write their t × d columns of it in place.
+    out.par_chunks_mut(t * c).enumerate().for_each_init(
+        || Scratch::new(dims),
+        |s, (i, out_i)| {
+            for head in 0..h {
+                transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
+                probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
+                tile::product(&mut out_i[head * d..], c, (t, t, d), rows(&s.p, t), v, Part::InnerUpToRow);
+            }
+        },
+    );
     Tensor::from_vec(out, &[b, t, c])
 }
 
@@ -134,44 +152,47 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
 /// dv = Pᵀ·G    dP = G·vᵀ    dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √d    dq = dS·k    dk = dSᵀ·q
 /// ```
 fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims) -> Tensor<T> {
-    let Dims { b, t, c, d, .. } = dims;
+    let Dims { b, t, c, h, d } = dims;
     let (data, g) = (qkv.data(), g.data());
-    let heads = per_head(dims, |i, head| {
-        let mut p = vec![T::ZERO; t * t];
-        probabilities(data, dims, i, head, &mut p);
-        let g_h = &g[dims.unpacked(i, head)..];
-        let (q, k, v) =
-            (&data[dims.packed(i, head, 0)..], &data[dims.packed(i, head, 1)..], &data[dims.packed(i, head, 2)..]);
-        // [dq | dk | dv], each t × d.
-        let mut out = vec![T::ZERO; 3 * t * d];
-        let (dq, rest) = out.split_at_mut(t * d);
-        let (dk, dv) = rest.split_at_mut(t * d);
-        gemm_overwrite(dv, (t, t, d), rows_t(&p, t), rows(g_h, c), Parallelism::None);
-        let mut ds = vec![T::ZERO; t * t];
-        gemm_overwrite(&mut ds, (t, d, t), rows(g_h, c), rows_t(v, 3 * c), Parallelism::None);
-        let scale = dims.scale::<T>();
-        for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
-            let live = r + 1;
-            let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
-            for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
-                *x = pv * (*x - dot) * scale;
-            }
-            ds_row[live..].fill(T::ZERO);
-        }
-        gemm_overwrite(dq, (t, t, d), rows(&ds, t), rows(k, 3 * c), Parallelism::None);
-        gemm_overwrite(dk, (t, t, d), rows_t(&ds, t), rows(q, 3 * c), Parallelism::None);
-        out
-    });
+    let scale = dims.scale::<T>();
     let mut grad = vec![T::ZERO; b * t * 3 * c];
-    for (task, parts) in heads.iter().enumerate() {
-        let (i, head) = (task / dims.h, task % dims.h);
-        for (part, block) in parts.chunks_exact(t * d).enumerate() {
-            let start = dims.packed(i, head, part);
-            for (r, src) in block.chunks_exact(d).enumerate() {
-                grad[start + r * 3 * c..start + r * 3 * c + d].copy_from_slice(src);
+    // One task per batch row, as in forward: its heads write dq, dk and dv into their columns
+    // of the row's (t, 3c) block of the packed gradient.
+    grad.par_chunks_mut(t * 3 * c).enumerate().for_each_init(
+        || Scratch::new(dims),
+        |s, (i, grad_i)| {
+            for head in 0..h {
+                let part = |n: usize| &data[dims.packed(i, head, n)..];
+                let (q, k, v) = (part(0), part(1), part(2));
+                transpose_into(k, 3 * c, (t, d), &mut s.k_t);
+                transpose_into(v, 3 * c, (t, d), &mut s.v_t);
+                probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                let g_h = rows(&g[dims.unpacked(i, head)..], c);
+                // The column where this head's q, k or v part starts in the row's block.
+                let col = |n: usize| n * c + head * d;
+                let (p, ds) = (&s.p, &mut s.ds);
+                tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
+                tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
+                for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                    let live = r + 1;
+                    let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
+                    for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
+                        *x = pv * (*x - dot) * scale;
+                    }
+                    ds_row[live..].fill(T::ZERO);
+                }
+                tile::product(&mut grad_i[col(0)..], 3 * c, (t, t, d), rows(ds, t), rows(k, 3 * c), Part::InnerUpToRow);
+                tile::product(
+                    &mut grad_i[col(1)..],
+                    3 * c,
+                    (t, t, d),
+                    rows_t(ds, t),
+                    rows(q, 3 * c),
+                    Part::InnerFromRow,
+                );
             }
-        }
-    }
+        },
+    );
     Tensor::from_vec(grad, &[b, t, 3 * c])
 }
 
@@ -286,7 +307,9 @@ mod tests {
 
     #[test]
     fn fused_forward_and_backward_match_the_composed_ops() {
-        for (b, t, c, h) in [(1, 1, 2, 1), (2, 5, 6, 3), (3, 7, 8, 2), (2, 16, 12, 4)] {
+        // The last two cover the product tiles' edges and whole tiles (8 rows by 16 columns): a head
+        // of 32 with 21 and with 64 positions.
+        for (b, t, c, h) in [(1, 1, 2, 1), (2, 5, 6, 3), (3, 7, 8, 2), (2, 16, 12, 4), (2, 21, 64, 2), (1, 64, 64, 2)] {
             let x = packed(b, t, c, (b * t + c) as u64);
             let dims = Dims::of(x.shape(), h);
             let tape = Tape::<f64>::new();

@@ -11,6 +11,7 @@
 //! | [`reduce`] | sum, mean, max, logsumexp (all or given axes), sum_to |
 //! | [`shape`] | broadcast_to, reshape, transpose, permute, narrow, concat, stack, index_select |
 //! | [`matmul`] | matmul (2-d, batched 3-d with broadcasting) |
+//! | [`linear`] | matmul_bias (`x·W + b` fused, a dense layer's map) |
 //! | [`softmax`] | softmax, log_softmax, cross_entropy (fused, integer targets) |
 //! | [`attention`] | causal_attention (fused multi-head, from a packed q-k-v projection) |
 //! | [`conv`] | conv2d (NCHW, stride, padding, fused per image; Winograd for 3×3 over ≥ 32 channels), im2col, col2im |
@@ -24,12 +25,14 @@ pub mod attention;
 pub mod compare;
 pub mod conv;
 pub mod dropout;
+pub mod linear;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+mod tile;
 pub mod unary;
 mod winograd;
 
@@ -84,6 +87,8 @@ pub const REGISTRY: &[&str] = &[
     "index_add",
     // matmul
     "matmul",
+    // linear
+    "matmul_bias",
     // softmax
     "softmax",
     "log_softmax",

@@ -79,18 +79,18 @@ impl Linear {
             self.in_dim
         );
         let w = p.get(self.weight);
-        let y = if shape.len() == 2 {
-            x.matmul(w)
+        let affine = |x: Var<'t, T>| match self.bias {
+            Some(b) => x.matmul_bias(w, p.get(b)), // the bias fused into the product
+            None => x.matmul(w),
+        };
+        if shape.len() == 2 {
+            affine(x)
         } else {
             // Fold every leading axis into one batch axis: (…, in) → (n, in) · (in, out).
             let rows = shape[..shape.len() - 1].iter().product::<usize>();
             let mut out_shape = shape[..shape.len() - 1].to_vec();
             out_shape.push(self.out_dim);
-            x.reshape(&[rows, self.in_dim]).matmul(w).reshape(&out_shape)
-        };
-        match self.bias {
-            Some(b) => y + p.get(b),
-            None => y,
+            affine(x.reshape(&[rows, self.in_dim])).reshape(&out_shape)
         }
     }
 }

@@ -1,0 +1,157 @@
+//! `x·W + b` as one op: the affine map of a dense layer, PyTorch's `torch.addmm(b, x, W)`.
+//!
+//! Composed, the bias is a second op: a broadcast add that reads the product and the bias and
+//! writes a second output-sized buffer. Fused, the bias is copied into the output's rows first
+//! and the gemm adds the product onto it in place (its `dst = dst + lhs·rhs` mode), so the bias
+//! costs one write of the output and no extra allocation. Backward is the composition's:
+//! `dx = G·Wᵀ`, `dW = xᵀ·G`, `db` the column sums of `G`.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::matmul::{gemm_accumulate, Operand};
+use crate::tape::shape_panic;
+use crate::tensor::PAR_THRESHOLD;
+use crate::{Float, Op, Tensor, Var};
+
+/// `x·W + b` for a 2-d `x (n, in)`, `W (in, out)` and `b (out)`.
+struct MatMulBias;
+
+/// The output's rows, each a copy of `bias`, for `rows` rows.
+fn bias_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
+    let width = bias.len();
+    let mut out = vec![T::ZERO; rows * width];
+    if width == 0 {
+        return out;
+    }
+    let fill = |chunk: &mut [T]| chunk.chunks_exact_mut(width).for_each(|row| row.copy_from_slice(bias));
+    if out.len() >= PAR_THRESHOLD {
+        // Whole rows per task, about PAR_THRESHOLD / 4 elements each.
+        let per_task = (PAR_THRESHOLD / 4).div_ceil(width) * width;
+        out.par_chunks_mut(per_task).for_each(fill);
+    } else {
+        fill(&mut out);
+    }
+    out
+}
+
+impl<T: Float> Op<T> for MatMulBias {
+    fn name(&self) -> &'static str {
+        "matmul_bias"
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+        let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
+        let mut out = bias_rows(b.data(), n);
+        gemm_accumulate(
+            &mut out,
+            (n, k, m),
+            Operand::by_rows(x.data(), k),
+            Operand::by_rows(w.data(), m),
+            Parallelism::Rayon(0),
+        );
+        Tensor::from_vec(out, &[n, m])
+    }
+    // dx = G·Wᵀ, dW = xᵀ·G (transposes read through strides), db = Σ over rows of G.
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let (x, w, b, g) = (inputs[0], inputs[1], inputs[2], grad_out);
+        vec![
+            x.requires_grad().then(|| g.matmul_t(w, false, true)),
+            w.requires_grad().then(|| x.matmul_t(g, true, false)),
+            b.requires_grad().then(|| g.sum_to(&b.shape())),
+        ]
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// `self·weight + bias` in one op, for `self (n, in)`, `weight (in, out)` and `bias (out)`:
+    /// the same values and gradients as `self.matmul(weight) + bias`, without the broadcast
+    /// add's pass and buffer (see the [module docs](crate::ops::linear)). PyTorch:
+    /// `torch.addmm(bias, x, weight)`; note that `torch.nn.functional.linear` takes the weight
+    /// as `(out, in)`, where here it is `(in, out)` as in `x @ W`.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, 0.0, 3.0, 0.0, 1.0, 4.0], &[2, 3]));
+    /// let b = tape.var(Tensor::from_vec(vec![0.5, -1.0, 0.0], &[3]));
+    /// assert_eq!(x.matmul_bias(w, b).value().data(), &[1.5, 1.0, 11.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` or `weight` is not 2-d, `bias` not 1-d, or the sizes do not chain.
+    #[track_caller]
+    pub fn matmul_bias(self, weight: Var<'t, T>, bias: Var<'t, T>) -> Var<'t, T> {
+        let (xs, ws, bs) = (self.shape(), weight.shape(), bias.shape());
+        if xs.len() != 2 || ws.len() != 2 || bs.len() != 1 || xs[1] != ws[0] || bs[0] != ws[1] {
+            shape_panic(
+                "matmul_bias",
+                &format!(
+                    "expected x (n, in), weight (in, out), bias (out); got {:?}, {:?}, {:?}",
+                    xs.as_slice(),
+                    ws.as_slice(),
+                    bs.as_slice()
+                ),
+            );
+        }
+        self.tape().apply(MatMulBias, &[self, weight, bias])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{assert_close, gradcheck, gradgradcheck};
+    use crate::{Tape, Tensor};
+
+    fn values(shape: &[usize], seed: u64) -> Tensor<f64> {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec((0..n).map(|i| ((i as u64 * 37 + seed * 11) % 17) as f64 / 8.0 - 1.0).collect(), shape)
+    }
+
+    #[test]
+    fn values_and_gradients_match_the_composition() {
+        // Sizes on both sides of the parallel threshold of the bias fill.
+        for (n, k, m) in [(1, 1, 1), (3, 4, 5), (300, 7, 130)] {
+            let (x, w, b) = (values(&[n, k], 1), values(&[k, m], 2), values(&[m], 3));
+            let tape = Tape::new();
+            let (xv, wv, bv) = (tape.var(x), tape.var(w), tape.var(b));
+            let g = values(&[n, m], 4);
+            let fused = xv.matmul_bias(wv, bv);
+            let composed = xv.matmul(wv) + bv;
+            assert_close(&fused.value(), &composed.value(), 1e-12, 0.0);
+            let weights = tape.constant(g);
+            let gf = (fused * weights).sum().backward();
+            let gc = (composed * weights).sum().backward();
+            for v in [xv, wv, bv] {
+                assert_close(&gf[v], &gc[v], 1e-12, 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let inputs = [values(&[4, 3], 5), values(&[3, 2], 6), values(&[2], 7)];
+        gradcheck(|v| v[0].matmul_bias(v[1], v[2]).tanh().sum(), &inputs);
+        gradgradcheck(|v| v[0].matmul_bias(v[1], v[2]).tanh().sum(), &inputs);
+    }
+
+    #[test]
+    fn constant_operands_get_no_gradient() {
+        let tape = Tape::new();
+        let x = tape.constant(values(&[2, 3], 8));
+        let w = tape.var(values(&[3, 4], 9));
+        let b = tape.constant(values(&[4], 10));
+        let grads = x.matmul_bias(w, b).sum().backward();
+        assert!(grads.get(x).is_none() && grads.get(b).is_none());
+        assert_eq!(grads[w].shape(), &[3, 4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul_bias")]
+    fn a_bias_of_the_wrong_length_names_the_op() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(values(&[2, 3], 1));
+        x.matmul_bias(tape.var(values(&[3, 4], 2)), tape.var(values(&[3], 3)));
+    }
+}

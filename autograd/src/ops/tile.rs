@@ -1,0 +1,260 @@
+//! Products of small matrices (a few dozen rows and columns) computed in registers, without the
+//! packing, the workspace allocation and the dispatch of a call to the `gemm` crate; and the
+//! triangular shapes of causal attention, where half of every product is known to be zero.
+//!
+//! Attention's per-head products (char-gpt's are 64 × 32 × 64) are too small for the `gemm`
+//! crate's packing to pay, and each call allocated its packing buffers: with both workers doing
+//! so at once, they queued on the allocator's lock. Here a block of [`MR`] rows and [`NR`]
+//! columns of the result lives in a fixed-size array the compiler keeps in vector registers,
+//! updated by one row of the right operand (contiguous, `NR` wide) and one element of each of
+//! the left operand's rows per step of the inner dimension.
+
+use super::matmul::Operand;
+use crate::Float;
+
+/// Rows of the result computed together (each reads one element of the left operand per step).
+const MR: usize = 8;
+/// Columns of the result computed together: one contiguous run of the right operand's row.
+const NR: usize = 16;
+
+/// Which part of a product is computed, for the triangular products of causal attention. Row
+/// `i` of the result is one query (or, for the transposed products, one key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Every element (the tests' general products).
+    #[cfg(test)]
+    Full,
+    /// Row `i` needs only its columns `j ≤ i` (scores `q·kᵀ` and their gradient `G·vᵀ`); the
+    /// others may be left as they were, or computed.
+    LowerColumns,
+    /// The inner index `p` runs only over `p ≤ i`, because the left operand is zero beyond
+    /// (probabilities times values: `P·v`, `dS·k`).
+    InnerUpToRow,
+    /// The inner index `p` runs only over `p ≥ i`, because the left operand is zero before it
+    /// (the transposed products `Pᵀ·G`, `dSᵀ·q`).
+    InnerFromRow,
+}
+
+/// `dst = a · b` for an `m × k` `a` and a `k × n` `b` whose rows are contiguous
+/// (`b.col_stride == 1`), into the `m × n` block of `dst` whose rows are `dst_row_stride` apart,
+/// computing the [`Part`] asked for (elements outside it are left untouched).
+///
+/// # Panics
+/// If `b`'s columns are not contiguous, `dst_row_stride < n`, or an operand's or the
+/// destination's last element lies past its slice.
+pub(crate) fn product<T: Float>(
+    dst: &mut [T],
+    dst_row_stride: usize,
+    (m, k, n): (usize, usize, usize),
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    part: Part,
+) {
+    assert_eq!(b.col_stride, 1, "tile::product: the right operand's rows must be contiguous");
+    assert!(dst_row_stride >= n, "tile::product: destination rows overlap");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!((m - 1) * dst_row_stride + n <= dst.len(), "tile::product: destination too short");
+    if k > 0 {
+        assert!((m - 1) * a.row_stride + (k - 1) * a.col_stride < a.data.len(), "tile::product: lhs too short");
+        assert!((k - 1) * b.row_stride + n <= b.data.len(), "tile::product: rhs too short");
+    }
+    for i0 in (0..m).step_by(MR) {
+        let last = (i0 + MR).min(m); // one past the block's last row
+        let (p_from, p_to, n_end) = match part {
+            #[cfg(test)]
+            Part::Full => (0, k, n),
+            Part::LowerColumns => (0, k, n.min(last)),
+            Part::InnerUpToRow => (0, k.min(last), n),
+            Part::InnerFromRow => (i0.min(k), k, n),
+        };
+        // Row i0 + r of the block reads row `rows[r]` of `a`: the block's last row stands in for
+        // rows past `m`, whose results are not stored.
+        let rows: [usize; MR] = std::array::from_fn(|r| (i0 + r).min(m - 1) * a.row_stride);
+        let mut j0 = 0;
+        while j0 < n_end {
+            if j0 + NR <= n {
+                // SAFETY: `rows[r] ≤ (m − 1)·a.row_stride` and `p < k`, so `rows[r] + p·a.col_stride`
+                // is at most the offset of `a`'s last element, checked above to lie inside it; and
+                // `p·b.row_stride + j0 + NR ≤ (k − 1)·b.row_stride + n ≤ b.data.len()`, checked too.
+                let acc = unsafe { block(&rows, a, b, j0, p_from..p_to) };
+                for (r, acc_row) in acc.iter().enumerate().take(last - i0) {
+                    let start = (i0 + r) * dst_row_stride + j0;
+                    dst[start..start + NR].copy_from_slice(acc_row);
+                }
+                j0 += NR;
+            } else {
+                // The columns past the last whole block, one element at a time.
+                for i in i0..last {
+                    for j in j0..n_end {
+                        let mut s = T::ZERO;
+                        for p in p_from..p_to {
+                            s = a.data[i * a.row_stride + p * a.col_stride].mul_add(b.data[p * b.row_stride + j], s);
+                        }
+                        dst[i * dst_row_stride + j] = s;
+                    }
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The `MR × NR` block of `a · b` at columns `j0..j0 + NR`, for the rows of `a` starting at the
+/// offsets `rows`, summed over the inner indices `ps`.
+///
+/// # Safety
+/// Every element read must lie inside its operand: `rows[r] + p·a.col_stride < a.data.len()` and
+/// `p·b.row_stride + j0 + NR ≤ b.data.len()` for every `r` and every `p` in `ps`.
+#[inline(always)]
+unsafe fn block<T: Float>(
+    rows: &[usize; MR],
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    j0: usize,
+    ps: std::ops::Range<usize>,
+) -> [[T; NR]; MR] {
+    let mut acc = [[T::ZERO; NR]; MR];
+    for p in ps {
+        // SAFETY: both reads are in bounds by this function's contract. Unchecked, the loop is
+        // the MR·NR/lanes multiply-adds, the MR broadcasts and the NR/lanes loads it needs;
+        // checked, it ran about twice as many instructions.
+        unsafe {
+            let b_row = b.data.as_ptr().add(p * b.row_stride + j0);
+            let a_col = p * a.col_stride;
+            for (acc_row, &row) in acc.iter_mut().zip(rows) {
+                let x = *a.data.get_unchecked(row + a_col);
+                for (j, s) in acc_row.iter_mut().enumerate() {
+                    *s = x.mul_add(*b_row.add(j), *s);
+                }
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a · b` by the definition, in f64, for row-major `a` (m × k) and `b` (k × n).
+    fn naive(a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        (0..len).map(|i| (((i as u64 + 1) * (seed + 7) * 2_654_435_761) % 1000) as f64 / 500.0 - 1.0).collect()
+    }
+
+    /// Sizes around the block edges: below, at and past MR and NR, and char-gpt's head.
+    const SIZES: [(usize, usize, usize); 7] =
+        [(1, 1, 1), (3, 5, 7), (8, 3, 16), (9, 17, 17), (17, 2, 33), (64, 32, 64), (64, 64, 32)];
+
+    #[test]
+    fn full_products_match_the_definition() {
+        for (m, k, n) in SIZES {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let want = naive(&a, &b, (m, k, n));
+            let mut got = vec![f64::NAN; m * n];
+            product(&mut got, n, (m, k, n), Operand::by_rows(&a, k), Operand::by_rows(&b, n), Part::Full);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-12, "{m}×{k}×{n}: {g} against {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_strided_destination_keeps_what_lies_between_its_rows() {
+        let (m, k, n, stride) = (6, 4, 20, 23);
+        let (a, b) = (values(m * k, 3), values(k * n, 4));
+        let want = naive(&a, &b, (m, k, n));
+        let mut dst = vec![-7.0; (m - 1) * stride + n + 2];
+        product(&mut dst, stride, (m, k, n), Operand::by_rows(&a, k), Operand::by_rows(&b, n), Part::Full);
+        for (idx, &v) in dst.iter().enumerate() {
+            let (i, j) = (idx / stride, idx % stride);
+            if i < m && j < n {
+                assert!((v - want[i * n + j]).abs() < 1e-12);
+            } else {
+                assert_eq!(v, -7.0, "element {idx}, outside the block, was written");
+            }
+        }
+    }
+
+    #[test]
+    fn a_transposed_left_operand_reads_columns() {
+        let (m, k, n) = (7, 5, 16);
+        let a_t = values(k * m, 5); // k × m, read as its transpose
+        let a: Vec<f64> = (0..m * k).map(|idx| a_t[(idx % k) * m + idx / k]).collect();
+        let b = values(k * n, 6);
+        let want = naive(&a, &b, (m, k, n));
+        let mut got = vec![0.0; m * n];
+        product(&mut got, n, (m, k, n), Operand::transposed(&a_t, m), Operand::by_rows(&b, n), Part::Full);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12);
+        }
+    }
+
+    /// A left operand, the sizes, a right operand and the part to compute.
+    type Case<'a> = (&'a [f64], (usize, usize, usize), &'a [f64], Part);
+
+    /// Each triangular part against the full product of operands zeroed where the part assumes
+    /// zeros, on the elements the part promises.
+    #[test]
+    fn triangular_parts_match_the_full_product_where_they_promise() {
+        for (t, d) in [(5, 3), (17, 4), (21, 16), (64, 32)] {
+            // Lower-triangular t × t left operands (row i zero past column i), and their transposes.
+            let lower: Vec<f64> =
+                values(t * t, 7).iter().enumerate().map(|(idx, &v)| if idx % t > idx / t { 0.0 } else { v }).collect();
+            let upper: Vec<f64> = (0..t * t).map(|idx| lower[(idx % t) * t + idx / t]).collect();
+            let (x, y) = (values(t * d, 8), values(d * t, 9));
+            let cases: [Case<'_>; 4] = [
+                (&x, (t, d, t), &y, Part::LowerColumns),
+                (&lower, (t, t, d), &x, Part::InnerUpToRow),
+                (&upper, (t, t, d), &x, Part::InnerFromRow),
+                (&x, (t, d, t), &y, Part::Full),
+            ];
+            for (a, (m, k, n), b, part) in cases {
+                let want = naive(a, b, (m, k, n));
+                let mut got = vec![f64::NAN; m * n];
+                product(&mut got, n, (m, k, n), Operand::by_rows(a, k), Operand::by_rows(b, n), part);
+                for i in 0..m {
+                    for j in 0..n {
+                        if part == Part::LowerColumns && j > i {
+                            continue; // not promised
+                        }
+                        let (g, w) = (got[i * n + j], want[i * n + j]);
+                        assert!((g - w).abs() < 1e-12, "{part:?} t={t} d={d} ({i}, {j}): {g} against {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_products_round_like_f64_ones() {
+        let (m, k, n) = (64, 32, 64);
+        let (a, b) = (values(m * k, 10), values(k * n, 11));
+        let want = naive(&a, &b, (m, k, n));
+        let (a32, b32): (Vec<f32>, Vec<f32>) =
+            (a.iter().map(|&v| v as f32).collect(), b.iter().map(|&v| v as f32).collect());
+        let mut got = vec![0.0f32; m * n];
+        product(&mut got, n, (m, k, n), Operand::by_rows(&a32, k), Operand::by_rows(&b32, n), Part::Full);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() < 1e-5 * (1.0 + w.abs()), "{g} against {w}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "rows must be contiguous")]
+    fn a_strided_right_operand_is_refused() {
+        let x = [0.0f64; 4];
+        product(&mut [0.0; 4], 2, (2, 2, 2), Operand::by_rows(&x, 2), Operand::transposed(&x, 2), Part::Full);
+    }
+}

@@ -6,10 +6,15 @@
 //! costs one write of the output and no extra allocation. Backward is the composition's:
 //! `dx = G·Wᵀ`, `dW = xᵀ·G`, `db` the column sums of `G`.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{gemm_accumulate, Operand};
+use smallvec::smallvec;
+
+use super::matmul::{gemm_accumulate, gemm_into, Operand};
+use crate::op::TensorGrads;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
 use crate::{Float, Op, Tensor, Var};
@@ -17,21 +22,35 @@ use crate::{Float, Op, Tensor, Var};
 /// `x·W + b` for a 2-d `x (n, in)`, `W (in, out)` and `b (out)`.
 struct MatMulBias;
 
-/// The output's rows, each a copy of `bias`, for `rows` rows.
+/// The output's rows, each a copy of `bias`, for `rows` rows. Written straight into fresh memory:
+/// zero-filling it first (`vec![0; n]`) cost as much as the copy.
 fn bias_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
-    let width = bias.len();
-    let mut out = vec![T::ZERO; rows * width];
+    let (width, len) = (bias.len(), rows * bias.len());
+    let mut out = Vec::with_capacity(len);
     if width == 0 {
         return out;
     }
-    let fill = |chunk: &mut [T]| chunk.chunks_exact_mut(width).for_each(|row| row.copy_from_slice(bias));
-    if out.len() >= PAR_THRESHOLD {
+    let dst = &mut out.spare_capacity_mut()[..len];
+    let fill = |chunk: &mut [MaybeUninit<T>]| {
+        for row in chunk.chunks_exact_mut(width) {
+            for (d, &b) in row.iter_mut().zip(bias) {
+                d.write(b);
+            }
+        }
+    };
+    if len >= PAR_THRESHOLD {
         // Whole rows per task, about PAR_THRESHOLD / 4 elements each.
         let per_task = (PAR_THRESHOLD / 4).div_ceil(width) * width;
-        out.par_chunks_mut(per_task).for_each(fill);
+        dst.par_chunks_mut(per_task).for_each(fill);
     } else {
-        fill(&mut out);
+        fill(dst);
     }
+    // SAFETY: `dst` is the first `len` = rows·width slots of `out`'s capacity. The chunks it is cut
+    // into partition it, and each is a whole number of rows (`per_task` is a multiple of
+    // `width`, and so is `len`, hence the last, shorter chunk too), so `chunks_exact_mut(width)`
+    // leaves no remainder and `zip` with the `width` elements of `bias` writes every slot of
+    // every row. So all `len` slots are initialized.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -51,6 +70,36 @@ impl<T: Float> Op<T> for MatMulBias {
             Parallelism::Rayon(0),
         );
         Tensor::from_vec(out, &[n, m])
+    }
+    /// The tensor-level backward: `dx` and `dW` are products of the same size (`n·in·out`
+    /// multiply-adds each), so when both are needed they run side by side, each a one-thread
+    /// gemm, instead of one after the other, each split across the threads (which then meet at
+    /// gemm's internal barriers).
+    fn backward_values(
+        &self,
+        inputs: &[&Tensor<T>],
+        _out: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<TensorGrads<T>> {
+        let (x, w, g) = (inputs[0], inputs[1], grad_out);
+        let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
+        // Side by side when both are needed; one alone gets every thread (a first layer's input
+        // needs no gradient).
+        let threads = if needs[0] && needs[1] { Parallelism::None } else { Parallelism::Rayon(0) };
+        let product = |rows: usize, inner: usize, cols: usize, lhs: Operand<'_, T>, rhs: Operand<'_, T>| {
+            let mut out = Vec::with_capacity(rows * cols);
+            gemm_into(&mut out.spare_capacity_mut()[..rows * cols], (rows, inner, cols), lhs, rhs, threads);
+            // SAFETY: gemm_into wrote all rows·cols slots of the spare capacity it was given.
+            unsafe { out.set_len(rows * cols) };
+            Tensor::from_vec(out, &[rows, cols])
+        };
+        // dx = G·Wᵀ (n × in), dW = xᵀ·G (in × out), the transposes read through strides.
+        let dx = || needs[0].then(|| product(n, m, k, Operand::by_rows(g.data(), m), Operand::transposed(w.data(), m)));
+        let dw = || needs[1].then(|| product(k, n, m, Operand::transposed(x.data(), k), Operand::by_rows(g.data(), m)));
+        let db = || needs[2].then(|| g.sum_to(&[m]));
+        let (dx, (dw, db)) = rayon::join(dx, || rayon::join(dw, db));
+        Some(smallvec![dx, dw, db])
     }
     // dx = G·Wᵀ, dW = xᵀ·G (transposes read through strides), db = Σ over rows of G.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {

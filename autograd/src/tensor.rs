@@ -21,30 +21,41 @@ pub const PAR_THRESHOLD: usize = 1 << 15;
 const ELEMENTWISE_CHUNK: usize = 1 << 13;
 
 /// `[f(a₀, b₀), f(a₁, b₁), …]` as a new vector (`b` is `a` again for a one-input map), computed
-/// over chunks in parallel from [`PAR_THRESHOLD`] elements. Each chunk is a plain slice loop,
-/// which the compiler vectorizes when `f` inlines (a per-element parallel iterator does not).
+/// over chunks in parallel from [`PAR_THRESHOLD`] elements: [`zip3_into`] with `b` read twice
+/// (the compiler loads it once).
 ///
 /// # Panics
 /// If `a` and `b` differ in length.
 fn zip_into<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
-    assert_eq!(a.len(), b.len(), "zip_into: operands differ in length");
+    zip3_into(a, b, b, |x, y, _| f(x, y))
+}
+
+/// `[f(a₀, b₀, c₀), f(a₁, b₁, c₁), …]` as a new vector, computed over chunks in parallel from
+/// [`PAR_THRESHOLD`] elements. Each chunk is a plain slice loop, which the compiler vectorizes
+/// when `f` inlines (a per-element parallel iterator does not).
+///
+/// # Panics
+/// If `a`, `b` and `c` differ in length.
+fn zip3_into<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
+    assert!(a.len() == b.len() && a.len() == c.len(), "zip_into: operands differ in length");
     let n = a.len();
     let mut out = Vec::with_capacity(n);
     let dst = &mut out.spare_capacity_mut()[..n];
-    let fill = |d: &mut [MaybeUninit<T>], a: &[T], b: &[T]| {
-        d.iter_mut().zip(a).zip(b).for_each(|((d, &x), &y)| {
-            d.write(f(x, y));
+    let fill = |d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T]| {
+        d.iter_mut().zip(a).zip(b).zip(c).for_each(|(((d, &x), &y), &z)| {
+            d.write(f(x, y, z));
         });
     };
     if n >= PAR_THRESHOLD {
+        let chunks = |s| <[T]>::par_chunks(s, ELEMENTWISE_CHUNK);
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(a.par_chunks(ELEMENTWISE_CHUNK).zip(b.par_chunks(ELEMENTWISE_CHUNK)))
-            .for_each(|(d, (a, b))| fill(d, a, b));
+            .zip(chunks(a).zip(chunks(b)).zip(chunks(c)))
+            .for_each(|(d, ((a, b), c))| fill(d, a, b, c));
     } else {
-        fill(dst, a, b);
+        fill(dst, a, b, c);
     }
-    // SAFETY: `dst` is the first `n` slots of `out`'s capacity. `dst`, `a` and `b` all hold `n`
-    // elements and are cut into chunks of the same size, so each destination chunk is zipped
+    // SAFETY: `dst` is the first `n` slots of `out`'s capacity. `dst`, `a`, `b` and `c` all hold
+    // `n` elements and are cut into chunks of the same size, so each destination chunk is zipped
     // with source chunks of its own length and every one of its slots is written; the chunks
     // partition `dst`. So all `n` slots are initialized.
     unsafe { out.set_len(n) };
@@ -268,6 +279,22 @@ impl<T: Float> Tensor<T> {
         let src = self.data();
         let out = zip_into(src, src, |x, _| f(x));
         Self::from_parts(Shape::from_slice(&self.shape), out)
+    }
+
+    /// `[f(a₀, b₀, c₀), …]` over three tensors of the same shape (`self` is `a`), for fused
+    /// kernels that read two saved values and a gradient.
+    ///
+    /// # Panics
+    /// If the shapes differ; the message names `op`.
+    #[track_caller]
+    pub fn zip3_map(&self, b: &Self, c: &Self, op: &str, f: impl Fn(T, T, T) -> T + Sync + Send) -> Self {
+        if !shape::same(&self.shape, &b.shape) || !shape::same(&self.shape, &c.shape) {
+            crate::tape::shape_panic(
+                op,
+                &format!("shapes {:?}, {:?} and {:?} differ", self.shape(), b.shape(), c.shape()),
+            );
+        }
+        Self::from_parts(Shape::from_slice(&self.shape), zip3_into(self.data(), b.data(), c.data(), f))
     }
 
     /// Combines two tensors element by element after broadcasting them to a common shape.

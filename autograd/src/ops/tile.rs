@@ -116,15 +116,20 @@ unsafe fn block<T: Float>(
     ps: std::ops::Range<usize>,
 ) -> [[T; NR]; MR] {
     let mut acc = [[T::ZERO; NR]; MR];
+    // Each row's first element and the first column's first element: in the loop, one offset
+    // per step moves all of them (`p·a.col_stride` and `p·b.row_stride`).
+    let a_rows: [*const T; MR] = std::array::from_fn(|r| a.data.as_ptr().wrapping_add(rows[r]));
+    let b_col = b.data.as_ptr().wrapping_add(j0);
     for p in ps {
-        // SAFETY: both reads are in bounds by this function's contract. Unchecked, the loop is
-        // the MR·NR/lanes multiply-adds, the MR broadcasts and the NR/lanes loads it needs;
-        // checked, it ran about twice as many instructions.
+        // SAFETY: both reads are in bounds by this function's contract: `a_rows[r] + p·a.col_stride`
+        // is element `rows[r] + p·a.col_stride` of `a`, and `b_col + p·b.row_stride + j` for
+        // `j < NR` is element `p·b.row_stride + j0 + j` of `b`. Unchecked, the loop is the
+        // MR·NR/lanes multiply-adds, the MR broadcasts and the NR/lanes loads it needs; checked,
+        // it ran about twice as many instructions.
         unsafe {
-            let b_row = b.data.as_ptr().add(p * b.row_stride + j0);
-            let a_col = p * a.col_stride;
-            for (acc_row, &row) in acc.iter_mut().zip(rows) {
-                let x = *a.data.get_unchecked(row + a_col);
+            let (a_off, b_row) = (p * a.col_stride, b_col.add(p * b.row_stride));
+            for (acc_row, a_row) in acc.iter_mut().zip(&a_rows) {
+                let x = *a_row.add(a_off);
                 for (j, s) in acc_row.iter_mut().enumerate() {
                     *s = x.mul_add(*b_row.add(j), *s);
                 }

@@ -4,9 +4,10 @@
 //!
 //! Composed from primitives, the same computation materializes a split, two permutes per
 //! operand, a mask, the scaled scores and their softmax, each with its own backward. Fused, q, k
-//! and v are read in place through strides, masked positions are never exponentiated, and the
-//! probabilities are recomputed in backward instead of being kept (FlashAttention's trade): one
-//! small `t × t` product per head against a `t × t` buffer per head held from forward to backward.
+//! and v are read in place through strides and masked positions are never exponentiated. The
+//! probabilities are kept from forward to backward while they are no larger than the input (short
+//! sequences: `heads · t ≤ 3·n_embd`), and recomputed in backward otherwise (FlashAttention's
+//! trade: one small `t × t` product per head against a `t × t` buffer per head held in between).
 //! The per-head products are [`tile`](super::tile) products, which skip the half of each that
 //! the causal mask makes zero; batch rows run in parallel, each task reusing its buffers for its
 //! heads and writing their columns of the output in place.
@@ -14,6 +15,8 @@
 //! The differentiable backward (for second order) is composed from `Var` ops; the plain one is a
 //! tensor kernel. The gradient property tests check both against finite differences and each
 //! other.
+
+use std::cell::RefCell;
 
 use rayon::prelude::*;
 
@@ -24,8 +27,11 @@ use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
 /// Causal self-attention over a packed `(batch, seq, 3·n_embd)` input; see the module docs.
-struct CausalAttentionOp {
+struct CausalAttentionOp<T> {
     n_head: usize,
+    /// Every head's probabilities, `(batch, head, t, t)`, kept by the forward for the backward
+    /// when [`Dims::keeps_probabilities`]; empty when they are recomputed instead.
+    probabilities: RefCell<Vec<T>>,
 }
 
 /// The sizes of one attention: batch, sequence, embedding, heads, head size.
@@ -49,6 +55,15 @@ impl Dims {
         }
         let c = shape[2] / 3;
         Dims { b: shape[0], t: shape[1], c, h: n_head, d: c / n_head }
+    }
+
+    /// Whether the forward keeps the probabilities for the backward instead of leaving it to
+    /// recompute them: when they are no larger than the packed input (`h·t ≤ 3c`, e.g. char-gpt's
+    /// 4 heads over 64 positions, 256 ≤ 384). Recomputing costs the scores' product and the
+    /// softmax again; keeping costs `b·h·t²` elements, which for long sequences would dwarf
+    /// everything else the tape holds.
+    fn keeps_probabilities(self) -> bool {
+        self.h * self.t <= 3 * self.c
     }
 
     /// `1/√d`, the scores' scale.
@@ -126,24 +141,38 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[
     }
 }
 
-fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
+/// The output, and every head's probabilities `(batch, head, t, t)` when
+/// [`Dims::keeps_probabilities`] (else an empty vector).
+fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
     let Dims { b, t, c, h, d } = dims;
     let data = qkv.data();
     let mut out = vec![T::ZERO; b * t * c];
+    let mut kept = vec![T::ZERO; if dims.keeps_probabilities() { b * h * t * t } else { 0 }];
     // One task per batch row: it owns that row's (t, c) block of the output, and its heads
-    // write their t × d columns of it in place.
-    out.par_chunks_mut(t * c).enumerate().for_each_init(
-        || Scratch::new(dims),
-        |s, (i, out_i)| {
-            for head in 0..h {
-                transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
-                probabilities(data, dims, i, head, &s.k_t, &mut s.p);
-                let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
-                tile::product(&mut out_i[head * d..], c, (t, t, d), rows(&s.p, t), v, Part::InnerUpToRow);
-            }
-        },
-    );
-    Tensor::from_vec(out, &[b, t, c])
+    // write their t × d columns of it in place; their probabilities go to the row's part of
+    // `kept`, or to the task's scratch buffer.
+    let row = |s: &mut Scratch<T>, i: usize, out_i: &mut [T], mut kept_i: Option<&mut [T]>| {
+        for head in 0..h {
+            let p = match kept_i.as_deref_mut() {
+                Some(kept_i) => &mut kept_i[head * t * t..(head + 1) * t * t],
+                None => &mut s.p[..],
+            };
+            transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
+            probabilities(data, dims, i, head, &s.k_t, p);
+            let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
+            tile::product(&mut out_i[head * d..], c, (t, t, d), rows(p, t), v, Part::InnerUpToRow);
+        }
+    };
+    let scratch = || Scratch::new(dims);
+    if kept.is_empty() {
+        out.par_chunks_mut(t * c).enumerate().for_each_init(scratch, |s, (i, out_i)| row(s, i, out_i, None));
+    } else {
+        out.par_chunks_mut(t * c)
+            .zip(kept.par_chunks_mut(h * t * t))
+            .enumerate()
+            .for_each_init(scratch, |s, (i, (out_i, kept_i))| row(s, i, out_i, Some(kept_i)));
+    }
+    (Tensor::from_vec(out, &[b, t, c]), kept)
 }
 
 /// The gradient of the packed input, given the output's gradient `g`:
@@ -151,7 +180,10 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> Tensor<T> {
 /// ```text
 /// dv = Pᵀ·G    dP = G·vᵀ    dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √d    dq = dS·k    dk = dSᵀ·q
 /// ```
-fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims) -> Tensor<T> {
+///
+/// `kept` holds the forward's probabilities (`(batch, head, t, t)`), or is empty, and then they
+/// are recomputed.
+fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims, kept: &[T]) -> Tensor<T> {
     let Dims { b, t, c, h, d } = dims;
     let (data, g) = (qkv.data(), g.data());
     let scale = dims.scale::<T>();
@@ -164,13 +196,18 @@ fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims) -> Tens
             for head in 0..h {
                 let part = |n: usize| &data[dims.packed(i, head, n)..];
                 let (q, k, v) = (part(0), part(1), part(2));
-                transpose_into(k, 3 * c, (t, d), &mut s.k_t);
                 transpose_into(v, 3 * c, (t, d), &mut s.v_t);
-                probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                let p: &[T] = if kept.is_empty() {
+                    transpose_into(k, 3 * c, (t, d), &mut s.k_t);
+                    probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                    &s.p
+                } else {
+                    &kept[(i * h + head) * t * t..(i * h + head + 1) * t * t]
+                };
                 let g_h = rows(&g[dims.unpacked(i, head)..], c);
                 // The column where this head's q, k or v part starts in the row's block.
                 let col = |n: usize| n * c + head * d;
-                let (p, ds) = (&s.p, &mut s.ds);
+                let ds = &mut s.ds;
                 tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
                 tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
                 for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
@@ -225,13 +262,15 @@ fn merge<'t, T: Float>(y: Var<'t, T>, dims: Dims) -> Var<'t, T> {
     y.reshape(&[b, h, t, d]).permute(&[0, 2, 1, 3]).reshape(&[b, t, c])
 }
 
-impl<T: Float> Op<T> for CausalAttentionOp {
+impl<T: Float> Op<T> for CausalAttentionOp<T> {
     fn name(&self) -> &'static str {
         "causal_attention"
     }
 
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        forward(inputs[0], Dims::of(inputs[0].shape(), self.n_head))
+        let (out, kept) = forward(inputs[0], Dims::of(inputs[0].shape(), self.n_head));
+        *self.probabilities.borrow_mut() = kept;
+        out
     }
 
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
@@ -239,7 +278,8 @@ impl<T: Float> Op<T> for CausalAttentionOp {
         let dims = Dims::of(&qkv.shape(), self.n_head);
         let tape = qkv.tape();
         if !tape.is_recording() {
-            return vec![Some(tape.constant(backward_kernel(&qkv.value(), &grad_out.value(), dims)))];
+            let kept = self.probabilities.borrow();
+            return vec![Some(tape.constant(backward_kernel(&qkv.value(), &grad_out.value(), dims, &kept)))];
         }
         let Dims { b, t, h, d, .. } = dims;
         let [q, k, v, p] = composed(qkv, dims);
@@ -259,7 +299,8 @@ impl<T: Float> Op<T> for CausalAttentionOp {
         _needs_grad: &[bool],
     ) -> Option<TensorGrads<T>> {
         let dims = Dims::of(inputs[0].shape(), self.n_head);
-        Some(smallvec::smallvec![Some(backward_kernel(inputs[0], grad_out, dims))])
+        let kept = self.probabilities.borrow();
+        Some(smallvec::smallvec![Some(backward_kernel(inputs[0], grad_out, dims, &kept))])
     }
 }
 
@@ -289,7 +330,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn causal_attention(self, n_head: usize) -> Var<'t, T> {
         Dims::of(&self.shape(), n_head);
-        self.tape().apply(CausalAttentionOp { n_head }, &[self])
+        self.tape().apply(CausalAttentionOp { n_head, probabilities: RefCell::new(Vec::new()) }, &[self])
     }
 }
 
@@ -307,9 +348,13 @@ mod tests {
 
     #[test]
     fn fused_forward_and_backward_match_the_composed_ops() {
-        // The last two cover the product tiles' edges and whole tiles (8 rows by 16 columns): a head
-        // of 32 with 21 and with 64 positions.
-        for (b, t, c, h) in [(1, 1, 2, 1), (2, 5, 6, 3), (3, 7, 8, 2), (2, 16, 12, 4), (2, 21, 64, 2), (1, 64, 64, 2)] {
+        // (2, 21, 64, 2) and (1, 64, 64, 2) cover the product tiles' edges and whole tiles (8 rows
+        // by 16 columns): a head of 32 with 21 and with 64 positions. (2, 16, 12, 4) and
+        // (1, 64, 48, 4) have more probabilities than inputs, so the backward recomputes them; the
+        // others keep them from the forward.
+        let cases =
+            [(1, 1, 2, 1), (2, 5, 6, 3), (3, 7, 8, 2), (2, 16, 12, 4), (2, 21, 64, 2), (1, 64, 64, 2), (1, 64, 48, 4)];
+        for (b, t, c, h) in cases {
             let x = packed(b, t, c, (b * t + c) as u64);
             let dims = Dims::of(x.shape(), h);
             let tape = Tape::<f64>::new();

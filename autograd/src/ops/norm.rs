@@ -94,6 +94,7 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
         let block = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
             let mut gw = vec![T::ZERO; if need_w { d } else { 0 }];
             let mut gb = vec![T::ZERO; if need_b { d } else { 0 }];
+            let mut gh = vec![T::ZERO; if need_x { d } else { 0 }];
             for (r, &(mean, rstd)) in stats.iter().enumerate() {
                 let (x, g) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
                 if need_w {
@@ -105,30 +106,15 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
                     gb.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
                 }
                 if need_x {
-                    // Σ ĝ and Σ ĝ ⊙ x̂ in one pass, eight lanes wide so that it vectorizes.
-                    let (mut sa, mut sc) = ([T::ZERO; 8], [T::ZERO; 8]);
-                    let chunks = x.chunks_exact(8).zip(g.chunks_exact(8)).zip(wd.chunks_exact(8));
-                    for ((x, g), w) in chunks {
-                        for k in 0..8 {
-                            let gh = g[k] * w[k];
-                            sa[k] += gh;
-                            sc[k] += gh * (x[k] - mean);
-                        }
-                    }
-                    let (mut ta, mut tc) = (T::ZERO, T::ZERO);
-                    for k in 0..8 {
-                        ta += sa[k];
-                        tc += sc[k];
-                    }
-                    let tail = d - d % 8;
-                    for ((&v, &g), &w) in x[tail..].iter().zip(&g[tail..]).zip(&wd[tail..]) {
-                        ta += g * w;
-                        tc += g * w * (v - mean);
-                    }
+                    // ĝ = g ⊙ w first, then Σ ĝ and Σ ĝ ⊙ (x − μ) as two vectorized sums: in one
+                    // pass over both, the compiler left the sums scalar.
+                    gh.iter_mut().zip(g).zip(wd).for_each(|((h, &g), &w)| *h = g * w);
+                    let ta = sum_zip(&gh, &gh, |h, _| h);
+                    let tc = sum_zip(&gh, x, |h, v| h * (v - mean));
                     let (a, c) = (ta * inv_n, tc * rstd * inv_n);
                     let o = &mut gx[r * d..(r + 1) * d];
-                    for (((o, &v), &g), &w) in o.iter_mut().zip(x).zip(g).zip(wd) {
-                        *o = rstd * (g * w - a - (v - mean) * rstd * c);
+                    for ((o, &v), &h) in o.iter_mut().zip(x).zip(&gh) {
+                        *o = rstd * (h - a - (v - mean) * rstd * c);
                     }
                 }
             }

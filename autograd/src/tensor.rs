@@ -212,6 +212,37 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// `self + other` for tensors of the same shape, written into `self`'s buffer when it holds
+    /// its data alone (else into a new one), split across threads from [`PAR_THRESHOLD`]
+    /// elements. For accumulating gradients: a copy-on-write `data_mut` followed by an add would
+    /// read the shared data twice and write twice.
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    #[track_caller]
+    pub(crate) fn sum_with(mut self, other: &Self) -> Self {
+        assert!(
+            shape::same(&self.shape, &other.shape),
+            "sum_with: shapes {:?} and {:?} differ",
+            self.shape(),
+            other.shape()
+        );
+        if let Storage::Shared(v) = &mut self.data {
+            if let Some(acc) = Arc::get_mut(v) {
+                let add = |a: &mut [T], b: &[T]| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b);
+                if acc.len() >= PAR_THRESHOLD {
+                    acc.par_chunks_mut(ELEMENTWISE_CHUNK)
+                        .zip(other.data().par_chunks(ELEMENTWISE_CHUNK))
+                        .for_each(|(a, b)| add(a, b));
+                } else {
+                    add(acc, other.data());
+                }
+                return self;
+            }
+        }
+        self.zip_map(other, "add", |a, b| a + b)
+    }
+
     /// The elements as an owned `Vec`.
     pub fn to_vec(&self) -> Vec<T> {
         self.data().to_vec()
@@ -556,6 +587,25 @@ mod tests {
     #[should_panic(expected = "add: shapes [2, 3] and [4] do not broadcast")]
     fn zip_map_names_op_and_shapes_on_mismatch() {
         Tensor::<f32>::zeros(&[2, 3]).zip_map(&Tensor::zeros(&[4]), "add", |a, b| a + b);
+    }
+
+    /// `sum_with` adds in place into a buffer it holds alone, and leaves a shared one intact
+    /// for its other holder; below and above the parallel threshold.
+    #[test]
+    fn sum_with_never_changes_a_shared_buffer() {
+        for n in [5, PAR_THRESHOLD + 3] {
+            let a = Tensor::from_vec((0..n).map(|i| i as f32).collect(), &[n]);
+            let b = Tensor::from_vec((0..n).map(|i| (2 * i) as f32).collect(), &[n]);
+            let want: Vec<f32> = (0..n).map(|i| (3 * i) as f32).collect();
+            let other_holder = a.clone();
+            assert_eq!(a.sum_with(&b).data(), want.as_slice());
+            assert_eq!(other_holder.data()[n - 1], (n - 1) as f32, "the shared buffer was changed");
+            let alone = Tensor::from_vec((0..n).map(|i| i as f32).collect(), &[n]);
+            let ptr = alone.data().as_ptr();
+            let sum = alone.sum_with(&b);
+            assert_eq!(sum.data(), want.as_slice());
+            assert_eq!(sum.data().as_ptr(), ptr, "a buffer held alone was not reused");
+        }
     }
 
     #[test]

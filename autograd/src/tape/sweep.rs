@@ -306,7 +306,7 @@ impl<T: Float> Accumulator<T> {
     }
 
     /// Adds `r` into node `j`'s gradient: as a number in the scalar lane, otherwise in place
-    /// when the accumulated tensor holds its data alone (copy-on-write otherwise, so another
+    /// when the accumulated tensor holds its data alone (into a new tensor otherwise, so another
     /// holder of the same data is never changed).
     fn add(&mut self, inner: &Inner<T>, j: usize, r: Tensor<T>) {
         if self.in_lane(&inner.nodes[j]) {
@@ -316,10 +316,7 @@ impl<T: Float> Accumulator<T> {
         }
         let sum = match self.take(j) {
             None => r,
-            Some(mut acc) => {
-                acc.data_mut().iter_mut().zip(r.data()).for_each(|(a, &b)| *a += b);
-                acc
-            }
+            Some(acc) => acc.sum_with(&r),
         };
         self.put(j, sum);
     }

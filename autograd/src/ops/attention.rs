@@ -145,6 +145,9 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[
 /// [`Dims::keeps_probabilities`] (else an empty vector).
 fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
     let Dims { b, t, c, h, d } = dims;
+    if b * t * c == 0 {
+        return (Tensor::zeros(&[b, t, c]), Vec::new()); // no rows to cut the work into
+    }
     let data = qkv.data();
     let mut out = vec![T::ZERO; b * t * c];
     let mut kept = vec![T::ZERO; if dims.keeps_probabilities() { b * h * t * t } else { 0 }];
@@ -185,6 +188,9 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
 /// are recomputed.
 fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims, kept: &[T]) -> Tensor<T> {
     let Dims { b, t, c, h, d } = dims;
+    if b * t * c == 0 {
+        return Tensor::zeros(&[b, t, 3 * c]);
+    }
     let (data, g) = (qkv.data(), g.data());
     let scale = dims.scale::<T>();
     let mut grad = vec![T::ZERO; b * t * 3 * c];
@@ -375,6 +381,17 @@ mod tests {
         let x = packed(2, 4, 6, 3).map(|v| v * 0.5);
         gradcheck(|v| (v[0].causal_attention(2) * v[0].narrow(-1, 0, 6)).sum(), std::slice::from_ref(&x));
         gradgradcheck(|v| (v[0].causal_attention(2) * v[0].narrow(-1, 6, 6)).sum(), &[x]);
+    }
+
+    #[test]
+    fn empty_batches_and_sequences_give_empty_outputs_and_gradients() {
+        for shape in [[0, 4, 6], [2, 0, 6], [2, 3, 0]] {
+            let tape = Tape::<f64>::new();
+            let x = tape.var(Tensor::zeros(&shape));
+            let y = x.causal_attention(2);
+            assert_eq!(y.shape().as_slice(), &[shape[0], shape[1], shape[2] / 3]);
+            assert_eq!(y.sum().backward()[x].shape(), &shape);
+        }
     }
 
     #[test]

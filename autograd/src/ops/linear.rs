@@ -10,7 +10,6 @@ use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
-
 use smallvec::smallvec;
 
 use super::matmul::{gemm_accumulate, gemm_into, Operand};
@@ -72,9 +71,9 @@ impl<T: Float> Op<T> for MatMulBias {
         Tensor::from_vec(out, &[n, m])
     }
     /// The tensor-level backward: `dx` and `dW` are products of the same size (`n·in·out`
-    /// multiply-adds each), so when both are needed they run side by side, each a one-thread
-    /// gemm, instead of one after the other, each split across the threads (which then meet at
-    /// gemm's internal barriers).
+    /// multiply-adds each), so when both are needed they run side by side, each on half of the
+    /// threads, instead of one after the other, each split across all of them (which then meet
+    /// at gemm's internal barriers).
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -84,9 +83,14 @@ impl<T: Float> Op<T> for MatMulBias {
     ) -> Option<TensorGrads<T>> {
         let (x, w, g) = (inputs[0], inputs[1], grad_out);
         let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
-        // Side by side when both are needed; one alone gets every thread (a first layer's input
-        // needs no gradient).
-        let threads = if needs[0] && needs[1] { Parallelism::None } else { Parallelism::Rayon(0) };
+        // Side by side when both are needed, each with half of the threads (one each on two
+        // cores); one alone gets every thread (a first layer's input needs no gradient).
+        let half = rayon::current_num_threads() / 2;
+        let threads = match (needs[0] && needs[1], half) {
+            (false, _) => Parallelism::Rayon(0),
+            (true, 0 | 1) => Parallelism::None,
+            (true, half) => Parallelism::Rayon(half),
+        };
         let product = |rows: usize, inner: usize, cols: usize, lhs: Operand<'_, T>, rhs: Operand<'_, T>| {
             let mut out = Vec::with_capacity(rows * cols);
             gemm_into(&mut out.spare_capacity_mut()[..rows * cols], (rows, inner, cols), lhs, rhs, threads);

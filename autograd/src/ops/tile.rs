@@ -55,10 +55,13 @@ pub(crate) fn product<T: Float>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!((m - 1) * dst_row_stride + n <= dst.len(), "tile::product: destination too short");
+    // Offsets computed saturating: one that overflows becomes usize::MAX and fails its check.
+    let end = |i: usize, s: usize, j: usize| i.saturating_mul(s).saturating_add(j);
+    assert!(end(m - 1, dst_row_stride, n) <= dst.len(), "tile::product: destination too short");
     if k > 0 {
-        assert!((m - 1) * a.row_stride + (k - 1) * a.col_stride < a.data.len(), "tile::product: lhs too short");
-        assert!((k - 1) * b.row_stride + n <= b.data.len(), "tile::product: rhs too short");
+        let last_a = end(k - 1, a.col_stride, 0).saturating_add(end(m - 1, a.row_stride, 0));
+        assert!(last_a < a.data.len(), "tile::product: lhs too short");
+        assert!(end(k - 1, b.row_stride, n) <= b.data.len(), "tile::product: rhs too short");
     }
     for i0 in (0..m).step_by(MR) {
         let last = (i0 + MR).min(m); // one past the block's last row
@@ -254,6 +257,13 @@ mod tests {
         for (g, w) in got.iter().zip(&want) {
             assert!((f64::from(*g) - w).abs() < 1e-5 * (1.0 + w.abs()), "{g} against {w}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "lhs too short")]
+    fn a_left_operand_shorter_than_its_strides_reach_is_refused() {
+        let (a, b) = ([0.0f64; 5], [0.0f64; 4]);
+        product(&mut [0.0; 4], 2, (2, 3, 2), Operand::by_rows(&a, 3), Operand::by_rows(&b, 2), Part::Full);
     }
 
     #[test]

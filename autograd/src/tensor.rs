@@ -21,8 +21,8 @@ pub const PAR_THRESHOLD: usize = 1 << 15;
 const ELEMENTWISE_CHUNK: usize = 1 << 13;
 
 /// `[f(a₀, b₀), f(a₁, b₁), …]` as a new vector (`b` is `a` again for a one-input map), computed
-/// over chunks in parallel from [`PAR_THRESHOLD`] elements: [`zip3_into`] with `b` read twice
-/// (the compiler loads it once).
+/// over chunks in parallel from [`PAR_THRESHOLD`] elements: [`zip3_into`] with `b` passed as its
+/// third operand too, and ignored there.
 ///
 /// # Panics
 /// If `a` and `b` differ in length.

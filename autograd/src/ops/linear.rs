@@ -12,7 +12,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 use smallvec::smallvec;
 
-use super::matmul::{gemm_accumulate, gemm_into, Operand};
+use super::matmul::{gemm_accumulate, gemm_new, Operand};
 use crate::op::TensorGrads;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
@@ -92,11 +92,7 @@ impl<T: Float> Op<T> for MatMulBias {
             (true, half) => Parallelism::Rayon(half),
         };
         let product = |rows: usize, inner: usize, cols: usize, lhs: Operand<'_, T>, rhs: Operand<'_, T>| {
-            let mut out = Vec::with_capacity(rows * cols);
-            gemm_into(&mut out.spare_capacity_mut()[..rows * cols], (rows, inner, cols), lhs, rhs, threads);
-            // SAFETY: gemm_into wrote all rows·cols slots of the spare capacity it was given.
-            unsafe { out.set_len(rows * cols) };
-            Tensor::from_vec(out, &[rows, cols])
+            Tensor::from_vec(gemm_new((rows, inner, cols), lhs, rhs, threads), &[rows, cols])
         };
         // dx = G·Wᵀ (n × in), dW = xᵀ·G (in × out), the transposes read through strides.
         let dx = || needs[0].then(|| product(n, m, k, Operand::by_rows(g.data(), m), Operand::transposed(w.data(), m)));

@@ -169,6 +169,25 @@ pub(crate) fn gemm_into<T: Float>(
     unsafe { gemm_raw(dst.as_mut_ptr().cast::<T>(), mkn, lhs, rhs, false, parallelism) }
 }
 
+/// `lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, as a new row-major `m × n` vector.
+///
+/// # Panics
+/// If a stride reaches past an operand's data.
+pub(crate) fn gemm_new<T: Float>(
+    mkn: (usize, usize, usize),
+    lhs: Operand<'_, T>,
+    rhs: Operand<'_, T>,
+    parallelism: Parallelism,
+) -> Vec<T> {
+    let len = mkn.0 * mkn.2;
+    let mut out = Vec::with_capacity(len);
+    gemm_into(&mut out.spare_capacity_mut()[..len], mkn, lhs, rhs, parallelism);
+    // SAFETY: `gemm_into` writes every one of the `len` = m·n slots it is given, which are the
+    // first `len` slots of `out`'s capacity.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// [`gemm_into`] over an initialized destination, which it overwrites.
 pub(crate) fn gemm_overwrite<T: Float>(
     dst: &mut [T],

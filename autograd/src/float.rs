@@ -81,11 +81,25 @@ pub trait Float:
     fn from_usize(n: usize) -> Self {
         Self::from_f64(n as f64)
     }
+    /// The slice as `f32`s when `Self` is `f32`, else `None`: how a kernel written for one type
+    /// (the AVX-512 ones of [`fastmath`](crate::fastmath) and the attention tiles) is reached
+    /// from code generic over the type, without a cast.
+    fn as_f32s(values: &[Self]) -> Option<&[f32]> {
+        let _ = values;
+        None
+    }
+    /// The mutable counterpart of [`as_f32s`](Float::as_f32s).
+    fn as_f32s_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        let _ = values;
+        None
+    }
 }
 
 macro_rules! impl_float {
-    ($t:ident, $exp:path, $erf:path, $cdf:expr) => {
+    ($t:ident, $exp:path, $erf:path, $cdf:expr $(, $extra:item)*) => {
         impl Float for $t {
+            $($extra)*
+
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const INFINITY: Self = $t::INFINITY;
@@ -182,7 +196,18 @@ macro_rules! impl_float {
 
 // f32 takes the vectorizable approximations of `fastmath` (within 1.2 and 3 ulp); f64, the type of
 // gradient checks, the platform's correctly rounded-or-nearly functions.
-impl_float!(f32, crate::fastmath::exp_f32, crate::fastmath::erf_f32, crate::fastmath::normal_cdf_f32);
+impl_float!(
+    f32,
+    crate::fastmath::exp_f32,
+    crate::fastmath::erf_f32,
+    crate::fastmath::normal_cdf_f32,
+    fn as_f32s(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    },
+    fn as_f32s_mut(values: &mut [f32]) -> Option<&mut [f32]> {
+        Some(values)
+    }
+);
 impl_float!(f64, f64::exp, libm::erf, |x: f64| 0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2));
 
 #[cfg(test)]

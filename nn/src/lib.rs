@@ -53,6 +53,7 @@
 //!   logits, accuracy.
 //! - [`optim`]: [`Sgd`], [`Adam`], [`AdamW`], [`LrSchedule`], [`clip_grad_norm`].
 //! - [`data`]: seeded shuffled mini-batches.
+//! - [`parallel`]: [`DataParallel`], a step's batch in shards side by side, one per core.
 //! - [`checkpoint`]: the native format (crash-safe save, untrusting load) and [`safetensors`]
 //!   export and import.
 //!
@@ -67,6 +68,7 @@ mod init;
 pub mod layers;
 pub mod loss;
 pub mod optim;
+pub mod parallel;
 mod params;
 pub mod safetensors;
 
@@ -82,6 +84,7 @@ pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,
 };
+pub use parallel::DataParallel;
 pub use params::{Bound, ParamGrads, ParamId, ParamInfo, ParamStore, Scope};
 
 /// Fuzzing entry points: decode untrusted bytes and report whether they parsed. Not part of

@@ -47,7 +47,7 @@ struct Dims {
 impl Dims {
     #[track_caller]
     fn of(shape: &[usize], n_head: usize) -> Dims {
-        if shape.len() != 3 || n_head == 0 || shape[2] % (3 * n_head) != 0 {
+        if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
             shape_panic(
                 "causal_attention",
                 &format!("expected (batch, seq, 3·n_embd) with n_head = {n_head} dividing n_embd, got {shape:?}"),

@@ -226,7 +226,7 @@ impl<T: Float> Op<T> for Col2ImOp {
         let win = Window::new("col2im", s, self.size, self.kernel, self.stride, self.padding);
         let k = win.kh * win.kw;
         let cols = win.oh * win.ow;
-        if s.len() != 3 || s[1] % k != 0 || s[2] != cols {
+        if s.len() != 3 || !s[1].is_multiple_of(k) || s[2] != cols {
             shape_panic(
                 "col2im",
                 &format!(
@@ -526,7 +526,7 @@ impl<'t, T: Float> Var<'t, T> {
         let s = self.shape();
         let win = Window::new("col2im", &s, size, kernel, stride, padding);
         let k = win.kh * win.kw;
-        if s.len() != 3 || s[1] % k != 0 || s[2] != win.oh * win.ow {
+        if s.len() != 3 || !s[1].is_multiple_of(k) || s[2] != win.oh * win.ow {
             shape_panic(
                 "col2im",
                 &format!(

@@ -371,7 +371,7 @@ impl<'t, T: Float> Var<'t, T> {
         let mut target = Shape::from_slice(shape);
         if let Some(pos) = target.iter().position(|&d| d == usize::MAX) {
             let rest: usize = target.iter().filter(|&&d| d != usize::MAX).product();
-            if rest == 0 || n % rest != 0 {
+            if rest == 0 || !n.is_multiple_of(rest) {
                 shape_panic("reshape", &format!("cannot infer a dim to view shape {:?} as {:?}", own, shape));
             }
             target[pos] = n / rest;

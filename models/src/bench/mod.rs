@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Instant;
 
 use autograd::{Rng, SeedableRng, Tape, Tensor};
-use nn::{loss, Activation, Adam, AdamConfig, AdamW, DecayOn, Mlp, Optimizer, ParamStore};
+use nn::{loss, Activation, Adam, AdamConfig, AdamW, DataParallel, DecayOn, Mlp, Optimizer, ParamStore};
 use rand::Rng as _;
 
 use crate::char_lm::gpt::{Gpt, GptConfig};
@@ -58,7 +58,7 @@ impl Workload {
         match self {
             Workload::Gemm => gemm(),
             Workload::MlpMnist => [64, 512].into_iter().map(mlp_mnist).collect(),
-            Workload::CharGpt => vec![char_gpt()],
+            Workload::CharGpt => vec![char_gpt(true), char_gpt(false)],
             Workload::ScalarMlp => vec![scalar(50)],
         }
     }
@@ -69,7 +69,8 @@ impl Workload {
 pub struct Measurement {
     /// The workload's name.
     pub workload: &'static str,
-    /// What was measured: `pente`, or a reference run in the same process (`gemm-crate`).
+    /// What was measured: `pente`, a variant of it (`pente-1tape`: char-gpt on one tape, its
+    /// ops split across the threads), or a reference run in the same process (`gemm-crate`).
     pub implementation: &'static str,
     /// The size or batch (`n=1024`, `batch=64`).
     pub size: String,
@@ -232,7 +233,7 @@ fn mlp_mnist(batch: usize) -> Measurement {
     }
 }
 
-fn char_gpt() -> Measurement {
+fn char_gpt(data_parallel: bool) -> Measurement {
     const VOCAB: usize = 65;
     const BATCH: usize = 12;
     let config = GptConfig::default();
@@ -242,21 +243,31 @@ fn char_gpt() -> Measurement {
     let mut opt =
         AdamW::new(AdamConfig { lr: 1e-3, weight_decay: 0.1, decay_on: DecayOn::Matrices, ..Default::default() });
     let mut rng = Rng::seed_from_u64(1);
+    let dp = DataParallel::per_thread(if data_parallel { BATCH } else { 1 });
     let (warmup, steps) = (10, 50);
     let (seconds, last) = timed_steps(warmup, steps, |i| {
         // Random tokens: each row is block + 1 ids, inputs the first block, targets the last.
         let rows: Vec<Vec<usize>> =
             (0..BATCH).map(|_| (0..=block).map(|_| rng.gen_range(0..VOCAB)).collect()).collect();
-        let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
-        let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
-        let (loss, grads) =
-            store.value_and_grad(i as u64, |p| loss::cross_entropy(gpt.forward(p, &ids, BATCH, block), &targets));
+        let (loss, grads) = if dp.shards() > 1 {
+            // Each shard its rows, its loss term the mean over them times their share.
+            dp.value_and_grad(&store, i as u64, |p, shard| {
+                let (range, weight) = dp.split(BATCH, shard);
+                let ids: Vec<usize> = rows[range.clone()].iter().flat_map(|r| r[..block].iter().copied()).collect();
+                let targets: Vec<usize> = rows[range.clone()].iter().flat_map(|r| r[1..].iter().copied()).collect();
+                loss::cross_entropy(gpt.forward(p, &ids, range.len(), block), &targets) * weight
+            })
+        } else {
+            let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
+            let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
+            store.value_and_grad(i as u64, |p| loss::cross_entropy(gpt.forward(p, &ids, BATCH, block), &targets))
+        };
         opt.step(&mut store, &grads);
         loss
     });
     Measurement {
         workload: "char-gpt",
-        implementation: "pente",
+        implementation: if data_parallel { "pente" } else { "pente-1tape" },
         size: format!("params={}", store.num_params()),
         figure: "tokens_per_s",
         value: (BATCH * block * steps) as f64 / seconds,

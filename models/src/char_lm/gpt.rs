@@ -49,7 +49,7 @@ impl GptConfig {
         if self.block_size == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_layer == 0 {
             return Some(format!("block, n_embd, n_head and n_layer must be positive: {self:?}"));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Some(format!("n_head = {} does not divide n_embd = {}", self.n_head, self.n_embd));
         }
         if !(0.0..1.0).contains(&self.dropout) {

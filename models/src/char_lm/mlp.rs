@@ -58,7 +58,7 @@ impl MlpLm {
     #[track_caller]
     pub fn forward<'t>(&self, p: &Bound<'t, f32>, contexts: &[usize]) -> Var<'t, f32> {
         let k = self.config.context;
-        assert!(contexts.len() % k == 0, "MlpLm: {} ids are not rows of {k}", contexts.len());
+        assert!(contexts.len().is_multiple_of(k), "MlpLm: {} ids are not rows of {k}", contexts.len());
         let batch = contexts.len() / k;
         let x = self.wte.forward(p, contexts).reshape(&[batch, k * self.config.n_embd]); // (batch, k·n_embd)
         let h = self.hidden.forward(p, x).tanh(); // (batch, hidden)

@@ -179,7 +179,7 @@ impl CharLm {
     #[track_caller]
     pub fn logits<'t>(&self, p: &Bound<'t, f32>, windows: &[usize]) -> (Var<'t, f32>, Vec<usize>) {
         let w = self.config.window();
-        assert!(windows.len() % w == 0, "CharLm: {} ids are not windows of {w}", windows.len());
+        assert!(windows.len().is_multiple_of(w), "CharLm: {} ids are not windows of {w}", windows.len());
         let batch = windows.len() / w;
         let rows = || windows.chunks(w);
         match &self.net {

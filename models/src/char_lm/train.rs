@@ -354,11 +354,11 @@ impl Trainer {
             let step = self.step();
             let tokens_per_second = tokens_per_step * session_steps as f64 / step_seconds.max(1e-9);
             observe(Event::Step { step, loss, tokens_per_second });
-            if step % self.config.eval_every == 0 || step == self.config.steps {
+            if step.is_multiple_of(self.config.eval_every) || step == self.config.steps {
                 self.validate(corpus, observe);
             }
             if let Some((path, every)) = &self.save {
-                if *every > 0 && step % every == 0 && step < until {
+                if *every > 0 && step.is_multiple_of(*every) && step < until {
                     self.save_to(path)?;
                     observe(Event::Saved { step });
                 }

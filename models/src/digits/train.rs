@@ -287,7 +287,7 @@ pub fn train(
                     seen as f64 / train_s
                 ));
             }
-            if c.eval_every > 0 && model.history.steps % c.eval_every as u64 == 0 {
+            if c.eval_every > 0 && model.history.steps.is_multiple_of(c.eval_every as u64) {
                 probe(model, &mnist.test, n, model.history.train_s + train_s);
             }
         }

@@ -60,7 +60,7 @@ impl CausalSelfAttention {
         linear: LinearConfig,
     ) -> Self {
         assert!(
-            n_head > 0 && n_embd % n_head == 0,
+            n_head > 0 && n_embd.is_multiple_of(n_head),
             "CausalSelfAttention: n_head = {n_head} does not divide n_embd = {n_embd}"
         );
         CausalSelfAttention {

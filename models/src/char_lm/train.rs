@@ -3,6 +3,10 @@
 //!
 //! Everything random in step `s` is seeded from `(seed, s)` alone: the windows
 //! ([`batch_starts`]) and the dropout masks (the tape's generator is reseeded each step). The
+//! GPT's steps run data-parallel, one shard of the batch per core ([`DataParallel`]): the
+//! gradient is the whole batch's up to the rounding of the order of the sums, and the dropout
+//! masks depend on the number of shards, so a run is repeatable on machines with the same
+//! number of rayon threads. The
 //! optimizer's moments, the step count and the loss history are saved with the weights. So a
 //! run stopped after any saved step and resumed from its checkpoint ends bit for bit where the
 //! uninterrupted run ends (tested below).
@@ -22,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use autograd::Tape;
-use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, Decay, DecayOn, LrSchedule, Optimizer};
+use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
+use rand::RngCore as _;
 
 use super::data::{batch_starts, gather_windows, step_rng, Corpus};
 use super::model::{CharLm, ModelConfig};
@@ -225,6 +230,8 @@ pub struct Trainer {
     /// Where to save checkpoints, and every how many steps (also at the end of [`Trainer::run`]).
     pub save: Option<(PathBuf, u64)>,
     tape: Tape<f32>,
+    /// The GPT's steps run as one shard of the batch per core (see [`DataParallel`]).
+    shards: DataParallel,
     interval: (f64, u64),
 }
 
@@ -245,6 +252,7 @@ impl Trainer {
             train_seconds: 0.0,
             save: None,
             tape: Tape::new(),
+            shards: DataParallel::per_thread(config.batch_size),
             interval: (0.0, 0),
         }
     }
@@ -307,15 +315,28 @@ impl Trainer {
         let window = self.model.config.window();
         let starts = batch_starts(train.len(), window, c.batch_size, c.seed, step);
         let windows = gather_windows(train, &starts, window);
-        self.tape.reset();
-        self.tape.with_rng(|r| *r = step_rng(c.seed, step, 2));
-        let (ce, mut grads) = {
-            let p = self.model.store.bind(&self.tape);
-            let (objective, ce) = self.model.loss(&p, &windows, train.len());
-            let ce = f64::from(ce.item());
-            (ce, p.backward(objective))
+        let (ce, mut grads) = if matches!(self.model.config, ModelConfig::Gpt(_)) && self.shards.shards() > 1 {
+            // The GPT's objective is its mean cross-entropy: each shard's windows, weighted by
+            // their share of the batch. Each shard's dropout is seeded from the step's seed.
+            let (model, shards) = (&self.model, &self.shards);
+            let seed = step_rng(c.seed, step, 2).next_u64();
+            let (ce, grads) = shards.value_and_grad(&model.store, seed, |p, shard| {
+                let (rows, weight) = shards.split(c.batch_size, shard);
+                model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
+            });
+            (f64::from(ce), grads)
+        } else {
+            self.tape.reset();
+            self.tape.with_rng(|r| *r = step_rng(c.seed, step, 2));
+            let out = {
+                let p = self.model.store.bind(&self.tape);
+                let (objective, ce) = self.model.loss(&p, &windows, train.len());
+                let ce = f64::from(ce.item());
+                (ce, p.backward(objective))
+            };
+            self.tape.reset(); // drop the tape's references to the parameters: the update is in place
+            out
         };
-        self.tape.reset(); // drop the tape's references to the parameters: the update is in place
         if c.grad_clip > 0.0 {
             clip_grad_norm(&mut grads, c.grad_clip);
         }

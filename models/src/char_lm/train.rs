@@ -230,8 +230,9 @@ pub struct Trainer {
     /// Where to save checkpoints, and every how many steps (also at the end of [`Trainer::run`]).
     pub save: Option<(PathBuf, u64)>,
     tape: Tape<f32>,
-    /// The GPT's steps run as one shard of the batch per core (see [`DataParallel`]).
-    shards: DataParallel,
+    /// For the GPT, its steps' shards: one per core (see [`DataParallel`]); `None` for the
+    /// other models (too small to gain) or a single core.
+    shards: Option<DataParallel>,
     interval: (f64, u64),
 }
 
@@ -244,6 +245,9 @@ impl Trainer {
             decay_on: DecayOn::Matrices,
             ..Default::default()
         });
+        let shards = matches!(model.config, ModelConfig::Gpt(_))
+            .then(|| DataParallel::per_thread(config.batch_size))
+            .filter(|dp| dp.shards() > 1);
         Trainer {
             model,
             config,
@@ -252,9 +256,22 @@ impl Trainer {
             train_seconds: 0.0,
             save: None,
             tape: Tape::new(),
-            shards: DataParallel::per_thread(config.batch_size),
+            shards,
             interval: (0.0, 0),
         }
+    }
+
+    /// Runs the GPT's steps as `shards` shards of the batch side by side (the default: one per
+    /// core, at most one per window); 1 records each step on one tape, every op split across
+    /// the threads. The other models always run on one tape.
+    ///
+    /// # Panics
+    /// If `shards` is 0.
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        assert!(shards > 0, "Trainer::with_shards: at least one shard");
+        let gpt = matches!(self.model.config, ModelConfig::Gpt(_));
+        self.shards = (gpt && shards > 1).then(|| DataParallel::new(shards));
+        self
     }
 
     /// Steps taken.
@@ -315,10 +332,10 @@ impl Trainer {
         let window = self.model.config.window();
         let starts = batch_starts(train.len(), window, c.batch_size, c.seed, step);
         let windows = gather_windows(train, &starts, window);
-        let (ce, mut grads) = if matches!(self.model.config, ModelConfig::Gpt(_)) && self.shards.shards() > 1 {
+        let (ce, mut grads) = if let Some(shards) = &self.shards {
             // The GPT's objective is its mean cross-entropy: each shard's windows, weighted by
             // their share of the batch. Each shard's dropout is seeded from the step's seed.
-            let (model, shards) = (&self.model, &self.shards);
+            let model = &self.model;
             let seed = step_rng(c.seed, step, 2).next_u64();
             let (ce, grads) = shards.value_and_grad(&model.store, seed, |p, shard| {
                 let (rows, weight) = shards.split(c.batch_size, shard);
@@ -458,6 +475,29 @@ mod tests {
             let train = trainer.model.evaluate(&corpus.train, None);
             assert!(train < 0.15, "{}: training loss {train:.3} nats/char", config.kind());
         }
+    }
+
+    /// A GPT step in three shards (of 4, 4 and 3 windows) moves the weights as the step on one
+    /// tape does, up to the rounding of the sums' order.
+    #[test]
+    fn a_sharded_gpt_step_matches_the_one_tape_step() {
+        let corpus = tiny_corpus();
+        let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.0 });
+        let tc = TrainConfig { batch_size: 11, warmup_steps: 0, ..TrainConfig::for_model(&config) };
+        let trainer =
+            |shards| Trainer::new(CharLm::new(corpus.vocab.clone(), config, 5).expect("valid"), tc).with_shards(shards);
+        let (mut one, mut three) = (trainer(1), trainer(3));
+        let (a, b) = (one.train_step(&corpus.train), three.train_step(&corpus.train));
+        assert!((a - b).abs() < 1e-5, "losses {a} and {b}");
+        let mut moved = 0;
+        for ((id, name, w1), (_, _, w3)) in one.model.store.iter().zip(three.model.store.iter()) {
+            let before = CharLm::new(corpus.vocab.clone(), config, 5).expect("valid").store.get(id).clone();
+            for ((x, y), z) in w1.data().iter().zip(w3.data()).zip(before.data()) {
+                assert!((x - y).abs() < 1e-5, "{name}: {x} against {y}");
+                moved += usize::from(x != z);
+            }
+        }
+        assert!(moved > 1000, "the step moved {moved} weights");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! | workload | what is timed | figure |
 //! | --- | --- | --- |
-//! | gemm | `C = A·B`, f32, square, n = 128…1024, through pente's `matmul` and through the `gemm` crate directly, trials alternating, best of 10 | GFLOP/s (2n³/t) |
+//! | gemm | `C = A·B`, f32, square, n = 128…1024, through pente's `matmul` and through the `gemm` crate directly, trials alternating, best of 10; and the CPU's peak ([`peak`]), beside n = 1024 | GFLOP/s (2n³/t) |
 //! | mlp-mnist | MLP 784→512→256→10 (ReLU), mean cross-entropy, Adam 1e-3, batch 64 and 512, 16 random batches cycled, 20 warm-up then 200 timed steps | samples/s |
 //! | char-gpt | the small GPT of [`crate::char_lm`] (809,856 parameters), AdamW 1e-3 with weight decay 0.1 on matrices, batch 12 × 64 random tokens, 10 warm-up then 50 timed steps | tokens/s |
 //! | scalar-mlp | [`scalar_mlp`]: an MLP 2→16→16→1 of 0-d tensors (one node per scalar op), 100 points, full-batch SGD, 2 warm-up then 50 timed steps | steps/s |
@@ -10,6 +10,7 @@
 //! Each measurement is one [`Measurement`], printed as a JSON object by `pente bench --json`.
 //! Figures from a shared machine are noisy: compare ratios measured in one run.
 
+pub mod peak;
 pub mod scalar_mlp;
 
 use std::fmt;
@@ -70,7 +71,8 @@ pub struct Measurement {
     /// The workload's name.
     pub workload: &'static str,
     /// What was measured: `pente`, a variant of it (`pente-1tape`: char-gpt on one tape, its
-    /// ops split across the threads), or a reference run in the same process (`gemm-crate`).
+    /// ops split across the threads), or a reference run in the same process (`gemm-crate`;
+    /// `fma-peak`, the machine's multiply-add ceiling on every thread, [`peak::fma_peak`]).
     pub implementation: &'static str,
     /// The size or batch (`n=1024`, `batch=64`).
     pub size: String,
@@ -152,6 +154,23 @@ fn gemm() -> Vec<Measurement> {
                 check: None,
             });
         }
+    }
+    // The ceiling for the figures above, beside the largest size: every thread's multiply-adds
+    // held in registers (none on a CPU without AVX-512).
+    const PEAK_STEPS: u64 = 20_000_000;
+    let threads = rayon::current_num_threads();
+    if let Some(value) = peak::fma_peak(threads, PEAK_STEPS, 5) {
+        let flop = PEAK_STEPS as f64 * (peak::CHAINS * 16 * 2 * threads) as f64;
+        out.push(Measurement {
+            workload: "gemm",
+            implementation: "fma-peak",
+            size: "n=1024".into(),
+            figure: "gflops",
+            value,
+            steps: 5,
+            seconds: flop / value / 1e9,
+            check: None,
+        });
     }
     out
 }

@@ -252,6 +252,15 @@ fn mlp_mnist(batch: usize) -> Measurement {
     }
 }
 
+/// The mean cross-entropy of `gpt` on `rows` of `block + 1` ids each: inputs their first
+/// `block` ids, targets their last `block`.
+fn mean_loss<'t>(gpt: &Gpt, p: &nn::Bound<'t, f32>, rows: &[Vec<usize>]) -> autograd::Var<'t, f32> {
+    let block = gpt.config.block_size;
+    let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
+    let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
+    loss::cross_entropy(gpt.forward(p, &ids, rows.len(), block), &targets)
+}
+
 fn char_gpt(data_parallel: bool) -> Measurement {
     const VOCAB: usize = 65;
     const BATCH: usize = 12;
@@ -272,14 +281,10 @@ fn char_gpt(data_parallel: bool) -> Measurement {
             // Each shard its rows, its loss term the mean over them times their share.
             dp.value_and_grad(&store, i as u64, |p, shard| {
                 let (range, weight) = dp.split(BATCH, shard);
-                let ids: Vec<usize> = rows[range.clone()].iter().flat_map(|r| r[..block].iter().copied()).collect();
-                let targets: Vec<usize> = rows[range.clone()].iter().flat_map(|r| r[1..].iter().copied()).collect();
-                loss::cross_entropy(gpt.forward(p, &ids, range.len(), block), &targets) * weight
+                mean_loss(&gpt, p, &rows[range]) * weight
             })
         } else {
-            let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
-            let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
-            store.value_and_grad(i as u64, |p| loss::cross_entropy(gpt.forward(p, &ids, BATCH, block), &targets))
+            store.value_and_grad(i as u64, |p| mean_loss(&gpt, p, &rows))
         };
         opt.step(&mut store, &grads);
         loss

@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Validate every this many steps.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub eval_every: Option<u64>,
+    /// GPT: shards of the batch trained side by side, one core and one tape each (1: the whole
+    /// batch on one tape, every op split across the cores) [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub shards: Option<u64>,
     /// Where to save the model with its optimizer state [default: OUT/char_lm_<model>.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -184,6 +188,7 @@ impl TrainArgs {
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             eval_every: self.eval_every.unwrap_or(d.eval_every),
             seed,
+            shards: self.shards.map_or(d.shards, |s| s as usize),
             ..d
         }
     }
@@ -393,6 +398,7 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         warmup: None,
         weight_decay: None,
         eval_every: Some(steps / 4),
+        shards: None,
         save: None,
         save_every: Some(0),
         resume: None,

@@ -3,10 +3,10 @@
 //!
 //! Everything random in step `s` is seeded from `(seed, s)` alone: the windows
 //! ([`batch_starts`]) and the dropout masks (the tape's generator is reseeded each step). The
-//! GPT's steps run data-parallel, one shard of the batch per core ([`DataParallel`]): the
-//! gradient is the whole batch's up to the rounding of the order of the sums, and the dropout
-//! masks depend on the number of shards, so a run is repeatable on machines with the same
-//! number of rayon threads. The
+//! GPT's steps run data-parallel, one shard of the batch per core by default ([`DataParallel`],
+//! [`TrainConfig::shards`]): the gradient is the whole batch's up to the rounding of the order
+//! of the sums, and the dropout masks depend on the number of shards, which the checkpoint
+//! keeps. The
 //! optimizer's moments, the step count and the loss history are saved with the weights. So a
 //! run stopped after any saved step and resumed from its checkpoint ends bit for bit where the
 //! uninterrupted run ends (tested below).
@@ -56,6 +56,12 @@ pub struct TrainConfig {
     pub eval_windows: usize,
     /// Seed of the windows and dropout (the initial weights have their own seed).
     pub seed: u64,
+    /// Shards of the GPT's batch run side by side, one tape and one core each
+    /// ([`DataParallel`]): 0 picks one per core (at most one per window), which
+    /// [`Trainer::new`] resolves to the number it runs; 1 records each step on one tape. The
+    /// other models always use one tape. Dropout masks depend on it, so the checkpoint keeps
+    /// it and a resumed run repeats the same steps on any machine.
+    pub shards: usize,
 }
 
 impl TrainConfig {
@@ -72,6 +78,7 @@ impl TrainConfig {
             eval_every: 100,
             eval_windows: 4096,
             seed: 0,
+            shards: 0,
         };
         match config {
             ModelConfig::Bigram(_) => TrainConfig {
@@ -113,6 +120,12 @@ impl TrainConfig {
         if self.batch_size == 0 || self.eval_every == 0 {
             return Some("batch size and eval interval must be positive".into());
         }
+        if self.shards > self.batch_size {
+            return Some(format!(
+                "{} shards for a batch of {} windows: at most one per window",
+                self.shards, self.batch_size
+            ));
+        }
         let finite = [self.learning_rate, self.min_lr_fraction, self.weight_decay, self.grad_clip];
         if finite.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || self.learning_rate == 0.0 {
             return Some(format!("rates, decay and clipping must be finite and non-negative: {self:?}"));
@@ -141,6 +154,7 @@ impl TrainConfig {
             ("train.eval_every", self.eval_every.to_string()),
             ("train.eval_windows", self.eval_windows.to_string()),
             ("train.seed", self.seed.to_string()),
+            ("train.shards", self.shards.to_string()),
         ]
     }
 
@@ -159,6 +173,8 @@ impl TrainConfig {
             eval_every: get(meta, "train.eval_every")?,
             eval_windows: get(meta, "train.eval_windows")?,
             seed: get(meta, "train.seed")?,
+            // Checkpoints from before data parallelism trained on one tape.
+            shards: if meta.contains_key("train.shards") { get(meta, "train.shards")? } else { 1 },
         })
     }
 }
@@ -230,8 +246,7 @@ pub struct Trainer {
     /// Where to save checkpoints, and every how many steps (also at the end of [`Trainer::run`]).
     pub save: Option<(PathBuf, u64)>,
     tape: Tape<f32>,
-    /// For the GPT, its steps' shards: one per core (see [`DataParallel`]); `None` for the
-    /// other models (too small to gain) or a single core.
+    /// The GPT's shards ([`TrainConfig::shards`]); `None` on one tape.
     shards: Option<DataParallel>,
     interval: (f64, u64),
 }
@@ -245,9 +260,15 @@ impl Trainer {
             decay_on: DecayOn::Matrices,
             ..Default::default()
         });
-        let shards = matches!(model.config, ModelConfig::Gpt(_))
-            .then(|| DataParallel::per_thread(config.batch_size))
-            .filter(|dp| dp.shards() > 1);
+        let mut config = config;
+        if !matches!(model.config, ModelConfig::Gpt(_)) {
+            config.shards = 1;
+        } else if config.shards == 0 {
+            config.shards = rayon::current_num_threads().min(config.batch_size).max(1);
+        }
+        // More shards than windows is refused by `run` (no threads started for it here).
+        let shards =
+            (config.shards > 1 && config.shards <= config.batch_size).then(|| DataParallel::new(config.shards));
         Trainer {
             model,
             config,
@@ -259,19 +280,6 @@ impl Trainer {
             shards,
             interval: (0.0, 0),
         }
-    }
-
-    /// Runs the GPT's steps as `shards` shards of the batch side by side (the default: one per
-    /// core, at most one per window); 1 records each step on one tape, every op split across
-    /// the threads. The other models always run on one tape.
-    ///
-    /// # Panics
-    /// If `shards` is 0.
-    pub fn with_shards(mut self, shards: usize) -> Self {
-        assert!(shards > 0, "Trainer::with_shards: at least one shard");
-        let gpt = matches!(self.model.config, ModelConfig::Gpt(_));
-        self.shards = (gpt && shards > 1).then(|| DataParallel::new(shards));
-        self
     }
 
     /// Steps taken.
@@ -483,9 +491,10 @@ mod tests {
     fn a_sharded_gpt_step_matches_the_one_tape_step() {
         let corpus = tiny_corpus();
         let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.0 });
-        let tc = TrainConfig { batch_size: 11, warmup_steps: 0, ..TrainConfig::for_model(&config) };
-        let trainer =
-            |shards| Trainer::new(CharLm::new(corpus.vocab.clone(), config, 5).expect("valid"), tc).with_shards(shards);
+        let trainer = |shards| {
+            let tc = TrainConfig { batch_size: 11, warmup_steps: 0, shards, ..TrainConfig::for_model(&config) };
+            Trainer::new(CharLm::new(corpus.vocab.clone(), config, 5).expect("valid"), tc)
+        };
         let (mut one, mut three) = (trainer(1), trainer(3));
         let (a, b) = (one.train_step(&corpus.train), three.train_step(&corpus.train));
         assert!((a - b).abs() < 1e-5, "losses {a} and {b}");
@@ -498,6 +507,40 @@ mod tests {
             }
         }
         assert!(moved > 1000, "the step moved {moved} weights");
+    }
+
+    #[test]
+    fn the_checkpoint_keeps_the_shards_the_run_used() {
+        let corpus = tiny_corpus();
+        let gpt = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.1 });
+        let tc = TrainConfig { shards: 0, ..TrainConfig::for_model(&gpt) };
+        let t = Trainer::new(CharLm::new(corpus.vocab.clone(), gpt, 1).expect("valid"), tc);
+        // 0 resolves to one per core, at most one per window, and is saved as resolved.
+        let resolved = rayon::current_num_threads().min(tc.batch_size).max(1);
+        assert_eq!(t.config.shards, resolved);
+        let meta = t.checkpoint().metadata;
+        assert_eq!(TrainConfig::from_metadata(&meta).expect("ours").shards, resolved);
+        // A checkpoint from before data parallelism trained on one tape, and resumes so.
+        let mut old = meta.clone();
+        old.remove("train.shards");
+        assert_eq!(TrainConfig::from_metadata(&old).expect("still ours").shards, 1);
+        // The other models always run on one tape.
+        let mlp = ModelConfig::Mlp(MlpConfig { context: 3, n_embd: 4, hidden: 8 });
+        let t = Trainer::new(CharLm::new(corpus.vocab.clone(), mlp, 1).expect("valid"), TrainConfig::for_model(&mlp));
+        assert_eq!(t.config.shards, 1);
+    }
+
+    #[test]
+    fn more_shards_than_windows_are_refused() {
+        let corpus = tiny_corpus();
+        let gpt = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.0 });
+        let tc = TrainConfig { batch_size: 4, shards: 5, ..TrainConfig::for_model(&gpt) };
+        let mut t = Trainer::new(CharLm::new(corpus.vocab.clone(), gpt, 1).expect("valid"), tc);
+        match t.run(&corpus, None, &mut |_| {}) {
+            Err(Error::Config(msg)) => assert!(msg.contains("5 shards for a batch of 4 windows"), "{msg}"),
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+        assert_eq!(t.step(), 0, "nothing was trained");
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub struct TrainArgs {
     pub eval_every: Option<u64>,
     /// GPT: shards of the batch trained side by side, one core and one tape each (1: the whole
     /// batch on one tape, every op split across the cores) [default: one per core].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub shards: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub shards: Option<u16>,
     /// Where to save the model with its optimizer state [default: OUT/char_lm_<model>.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -188,7 +188,7 @@ impl TrainArgs {
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             eval_every: self.eval_every.unwrap_or(d.eval_every),
             seed,
-            shards: self.shards.map_or(d.shards, |s| s as usize),
+            shards: self.shards.map_or(d.shards, usize::from),
             ..d
         }
     }

@@ -82,7 +82,13 @@ impl DataParallel {
     /// One shard per thread of the current rayon pool (per core, by default), at most `rows`
     /// (a batch of 3 rows on 4 cores runs as 3 shards of one row).
     pub fn per_thread(rows: usize) -> Self {
-        Self::new(rayon::current_num_threads().min(rows).max(1))
+        Self::new(Self::per_thread_count(rows))
+    }
+
+    /// How many shards [`per_thread`](Self::per_thread) runs a batch of `rows` as, without
+    /// starting their threads (at least 1).
+    pub fn per_thread_count(rows: usize) -> usize {
+        rayon::current_num_threads().min(rows).max(1)
     }
 
     /// How many shards a step runs as.

@@ -264,7 +264,7 @@ impl Trainer {
         if !matches!(model.config, ModelConfig::Gpt(_)) {
             config.shards = 1;
         } else if config.shards == 0 {
-            config.shards = rayon::current_num_threads().min(config.batch_size).max(1);
+            config.shards = DataParallel::per_thread_count(config.batch_size);
         }
         // More shards than windows is refused by `run` (no threads started for it here).
         let shards =

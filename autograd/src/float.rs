@@ -43,8 +43,10 @@ pub trait Float:
     /// The dtype's name as PyTorch and safetensors spell it (`"f32"`, `"f64"`).
     const DTYPE: &'static str;
 
-    /// `self·a + b`: with one rounding (a fused multiply-add) when the build targets a CPU that
-    /// has the instruction, with two otherwise (never a slow software emulation of the fused one).
+    /// `self·a + b` with one rounding (a fused multiply-add), on every CPU: one instruction in
+    /// code compiled for FMA (inside [`simd::vectorized`](crate::simd::vectorized) on a CPU that
+    /// has it, and on aarch64), a call to the C library's exact `fma` elsewhere. So a kernel's
+    /// result has the same bits whichever level computed it.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(x: f64) -> Self;
@@ -88,6 +90,8 @@ pub trait Float:
         let _ = values;
         None
     }
+    /// The pool of free buffers of this element type (see [`recycle`](crate::recycle)).
+    fn pool() -> &'static crate::recycle::Pool<Self>;
     /// The mutable counterpart of [`as_f32s`](Float::as_f32s).
     fn as_f32s_mut(values: &mut [Self]) -> Option<&mut [f32]> {
         let _ = values;
@@ -107,16 +111,14 @@ macro_rules! impl_float {
             const NAN: Self = $t::NAN;
             const DTYPE: &'static str = stringify!($t);
 
+            fn pool() -> &'static crate::recycle::Pool<Self> {
+                static POOL: crate::recycle::Pool<$t> = crate::recycle::Pool::new();
+                &POOL
+            }
+
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
-                #[cfg(target_feature = "fma")]
-                {
-                    $t::mul_add(self, a, b)
-                }
-                #[cfg(not(target_feature = "fma"))]
-                {
-                    self * a + b
-                }
+                $t::mul_add(self, a, b)
             }
             #[inline(always)]
             fn from_f64(x: f64) -> Self {

@@ -37,9 +37,12 @@ mod grads;
 pub mod inspect;
 pub mod op;
 pub mod ops;
+pub mod recycle;
 pub mod shape;
+pub mod simd;
 mod tape;
 mod tensor;
+pub mod threads;
 pub mod warm;
 
 pub use float::Float;

@@ -73,6 +73,7 @@ pub fn normalize_axis(axis: isize, rank: usize) -> Option<usize> {
 /// Visits, for every element of `shape` in row-major order, the flat offset given by `strides`
 /// (which may contain zeros for broadcast dimensions). The innermost dimension is handed to `f`
 /// as a run `(offset_of_first, stride, len)`, so the caller's inner loop can vectorize.
+#[inline(always)]
 pub fn for_each_run(shape: &[usize], strides: &[usize], mut f: impl FnMut(usize, usize, usize)) {
     let rank = shape.len();
     if rank == 0 {

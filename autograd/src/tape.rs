@@ -135,6 +135,7 @@ impl<T: Float> Tape<T> {
 
     /// An empty tape whose random stream (for dropout) starts from `seed`.
     pub fn with_seed(seed: u64) -> Self {
+        crate::threads::join_global_pool();
         Tape {
             inner: RefCell::new(Inner {
                 nodes: Vec::with_capacity(64),

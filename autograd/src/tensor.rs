@@ -9,7 +9,9 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use crate::recycle::{self, Buffer};
 use crate::shape::{self, Shape};
+use crate::simd;
 use crate::Float;
 
 /// Element count above which element-wise kernels split their work across threads. Below it,
@@ -39,13 +41,9 @@ fn zip_into<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> 
 fn zip3_into<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
     assert!(a.len() == b.len() && a.len() == c.len(), "zip_into: operands differ in length");
     let n = a.len();
-    let mut out = Vec::with_capacity(n);
+    let mut out = recycle::take(n);
     let dst = &mut out.spare_capacity_mut()[..n];
-    let fill = |d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T]| {
-        d.iter_mut().zip(a).zip(b).zip(c).for_each(|(((d, &x), &y), &z)| {
-            d.write(f(x, y, z));
-        });
-    };
+    let fill = |d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T]| fill3(d, a, b, c, &f);
     if n >= PAR_THRESHOLD {
         let chunks = |s| <[T]>::par_chunks(s, ELEMENTWISE_CHUNK);
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
@@ -62,12 +60,23 @@ fn zip3_into<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Syn
     out
 }
 
+simd::kernel! {
+    /// Writes `f(aᵢ, bᵢ, cᵢ)` into every slot of `d` (the operands as long as `d`), compiled for the
+    /// CPU's vector instructions.
+    fn fill3[T: Float, F: Fn(T, T, T) -> T](d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T], f: &F) where [] {
+        for (((d, &x), &y), &z) in d.iter_mut().zip(a).zip(b).zip(c) {
+            d.write(f(x, y, z));
+        }
+    }
+}
+
 /// Where a tensor's elements live. A single element is stored inline, so scalars (the nodes of
 /// a scalar graph) cost no heap allocation at all.
 #[derive(Clone)]
 enum Storage<T> {
     One(T),
-    Shared(Arc<Vec<T>>),
+    /// Given back to the [`recycle`](crate::recycle) pool when the last clone drops.
+    Shared(Arc<Buffer<T>>),
 }
 
 /// An n-dimensional array of `T` (`f32` or `f64`), row-major and contiguous.
@@ -115,7 +124,7 @@ impl<T: Float> Tensor<T> {
     /// Builds from a shape and matching data; the one place storage is chosen.
     pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
         debug_assert_eq!(data.len(), shape::numel(&shape));
-        let data = if data.len() == 1 { Storage::One(data[0]) } else { Storage::Shared(Arc::new(data)) };
+        let data = if data.len() == 1 { Storage::One(data[0]) } else { Storage::Shared(Arc::new(Buffer::new(data))) };
         Tensor { shape, data }
     }
 
@@ -129,7 +138,7 @@ impl<T: Float> Tensor<T> {
         if shape.is_empty() {
             return Self::scalar(value);
         }
-        Self::from_parts(Shape::from_slice(shape), vec![value; shape::numel(shape)])
+        Self::from_parts(Shape::from_slice(shape), recycle::filled(shape::numel(shape), value))
     }
 
     /// A tensor of zeros.
@@ -229,7 +238,7 @@ impl<T: Float> Tensor<T> {
         );
         if let Storage::Shared(v) = &mut self.data {
             if let Some(acc) = Arc::get_mut(v) {
-                let add = |a: &mut [T], b: &[T]| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b);
+                let add = |a: &mut [T], b: &[T]| simd::vectorized(|| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
                 if acc.len() >= PAR_THRESHOLD {
                     acc.par_chunks_mut(ELEMENTWISE_CHUNK)
                         .zip(other.data().par_chunks(ELEMENTWISE_CHUNK))
@@ -252,7 +261,7 @@ impl<T: Float> Tensor<T> {
     pub fn into_vec(self) -> Vec<T> {
         match self.data {
             Storage::One(x) => vec![x],
-            Storage::Shared(v) => Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
+            Storage::Shared(v) => Arc::try_unwrap(v).map_or_else(|v| v.to_vec(), Buffer::into_vec),
         }
     }
 
@@ -355,15 +364,15 @@ impl<T: Float> Tensor<T> {
         });
         if b.len() == 1 {
             let y = b[0];
-            return Self::from_parts(out_shape, a.iter().map(|&x| f(x, y)).collect());
+            return Self::from_parts(out_shape, zip_into(a, a, |x, _| f(x, y)));
         }
         if a.len() == 1 {
             let x = a[0];
-            return Self::from_parts(out_shape, b.iter().map(|&y| f(x, y)).collect());
+            return Self::from_parts(out_shape, zip_into(b, b, |y, _| f(x, y)));
         }
         let sa = shape::broadcast_strides(&self.shape, &out_shape);
         let sb = shape::broadcast_strides(&other.shape, &out_shape);
-        let mut out = Vec::with_capacity(shape::numel(&out_shape));
+        let mut out = recycle::take(shape::numel(&out_shape));
         let rank = out_shape.len();
         let inner_a = sa[rank - 1];
         let inner_b = sb[rank - 1];
@@ -371,21 +380,23 @@ impl<T: Float> Tensor<T> {
         let mut offsets_a = Vec::new();
         shape::for_each_run(&out_shape, &sa, |o, _, _| offsets_a.push(o));
         let mut k = 0;
-        shape::for_each_run(&out_shape, &sb, |ob, _, n| {
-            let oa = offsets_a[k];
-            k += 1;
-            match (inner_a, inner_b) {
-                (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
-                (1, 0) => {
-                    let y = b[ob];
-                    out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+        simd::vectorized(|| {
+            shape::for_each_run(&out_shape, &sb, |ob, _, n| {
+                let oa = offsets_a[k];
+                k += 1;
+                match (inner_a, inner_b) {
+                    (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
+                    (1, 0) => {
+                        let y = b[ob];
+                        out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+                    }
+                    (0, 1) => {
+                        let x = a[oa];
+                        out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
+                    }
+                    _ => out.extend((0..n).map(|i| f(a[oa + i * inner_a], b[ob + i * inner_b]))),
                 }
-                (0, 1) => {
-                    let x = a[oa];
-                    out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
-                }
-                _ => out.extend((0..n).map(|i| f(a[oa + i * inner_a], b[ob + i * inner_b]))),
-            }
+            })
         });
         Self::from_parts(out_shape, out)
     }
@@ -410,7 +421,7 @@ impl<T: Float> Tensor<T> {
             return Self::full(shape, src[0]);
         }
         let strides = shape::broadcast_strides(self.shape(), shape);
-        let mut out = Vec::with_capacity(shape::numel(shape));
+        let mut out = recycle::take(shape::numel(shape));
         shape::for_each_run(shape, &strides, |o, s, n| {
             if s == 1 {
                 out.extend_from_slice(&src[o..o + n]);

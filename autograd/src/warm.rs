@@ -20,10 +20,10 @@
 //! is dropped or idle.
 //!
 //! Only a guard made on one of the pool's own threads does anything: the work it waits for comes
-//! from that thread's own deque. Made elsewhere (a program's main thread, a test harness's
-//! thread) it does nothing, as spinning every worker would take the cores from the thread that
-//! is doing the serial work. Run a training loop inside the pool (`rayon::scope(|_| train())`,
-//! as the `pente` command does) to have it apply.
+//! from that thread's own deque. Made elsewhere (a test harness's thread, a thread the program
+//! spawned) it does nothing, as spinning every worker would take the cores from the thread that
+//! is doing the serial work. A program's main thread is one of the pool's threads once it has
+//! made a tape (see [`threads`](crate::threads)), so a plain training loop in `main` gets it.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -144,6 +144,13 @@ impl KeepWarm {
         let Some(owner) = rayon::current_thread_index() else { return KeepWarm { alive: None } };
         if rayon::current_num_threads() < 2 {
             return KeepWarm { alive: None };
+        }
+        if crate::threads::joined() {
+            // The main thread, joined to the pool, runs no work-stealing loop: the spinner jobs
+            // earlier guards broadcast to it (each returning at once there) wait in its queue
+            // until it next waits inside rayon, which a loop of small serial steps never does.
+            // Run them now, so that they cannot pile up one per tape.
+            while let Some(rayon::Yield::Executed) = rayon::yield_local() {}
         }
         let alive = Arc::new(AtomicBool::new(true));
         let watch = Watch { alive: Arc::clone(&alive), idle_limit };

@@ -83,7 +83,12 @@ impl<T: Float> Default for ParamStore<T> {
 
 impl<T: Float> ParamStore<T> {
     /// An empty store whose initializers draw from ChaCha8 seeded with `seed`.
+    ///
+    /// Made on the program's main thread, it makes that thread a worker of rayon's pool, as the
+    /// first tape would (see `autograd::threads`): a model is usually made before the data is
+    /// loaded, and a loader that uses rayon first would build the pool without it.
     pub fn with_seed(seed: u64) -> Self {
+        autograd::threads::join_global_pool();
         ParamStore { params: IndexMap::new(), rng: Rng::seed_from_u64(seed) }
     }
 

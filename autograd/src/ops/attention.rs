@@ -23,6 +23,8 @@ use rayon::prelude::*;
 use super::matmul::Operand;
 use super::tile::{self, Part};
 use crate::op::TensorGrads;
+use crate::recycle;
+use crate::simd;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -107,7 +109,7 @@ struct Scratch<T> {
 impl<T: Float> Scratch<T> {
     fn new(dims: Dims) -> Self {
         let (tt, dt) = (dims.t * dims.t, dims.d * dims.t);
-        Scratch { p: vec![T::ZERO; tt], ds: vec![T::ZERO; tt], k_t: vec![T::ZERO; dt], v_t: vec![T::ZERO; dt] }
+        Scratch { p: recycle::zeros(tt), ds: recycle::zeros(tt), k_t: recycle::zeros(dt), v_t: recycle::zeros(dt) }
     }
 }
 
@@ -149,22 +151,24 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
         return (Tensor::zeros(&[b, t, c]), Vec::new()); // no rows to cut the work into
     }
     let data = qkv.data();
-    let mut out = vec![T::ZERO; b * t * c];
-    let mut kept = vec![T::ZERO; if dims.keeps_probabilities() { b * h * t * t } else { 0 }];
+    let mut out = recycle::zeros(b * t * c);
+    let mut kept = recycle::zeros(if dims.keeps_probabilities() { b * h * t * t } else { 0 });
     // One task per batch row: it owns that row's (t, c) block of the output, and its heads
     // write their t × d columns of it in place; their probabilities go to the row's part of
     // `kept`, or to the task's scratch buffer.
     let row = |s: &mut Scratch<T>, i: usize, out_i: &mut [T], mut kept_i: Option<&mut [T]>| {
-        for head in 0..h {
-            let p = match kept_i.as_deref_mut() {
-                Some(kept_i) => &mut kept_i[head * t * t..(head + 1) * t * t],
-                None => &mut s.p[..],
-            };
-            transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
-            probabilities(data, dims, i, head, &s.k_t, p);
-            let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
-            tile::product(&mut out_i[head * d..], c, (t, t, d), rows(p, t), v, Part::InnerUpToRow);
-        }
+        simd::vectorized(|| {
+            for head in 0..h {
+                let p = match kept_i.as_deref_mut() {
+                    Some(kept_i) => &mut kept_i[head * t * t..(head + 1) * t * t],
+                    None => &mut s.p[..],
+                };
+                transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
+                probabilities(data, dims, i, head, &s.k_t, p);
+                let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
+                tile::product(&mut out_i[head * d..], c, (t, t, d), rows(p, t), v, Part::InnerUpToRow);
+            }
+        })
     };
     let scratch = || Scratch::new(dims);
     if kept.is_empty() {
@@ -193,47 +197,56 @@ fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims, kept: &
     }
     let (data, g) = (qkv.data(), g.data());
     let scale = dims.scale::<T>();
-    let mut grad = vec![T::ZERO; b * t * 3 * c];
+    let mut grad = recycle::zeros(b * t * 3 * c);
     // One task per batch row, as in forward: its heads write dq, dk and dv into their columns
     // of the row's (t, 3c) block of the packed gradient.
     grad.par_chunks_mut(t * 3 * c).enumerate().for_each_init(
         || Scratch::new(dims),
         |s, (i, grad_i)| {
-            for head in 0..h {
-                let part = |n: usize| &data[dims.packed(i, head, n)..];
-                let (q, k, v) = (part(0), part(1), part(2));
-                transpose_into(v, 3 * c, (t, d), &mut s.v_t);
-                let p: &[T] = if kept.is_empty() {
-                    transpose_into(k, 3 * c, (t, d), &mut s.k_t);
-                    probabilities(data, dims, i, head, &s.k_t, &mut s.p);
-                    &s.p
-                } else {
-                    &kept[(i * h + head) * t * t..(i * h + head + 1) * t * t]
-                };
-                let g_h = rows(&g[dims.unpacked(i, head)..], c);
-                // The column where this head's q, k or v part starts in the row's block.
-                let col = |n: usize| n * c + head * d;
-                let ds = &mut s.ds;
-                tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
-                tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
-                for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
-                    let live = r + 1;
-                    let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
-                    for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
-                        *x = pv * (*x - dot) * scale;
+            simd::vectorized(|| {
+                for head in 0..h {
+                    let part = |n: usize| &data[dims.packed(i, head, n)..];
+                    let (q, k, v) = (part(0), part(1), part(2));
+                    transpose_into(v, 3 * c, (t, d), &mut s.v_t);
+                    let p: &[T] = if kept.is_empty() {
+                        transpose_into(k, 3 * c, (t, d), &mut s.k_t);
+                        probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                        &s.p
+                    } else {
+                        &kept[(i * h + head) * t * t..(i * h + head + 1) * t * t]
+                    };
+                    let g_h = rows(&g[dims.unpacked(i, head)..], c);
+                    // The column where this head's q, k or v part starts in the row's block.
+                    let col = |n: usize| n * c + head * d;
+                    let ds = &mut s.ds;
+                    tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
+                    tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
+                    for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                        let live = r + 1;
+                        let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
+                        for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
+                            *x = pv * (*x - dot) * scale;
+                        }
+                        ds_row[live..].fill(T::ZERO);
                     }
-                    ds_row[live..].fill(T::ZERO);
+                    tile::product(
+                        &mut grad_i[col(0)..],
+                        3 * c,
+                        (t, t, d),
+                        rows(ds, t),
+                        rows(k, 3 * c),
+                        Part::InnerUpToRow,
+                    );
+                    tile::product(
+                        &mut grad_i[col(1)..],
+                        3 * c,
+                        (t, t, d),
+                        rows_t(ds, t),
+                        rows(q, 3 * c),
+                        Part::InnerFromRow,
+                    );
                 }
-                tile::product(&mut grad_i[col(0)..], 3 * c, (t, t, d), rows(ds, t), rows(k, 3 * c), Part::InnerUpToRow);
-                tile::product(
-                    &mut grad_i[col(1)..],
-                    3 * c,
-                    (t, t, d),
-                    rows_t(ds, t),
-                    rows(q, 3 * c),
-                    Part::InnerFromRow,
-                );
-            }
+            })
         },
     );
     Tensor::from_vec(grad, &[b, t, 3 * c])

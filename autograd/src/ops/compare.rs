@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::recycle;
 use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
@@ -97,7 +98,7 @@ impl<T: Float> Op<T> for WhereOp<T> {
         let pick = |((o, &c), (&a, &b)): ((&mut T, &T), (&T, &T))| {
             *o = if c != T::ZERO { a } else { b };
         };
-        let mut out = vec![T::ZERO; c.len()];
+        let mut out = recycle::zeros(c.len());
         if out.len() >= crate::PAR_THRESHOLD {
             out.par_iter_mut().zip(c.par_iter()).zip(a.par_iter().zip(b.par_iter())).for_each(pick);
         } else {

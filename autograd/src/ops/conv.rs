@@ -20,6 +20,8 @@ use super::matmul::{gemm_accumulate, gemm_into, gemm_overwrite, Operand};
 use super::shape::fill_chunks;
 use super::winograd;
 use crate::op::TensorGrads;
+use crate::recycle::{self, Buffer};
+use crate::simd;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -198,7 +200,7 @@ impl<T: Float> Op<T> for Im2ColOp {
         let plane = c * win.h * win.w;
         let src = x.data();
         // Padding positions stay zero; every in-image position is copied, one image per task.
-        let mut out = vec![T::ZERO; n * rows * cols];
+        let mut out = recycle::zeros(n * rows * cols);
         fill_chunks(&mut out, rows * cols, |b, dst| win.unfold(c, &src[b * plane..(b + 1) * plane], dst));
         Tensor::from_vec(out, &[n, rows, cols])
     }
@@ -238,7 +240,7 @@ impl<T: Float> Op<T> for Col2ImOp {
         let (n, c) = (s[0], s[1] / k);
         let rows = s[1];
         let src = cols_t.data();
-        let mut out = vec![T::ZERO; n * c * win.h * win.w];
+        let mut out = recycle::zeros(n * c * win.h * win.w);
         fill_chunks(&mut out, c * win.h * win.w, |b, img| {
             win.fold_add(c, &src[b * rows * cols..(b + 1) * rows * cols], img);
         });
@@ -313,8 +315,8 @@ impl ConvDims {
 
     /// A thread's columns buffer: zeros (what padding positions keep), with the row of ones
     /// under them when there is a bias.
-    fn columns_buffer<T: Float>(&self, bias: bool) -> Vec<T> {
-        let mut cols = vec![T::ZERO; self.depth(bias) * self.cols];
+    fn columns_buffer<T: Float>(&self, bias: bool) -> Buffer<T> {
+        let mut cols = Buffer::new(recycle::zeros(self.depth(bias) * self.cols));
         cols[self.rows * self.cols..].fill(T::ONE);
         cols
     }
@@ -349,7 +351,7 @@ impl<T: Float> Op<T> for Conv2dOp {
         let k = d.depth(bias.is_some());
         // [W | bias] transposed once, (k, O) row-major: gemm reads a column-major left operand
         // in place, where a row-major one would be packed again for every image.
-        let mut w_t = vec![T::ZERO; k * d.o];
+        let mut w_t = recycle::zeros(k * d.o);
         for (o, w_row) in w.data().chunks(d.rows.max(1)).enumerate() {
             w_row.iter().enumerate().for_each(|(r, &v)| w_t[r * d.o + o] = v);
         }
@@ -359,22 +361,24 @@ impl<T: Float> Op<T> for Conv2dOp {
         let src = x.data();
         let per = d.o * d.cols;
         let len = d.n * per;
-        let mut out: Vec<T> = Vec::with_capacity(len);
+        let mut out: Vec<T> = recycle::take(len);
         let dst = &mut out.spare_capacity_mut()[..len];
         if per > 0 {
             dst.par_chunks_mut(d.group * per).enumerate().for_each(|(g, chunk)| {
-                let mut cols = d.columns_buffer(bias.is_some());
-                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
-                    let b = g * d.group + j;
-                    d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                    let cols = Operand::by_rows(&cols, d.cols);
-                    for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
-                        let lo = band * OUT_BAND;
-                        let rows = out.len() / d.cols.max(1);
-                        let weight = Operand::transposed(&w_t[lo..], d.o);
-                        gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
+                simd::vectorized(|| {
+                    let mut cols = d.columns_buffer(bias.is_some());
+                    for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                        let b = g * d.group + j;
+                        d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
+                        let cols = Operand::by_rows(&cols, d.cols);
+                        for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
+                            let lo = band * OUT_BAND;
+                            let rows = out.len() / d.cols.max(1);
+                            let weight = Operand::transposed(&w_t[lo..], d.o);
+                            gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
+                        }
                     }
-                }
+                })
             });
         }
         // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity; the chunks of
@@ -426,7 +430,7 @@ impl<T: Float> Op<T> for Conv2dOp {
         let (src, wt, g) = (x.data(), w.data(), grad_out.data());
         let per = d.o * d.cols;
         // The input's gradient is summed into by col2im, so it starts at zero.
-        let mut gx = if need_x { vec![T::ZERO; d.n * d.plane] } else { Vec::new() };
+        let mut gx = if need_x { recycle::zeros(d.n * d.plane) } else { Vec::new() };
         let groups = d.n.div_ceil(d.group);
         let gx_groups: Vec<&mut [T]> = if need_x {
             gx.chunks_mut(d.group * d.plane).collect()
@@ -439,33 +443,41 @@ impl<T: Float> Op<T> for Conv2dOp {
             .into_par_iter()
             .enumerate()
             .map(|(gi, gx_group)| {
-                let mut cols = if need_cols { d.columns_buffer(has_bias) } else { Vec::new() };
-                let mut gcols = if need_x { vec![T::ZERO; d.rows * d.cols] } else { Vec::new() };
-                let mut gwb_t = vec![T::ZERO; k * d.o];
-                let first = gi * d.group;
-                for b in first..(first + d.group).min(d.n) {
-                    let g_b = &g[b * per..(b + 1) * per];
-                    if need_cols {
-                        // [∂W | ∂bias]ᵀ += cols·G_bᵀ, kept transposed, (k, O): gemm then reads
-                        // the large columns matrix in place and packs only G_b.
-                        d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                        let (cols, g_b_t) = (Operand::by_rows(&cols, d.cols), Operand::transposed(g_b, d.cols));
-                        gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
+                simd::vectorized(|| {
+                    let mut cols = if need_cols { d.columns_buffer(has_bias) } else { Buffer::default() };
+                    let mut gcols = Buffer::new(if need_x { recycle::zeros(d.rows * d.cols) } else { Vec::new() });
+                    let mut gwb_t = recycle::zeros(k * d.o);
+                    let first = gi * d.group;
+                    for b in first..(first + d.group).min(d.n) {
+                        let g_b = &g[b * per..(b + 1) * per];
+                        if need_cols {
+                            // [∂W | ∂bias]ᵀ += cols·G_bᵀ, kept transposed, (k, O): gemm then reads
+                            // the large columns matrix in place and packs only G_b.
+                            d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
+                            let (cols, g_b_t) = (Operand::by_rows(&cols, d.cols), Operand::transposed(g_b, d.cols));
+                            gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
+                        }
+                        if need_x {
+                            let w_t = Operand::transposed(wt, d.rows);
+                            gemm_overwrite(
+                                &mut gcols,
+                                (d.rows, d.o, d.cols),
+                                w_t,
+                                Operand::by_rows(g_b, d.cols),
+                                d.inner,
+                            );
+                            let j = b - first;
+                            d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
+                        }
                     }
-                    if need_x {
-                        let w_t = Operand::transposed(wt, d.rows);
-                        gemm_overwrite(&mut gcols, (d.rows, d.o, d.cols), w_t, Operand::by_rows(g_b, d.cols), d.inner);
-                        let j = b - first;
-                        d.win.fold_add(d.c, &gcols, &mut gx_group[j * d.plane..(j + 1) * d.plane]);
-                    }
-                }
-                gwb_t
+                    gwb_t
+                })
             })
             .reduce_with(|mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(a, &b)| *a += b);
                 a
             })
-            .unwrap_or_else(|| vec![T::ZERO; k * d.o]);
+            .unwrap_or_else(|| recycle::zeros(k * d.o));
         let gw = || (0..d.o).flat_map(|o| gwb_t[o..d.rows * d.o].iter().step_by(d.o).copied()).collect();
         let gb = || gwb_t[d.rows * d.o..].to_vec();
         let mut grads = smallvec::smallvec![

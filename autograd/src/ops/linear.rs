@@ -14,6 +14,7 @@ use smallvec::smallvec;
 
 use super::matmul::{gemm_accumulate, gemm_new, Operand};
 use crate::op::TensorGrads;
+use crate::recycle;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
 use crate::{Float, Op, Tensor, Var};
@@ -25,7 +26,7 @@ struct MatMulBias;
 /// zero-filling it first (`vec![0; n]`) cost as much as the copy.
 fn bias_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
     let (width, len) = (bias.len(), rows * bias.len());
-    let mut out = Vec::with_capacity(len);
+    let mut out = recycle::take(len);
     if width == 0 {
         return out;
     }

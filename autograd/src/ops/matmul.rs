@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::recycle;
 use crate::shape::Shape;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
@@ -180,7 +181,7 @@ pub(crate) fn gemm_new<T: Float>(
     parallelism: Parallelism,
 ) -> Vec<T> {
     let len = mkn.0 * mkn.2;
-    let mut out = Vec::with_capacity(len);
+    let mut out = recycle::take(len);
     gemm_into(&mut out.spare_capacity_mut()[..len], mkn, lhs, rhs, parallelism);
     // SAFETY: `gemm_into` writes every one of the `len` = m·n slots it is given, which are the
     // first `len` slots of `out`'s capacity.
@@ -226,7 +227,7 @@ fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans
     let rhs =
         |data| Operand { data, row_stride: if trans_rhs { 1 } else { n }, col_stride: if trans_rhs { k } else { 1 } };
     let len = d.batch * m * n;
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = recycle::take(len);
     let dst = &mut out.spare_capacity_mut()[..len];
     if d.batch_rhs == 1 && !trans_lhs {
         // (B, M, K)·(K, N) is one (B·M, K)·(K, N) product: the left side's rows are contiguous.

@@ -9,6 +9,8 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::ops::softmax::sum_zip;
+use crate::recycle;
+use crate::simd;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -23,12 +25,24 @@ struct LayerNormOp<T> {
 }
 
 /// Mean and `1/√(var + eps)` of one row (biased variance, two passes for accuracy).
-#[inline]
+#[inline(always)]
 fn row_stats<T: Float>(x: &[T], eps: T) -> (T, T) {
     let inv_n = T::ONE / T::from_usize(x.len());
     let mean = sum_zip(x, x, |v, _| v) * inv_n;
     let var = sum_zip(x, x, |v, _| (v - mean) * (v - mean)) * inv_n;
     (mean, T::ONE / (var + eps).sqrt())
+}
+
+simd::kernel! {
+    /// `o = (x − μ)·r ⊙ w + b` for one row; returns the row's `(μ, r)`.
+    fn normalize_row[T: Float](o: &mut [T], x: &[T], affine: (&[T], &[T]), eps: T) -> (T, T) where [] {
+        let (w, b) = affine;
+        let (mean, rstd) = row_stats(x, eps);
+        for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+            *o = (v - mean) * rstd * w + b;
+        }
+        (mean, rstd)
+    }
 }
 
 impl<T: Float> Op<T> for LayerNormOp<T> {
@@ -39,15 +53,9 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
         let (x, w, b) = (inputs[0], inputs[1].data(), inputs[2].data());
         let d = w.len();
         let eps = T::from_f64(self.eps);
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = recycle::zeros(x.numel());
         let mut stats = vec![(T::ZERO, T::ZERO); x.numel() / d.max(1)];
-        let row = |o: &mut [T], s: &mut (T, T), x: &[T]| {
-            let (mean, rstd) = row_stats(x, eps);
-            *s = (mean, rstd);
-            for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                *o = (v - mean) * rstd * w + b;
-            }
-        };
+        let row = |o: &mut [T], s: &mut (T, T), x: &[T]| *s = normalize_row(o, x, (w, b), eps);
         if d > 0 && out.len() >= crate::PAR_THRESHOLD {
             out.par_chunks_mut(d)
                 .zip(stats.par_iter_mut())
@@ -87,14 +95,14 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
         let (xv, wv, g) = (x.value(), w.value(), grad_out.value());
         let d = wv.numel();
         let stats = self.stats.borrow();
-        let mut gx = vec![T::ZERO; if need_x { xv.numel() } else { 0 }];
+        let mut gx = recycle::zeros(if need_x { xv.numel() } else { 0 });
         let inv_n = T::ONE / T::from_usize(d);
         let wd = wv.data();
         // One block of rows: writes its rows of ∂/∂x and returns its partial ∂/∂w, ∂/∂b.
-        let block = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
-            let mut gw = vec![T::ZERO; if need_w { d } else { 0 }];
-            let mut gb = vec![T::ZERO; if need_b { d } else { 0 }];
-            let mut gh = vec![T::ZERO; if need_x { d } else { 0 }];
+        let block_rows = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
+            let mut gw = recycle::zeros(if need_w { d } else { 0 });
+            let mut gb = recycle::zeros(if need_b { d } else { 0 });
+            let mut gh = recycle::zeros(if need_x { d } else { 0 });
             for (r, &(mean, rstd)) in stats.iter().enumerate() {
                 let (x, g) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
                 if need_w {
@@ -119,6 +127,9 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
                 }
             }
             (gw, gb)
+        };
+        let block = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
+            simd::vectorized(|| block_rows(gx, x, g, stats))
         };
         let add = |(mut w1, mut b1): (Vec<T>, Vec<T>), (w2, b2): (Vec<T>, Vec<T>)| {
             w1.iter_mut().zip(w2).for_each(|(a, b)| *a += b);

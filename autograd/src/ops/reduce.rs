@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use crate::shape::{self, Shape};
+use crate::simd;
 use crate::tape::shape_panic;
 use smallvec::smallvec;
 
@@ -44,6 +45,7 @@ fn reduced_shape(shape: &[usize], mask: &[usize], keep: bool) -> Shape {
 /// Folds every element of `t` into the output slot it reduces to. `kept` is the shape of the
 /// result with reduced dims kept as 1. The innermost run is handed over whole, so sums over
 /// the last axis and over leading axes both vectorize.
+#[inline(always)]
 fn reduce_into<T: Float>(t: &Tensor<T>, kept: &[usize], init: T, fold_run: impl Fn(&mut [T], &[T], usize)) -> Vec<T> {
     let mut out = vec![init; shape::numel(kept)];
     let ostrides = shape::broadcast_strides(kept, t.shape());
@@ -73,24 +75,38 @@ fn sum_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
         let n = t.shape()[rank - 1].max(1);
         return t.data().par_chunks(n).map(|row| row.iter().copied().sum()).collect();
     }
-    reduce_into(t, kept, T::ZERO, |acc, run, step| {
-        if step == 0 {
-            acc[0] += run.iter().copied().sum::<T>();
-        } else {
-            acc.iter_mut().zip(run).for_each(|(a, &x)| *a += x);
-        }
-    })
+    sum_runs(t, kept)
 }
 
 /// Maximum over the masked axes (keepdim shape); NaN propagates.
 fn max_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
-    reduce_into(t, kept, T::NEG_INFINITY, |acc, run, step| {
-        if step == 0 {
-            acc[0] = run.iter().fold(acc[0], |m, &x| m.max(x));
-        } else {
-            acc.iter_mut().zip(run).for_each(|(a, &x)| *a = a.max(x));
-        }
-    })
+    max_runs(t, kept)
+}
+
+simd::kernel! {
+    /// [`sum_kept`]'s general case: the runs folded by [`reduce_into`].
+    fn sum_runs[T: Float](t: &Tensor<T>, kept: &[usize]) -> Vec<T> where [] {
+        reduce_into(t, kept, T::ZERO, |acc, run, step| {
+            if step == 0 {
+                acc[0] += run.iter().copied().sum::<T>();
+            } else {
+                acc.iter_mut().zip(run).for_each(|(a, &x)| *a += x);
+            }
+        })
+    }
+}
+
+simd::kernel! {
+    /// [`max_kept`]'s runs folded by [`reduce_into`].
+    fn max_runs[T: Float](t: &Tensor<T>, kept: &[usize]) -> Vec<T> where [] {
+        reduce_into(t, kept, T::NEG_INFINITY, |acc, run, step| {
+            if step == 0 {
+                acc[0] = run.iter().fold(acc[0], |m, &x| m.max(x));
+            } else {
+                acc.iter_mut().zip(run).for_each(|(a, &x)| *a = a.max(x));
+            }
+        })
+    }
 }
 
 /// The reduction ops share their axis handling.

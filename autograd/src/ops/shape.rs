@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use crate::recycle;
 use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var, PAR_THRESHOLD};
@@ -48,7 +49,7 @@ fn permute_tensor<T: Float>(t: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
     if n <= 1 || perm.iter().enumerate().all(|(d, &p)| d == p) {
         return t.reshape(&out_shape);
     }
-    let mut out = vec![T::ZERO; n];
+    let mut out = recycle::zeros(n);
     // One chunk per index of the outermost output dim; within it, runs along the innermost.
     let (rest_shape, rest_strides) = (&out_shape[1..], &strides[1..]);
     fill_chunks(&mut out, n / out_shape[0], |i, chunk| {
@@ -172,7 +173,7 @@ impl<T: Float> Op<T> for NarrowOp {
         out_shape[self.axis] = self.len;
         let src = t.data();
         let block = self.len * inner;
-        let mut out = vec![T::ZERO; outer * block];
+        let mut out = recycle::zeros(outer * block);
         fill_chunks(&mut out, block, |i, chunk| {
             let o = i * size * inner + self.start * inner;
             chunk.copy_from_slice(&src[o..o + block]);
@@ -205,7 +206,7 @@ impl<T: Float> Op<T> for PadOp {
         out_shape[self.axis] = size;
         let src = t.data();
         let block = len * inner;
-        let mut out = vec![T::ZERO; outer * size * inner];
+        let mut out = recycle::zeros(outer * size * inner);
         fill_chunks(&mut out, size * inner, |i, chunk| {
             let o = self.before * inner;
             chunk[o..o + block].copy_from_slice(&src[i * block..(i + 1) * block]);
@@ -241,7 +242,7 @@ impl<T: Float> Op<T> for ConcatOp {
         let total: usize = inputs.iter().map(|t| t.shape()[self.axis]).sum();
         let mut out_shape = Shape::from_slice(first);
         out_shape[self.axis] = total;
-        let mut out = vec![T::ZERO; outer * total * inner];
+        let mut out = recycle::zeros(outer * total * inner);
         fill_chunks(&mut out, total * inner, |i, chunk| {
             let mut pos = 0;
             for t in inputs {
@@ -289,7 +290,7 @@ impl<T: Float> Op<T> for IndexSelectOp {
         let mut out_shape = Shape::from_slice(t.shape());
         out_shape[0] = self.ids.len();
         let src = t.data();
-        let mut out = vec![T::ZERO; self.ids.len() * row];
+        let mut out = recycle::zeros(self.ids.len() * row);
         fill_chunks(&mut out, row, |k, chunk| {
             let o = self.ids[k] * row;
             chunk.copy_from_slice(&src[o..o + row]);
@@ -321,7 +322,7 @@ impl<T: Float> Op<T> for IndexAddOp {
         check_ids("index_add", &self.ids, &out_shape);
         let row = shape::numel(&t.shape()[1..]);
         let src = t.data();
-        let mut out = vec![T::ZERO; self.rows * row];
+        let mut out = recycle::zeros(self.rows * row);
         // Ids may repeat, so rows are accumulated one after another (each add vectorizes).
         for (k, &i) in self.ids.iter().enumerate() {
             out[i * row..(i + 1) * row].iter_mut().zip(&src[k * row..(k + 1) * row]).for_each(|(o, &x)| *o += x);

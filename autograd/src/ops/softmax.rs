@@ -11,7 +11,9 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use crate::recycle;
 use crate::shape;
+use crate::simd;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -42,23 +44,25 @@ fn for_each_lane<T: Float>(
     }
     let block = n * inner;
     let run_block = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
-        if inner == 1 {
-            f(a, b, o);
-            return;
-        }
-        let mut scratch = vec![T::ZERO; 3 * n];
-        let (sa, rest) = scratch.split_at_mut(n);
-        let (sb, so) = rest.split_at_mut(n);
-        for k in 0..inner {
-            for j in 0..n {
-                sa[j] = a[j * inner + k];
-                sb[j] = b[j * inner + k];
+        simd::vectorized(|| {
+            if inner == 1 {
+                f(a, b, o);
+                return;
             }
-            f(sa, sb, so);
-            for j in 0..n {
-                o[j * inner + k] = so[j];
+            let mut scratch = recycle::zeros(3 * n);
+            let (sa, rest) = scratch.split_at_mut(n);
+            let (sb, so) = rest.split_at_mut(n);
+            for k in 0..inner {
+                for j in 0..n {
+                    sa[j] = a[j * inner + k];
+                    sb[j] = b[j * inner + k];
+                }
+                f(sa, sb, so);
+                for j in 0..n {
+                    o[j * inner + k] = so[j];
+                }
             }
-        }
+        })
     };
     if out.len() >= crate::PAR_THRESHOLD {
         let min_len = (MIN_TASK_ELEMS / block).max(1);
@@ -73,7 +77,7 @@ fn for_each_lane<T: Float>(
 
 /// `Σᵢ f(aᵢ, bᵢ)` with eight independent accumulators, so that the compiler can vectorize the
 /// sum (a single running float sum is a serial dependency chain it may not reorder).
-#[inline]
+#[inline(always)]
 pub(crate) fn sum_zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -95,7 +99,7 @@ pub(crate) fn sum_zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
 /// The largest element of a lane. A plain comparison (unlike the NaN-aware `Float::max`) over
 /// eight independent running maxima, so that it vectorizes: a NaN in the lane is skipped here
 /// but still makes the lane's `exp` sum NaN.
-#[inline]
+#[inline(always)]
 pub(crate) fn lane_max<T: Float>(x: &[T]) -> T {
     let pick = |m: T, v: T| if v > m { v } else { m };
     let mut acc = [T::NEG_INFINITY; 8];
@@ -110,7 +114,7 @@ pub(crate) fn lane_max<T: Float>(x: &[T]) -> T {
 }
 
 /// `out = softmax(x)` over one lane.
-#[inline]
+#[inline(always)]
 fn softmax_lane<T: Float>(x: &[T], out: &mut [T]) {
     let m = lane_max(x);
     // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
@@ -120,7 +124,7 @@ fn softmax_lane<T: Float>(x: &[T], out: &mut [T]) {
 }
 
 /// `ln Σ exp(x)` over one lane, shifted by its maximum.
-#[inline]
+#[inline(always)]
 fn logsumexp_lane<T: Float>(x: &[T]) -> T {
     let m = lane_max(x);
     let s = sum_zip(x, x, |v, _| (v - m).exp());
@@ -145,7 +149,7 @@ impl<T: Float> Op<T> for SoftmaxOp {
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let x = inputs[0];
         let (_, n, inner) = split_at_axis(x.shape(), self.axis);
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = recycle::zeros(x.numel());
         let src = x.data();
         for_each_lane(src, src, &mut out, n, inner, |x, _, o| softmax_lane(x, o));
         Tensor::from_vec(out, x.shape())
@@ -160,7 +164,7 @@ impl<T: Float> Op<T> for SoftmaxOp {
         }
         let (y, g) = (out.value(), grad_out.value());
         let (_, n, inner) = split_at_axis(y.shape(), self.axis);
-        let mut gx = vec![T::ZERO; y.numel()];
+        let mut gx = recycle::zeros(y.numel());
         for_each_lane(y.data(), g.data(), &mut gx, n, inner, |y, g, o| {
             let dot = sum_zip(y, g, |y, g| y * g);
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
@@ -182,7 +186,7 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let x = inputs[0];
         let (_, n, inner) = split_at_axis(x.shape(), self.axis);
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = recycle::zeros(x.numel());
         let src = x.data();
         for_each_lane(src, src, &mut out, n, inner, |x, _, o| {
             let lse = logsumexp_lane(x);
@@ -200,7 +204,7 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
         }
         let (y, g) = (out.value(), grad_out.value());
         let (_, n, inner) = split_at_axis(y.shape(), self.axis);
-        let mut gx = vec![T::ZERO; y.numel()];
+        let mut gx = recycle::zeros(y.numel());
         for_each_lane(y.data(), g.data(), &mut gx, n, inner, |y, g, o| {
             let total = sum_zip(g, g, |g, _| g);
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
@@ -208,6 +212,13 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
             }
         });
         vec![Some(tape.constant(Tensor::from_vec(gx, y.shape())))]
+    }
+}
+
+simd::kernel! {
+    /// [`logsumexp_lane`] of one row, compiled for the CPU's vector instructions.
+    fn logsumexp_row[T: Float](x: &[T]) -> T where [] {
+        logsumexp_lane(x)
     }
 }
 
@@ -230,10 +241,10 @@ impl<T: Float> Op<T> for CrossEntropyOp<T> {
             x.data()
                 .par_chunks(c)
                 .with_min_len((MIN_TASK_ELEMS / c).max(1))
-                .map(logsumexp_lane)
+                .map(logsumexp_row)
                 .collect_into_vec(&mut lse);
         } else if c > 0 {
-            lse.extend(x.data().chunks(c).map(logsumexp_lane));
+            lse.extend(x.data().chunks(c).map(logsumexp_row));
         }
         // NOTE: the N per-row losses are summed in f64 so that an f32 mean over a big batch
         // does not drift.
@@ -250,7 +261,7 @@ impl<T: Float> Op<T> for CrossEntropyOp<T> {
         let (rows, c) = (shape[0], shape[1]);
         let scale = 1.0 / rows as f64;
         if tape.is_recording() {
-            let mut onehot = vec![T::ZERO; rows * c];
+            let mut onehot = recycle::zeros(rows * c);
             for (i, &t) in self.targets.iter().enumerate() {
                 onehot[i * c + t] = T::ONE;
             }
@@ -260,11 +271,13 @@ impl<T: Float> Op<T> for CrossEntropyOp<T> {
         let g = grad_out.item() * T::from_f64(scale);
         let xv = x.value();
         let lse = self.lse.borrow();
-        let mut gx = vec![T::ZERO; rows * c];
+        let mut gx = recycle::zeros(rows * c);
         let row = |o: &mut [T], x: &[T], l: T, t: usize| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = g * (v - l).exp();
-            }
+            simd::vectorized(|| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = g * (v - l).exp();
+                }
+            });
             o[t] -= g;
         };
         if c > 0 && gx.len() >= crate::PAR_THRESHOLD {

@@ -39,8 +39,9 @@ pub(crate) enum Part {
 /// (`b.col_stride == 1`), into the `m × n` block of `dst` whose rows are `dst_row_stride` apart,
 /// computing the [`Part`] asked for (elements outside it are left untouched).
 ///
-/// `f32` products run on [`avx512`]'s wider block when the build targets AVX-512; the sums are
-/// the same, in the same order, so the results are identical to the generic block's.
+/// `f32` products run on [`avx512`]'s wider block on a CPU with AVX-512 (chosen at run time,
+/// see [`simd`](crate::simd)); the sums are the same, in the same order, each step fused, so the
+/// results are identical to the generic block's at every level.
 ///
 /// # Panics
 /// If `b`'s columns are not contiguous, `dst_row_stride < n`, or an operand's or the
@@ -54,21 +55,38 @@ pub(crate) fn product<T: Float>(
     part: Part,
 ) {
     check(dst.len(), dst_row_stride, mkn, a, b);
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    if let (Some(a32), Some(b32)) = (T::as_f32s(a.data), T::as_f32s(b.data)) {
-        let dst = T::as_f32s_mut(dst).expect("the destination is f32 when its operands are");
-        let a = Operand { data: a32, row_stride: a.row_stride, col_stride: a.col_stride };
-        let b = Operand { data: b32, row_stride: b.row_stride, col_stride: b.col_stride };
-        // SAFETY: `check` passed for these same lengths, sizes and strides, which is the
-        // contract of `blocks`; `blocks` calls the closure only as its contract for `block`
-        // says (rows of `a` below `m`, `p < k`, `j0 + 32 ≤ n`), which is `avx512::block`'s.
-        unsafe {
-            blocks::<f32, 8, 32>(dst, dst_row_stride, mkn, a, b, part, |r, j0, ps| avx512::block(r, a, b, j0, ps))
-        };
-        return;
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() >= crate::simd::Level::Avx512 {
+        if let (Some(a32), Some(b32)) = (T::as_f32s(a.data), T::as_f32s(b.data)) {
+            let dst = T::as_f32s_mut(dst).expect("the destination is f32 when its operands are");
+            let a = Operand { data: a32, row_stride: a.row_stride, col_stride: a.col_stride };
+            let b = Operand { data: b32, row_stride: b.row_stride, col_stride: b.col_stride };
+            // SAFETY: the level is `Avx512` only where `simd::detected` found AVX-512 F (and
+            // FMA, part of the `Avx2` level below it) on this CPU, the features `avx512::product`
+            // is compiled for; and `check` passed for these lengths, sizes and strides, which is
+            // its contract.
+            unsafe { avx512::product(dst, dst_row_stride, mkn, a, b, part) };
+            return;
+        }
     }
-    // SAFETY: as above, with the generic block, whose contract is the same.
-    unsafe { blocks::<T, MR, NR>(dst, dst_row_stride, mkn, a, b, part, |r, j0, ps| block(r, a, b, j0, ps)) }
+    generic_product(dst, dst_row_stride, mkn, a, b, part);
+}
+
+crate::simd::kernel! {
+    /// [`product`] with the generic block, for operands that passed [`check`].
+    fn generic_product[T: Float](
+        dst: &mut [T],
+        dst_row_stride: usize,
+        mkn: (usize, usize, usize),
+        a: Operand<'_, T>,
+        b: Operand<'_, T>,
+        part: Part,
+    ) where [] {
+        // SAFETY: `product`, the only caller, ran `check` on these arguments, which is the
+        // contract of `blocks`; `blocks` calls the closure only as its contract for `block` says
+        // (rows of `a` below `m`, `p < k`, `j0 + NR ≤ n`).
+        unsafe { blocks::<T, MR, NR>(dst, dst_row_stride, mkn, a, b, part, |r, j0, ps| block(r, a, b, j0, ps)) }
+    }
 }
 
 /// The checks that make every read and write of [`blocks`] land inside its slice: `b`'s rows
@@ -203,13 +221,34 @@ unsafe fn block<T: Float>(
 /// attention backward took 119–134 ms over 60 steps against 134–136 (three runs each, timing
 /// each op; the forward within noise); the compiler's own 512-bit code for the generic block,
 /// with the preference turned off for the whole build, had made attention 5–8 times slower.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::{
         __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
+    use super::{blocks, Part};
     use crate::ops::matmul::Operand;
+
+    /// [`super::product`] for `f32` with the `8 × 32` block, compiled for AVX-512 (and FMA):
+    /// `blocks` and `block` are inlined here, so the intrinsics compile to single instructions.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and FMA; and `super::check` passed for these arguments.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn product(
+        dst: &mut [f32],
+        dst_row_stride: usize,
+        mkn: (usize, usize, usize),
+        a: Operand<'_, f32>,
+        b: Operand<'_, f32>,
+        part: Part,
+    ) {
+        // SAFETY: `check` passed (this function's contract), which is `blocks`'s; `blocks` calls
+        // the closure only as `block`'s contract says (rows of `a` below `m`, `p < k`,
+        // `j0 + 32 ≤ n`); the CPU features are this function's contract too.
+        unsafe { blocks::<f32, 8, 32>(dst, dst_row_stride, mkn, a, b, part, |r, j0, ps| block(r, a, b, j0, ps)) }
+    }
 
     /// The `8 × 32` block of `a · b` at columns `j0..j0 + 32`, for the rows of `a` starting at
     /// the offsets `rows`, summed over the inner indices `ps`: the generic block's sums, in the

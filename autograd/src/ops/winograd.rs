@@ -31,6 +31,8 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_accumulate, gemm_overwrite, Operand};
 use crate::op::TensorGrads;
+use crate::recycle;
+use crate::simd;
 use crate::{Float, Tensor};
 
 /// Input channels from which conv2d takes this path for a 3×3, stride-1 kernel: below it the
@@ -147,12 +149,12 @@ impl Tiles {
     /// A thread's buffers, all zero: the image-sized ones as `uses` says, the rest always.
     fn buffers<T: Float>(&self, uses: Uses) -> Buffers<T> {
         let plane = self.th * self.wp;
-        let zeros = |used: bool, n: usize| if used { vec![T::ZERO; n] } else { Vec::new() };
+        let zeros = |used: bool, n: usize| if used { recycle::zeros(n) } else { Vec::new() };
         Buffers {
             rows: zeros(uses.rows, self.c * self.rows_plane()),
             grad_rows: zeros(uses.grad_rows, self.c * self.rows_plane()),
-            planes: vec![T::ZERO; 4 * plane],
-            split: vec![T::ZERO; 12 * (self.slots + 1)],
+            planes: recycle::zeros(4 * plane),
+            split: recycle::zeros(12 * (self.slots + 1)),
             dy_rows: zeros(uses.dy_rows, 2 * plane),
         }
     }
@@ -408,7 +410,7 @@ fn update3<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, 
 fn weight_transform<T: Float>(w: &[T], o: usize, c: usize) -> Vec<T> {
     let half = T::from_f64(0.5);
     let g1 = |a: T, b: T, c: T| [a, (a + b + c) * half, (a - b + c) * half, c];
-    let mut u = vec![T::ZERO; POINTS * o * c];
+    let mut u = recycle::zeros(POINTS * o * c);
     for (k, g) in w.chunks_exact(9).enumerate() {
         let at = (k % c) * o + k / c;
         // Down each kernel column, then across each of the four rows.
@@ -427,7 +429,7 @@ fn weight_transform<T: Float>(w: &[T], o: usize, c: usize) -> Vec<T> {
 fn weight_adjoint<T: Float>(du: &[T], o: usize, c: usize) -> Vec<T> {
     let half = T::from_f64(0.5);
     let g1t = |u: [T; 4]| [u[0] + (u[1] + u[2]) * half, (u[1] - u[2]) * half, (u[1] + u[2]) * half + u[3]];
-    let mut gw = vec![T::ZERO; o * c * 9];
+    let mut gw = recycle::zeros(o * c * 9);
     for (k, g) in gw.chunks_exact_mut(9).enumerate() {
         let at = (k % c) * o + k / c;
         let point = |r: usize, s: usize| du[(r * 4 + s) * o * c + at];
@@ -451,27 +453,29 @@ pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tens
     let (src, plane, per) = (x.data(), t.c * t.h * t.w, t.o * t.oh * t.ow);
     let (slots, bias) = (t.slots, bias.map(Tensor::data));
     let len = t.n * per;
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = recycle::take(len);
     if per > 0 {
         out.spare_capacity_mut()[..len].par_chunks_mut(t.group * per).enumerate().for_each(|(g, chunk)| {
-            let mut buf = t.buffers(Uses { rows: true, grad_rows: false, dy_rows: false });
-            let mut v = vec![T::ZERO; POINTS * t.c * slots];
-            let mut m = vec![T::ZERO; POINTS * OUT_BAND.min(t.o) * slots];
-            for (j, out_b) in chunk.chunks_mut(per).enumerate() {
-                let b = g * t.group + j;
-                t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
-                t.input_transform(&mut buf, &mut v);
-                for (band, out) in out_b.chunks_mut(OUT_BAND * t.oh * t.ow).enumerate() {
-                    let (lo, o) = (band * OUT_BAND, out.len() / (t.oh * t.ow));
-                    for xi in 0..POINTS {
-                        let u_xi = Operand::transposed(&u[xi * t.o * t.c + lo..(xi + 1) * t.o * t.c], t.o);
-                        let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
-                        let m_xi = &mut m[xi * o * slots..(xi + 1) * o * slots];
-                        gemm_overwrite(m_xi, (o, t.c, slots), u_xi, v_xi, t.inner);
+            simd::vectorized(|| {
+                let mut buf = t.buffers(Uses { rows: true, grad_rows: false, dy_rows: false });
+                let mut v = recycle::zeros(POINTS * t.c * slots);
+                let mut m = recycle::zeros(POINTS * OUT_BAND.min(t.o) * slots);
+                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                    let b = g * t.group + j;
+                    t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
+                    t.input_transform(&mut buf, &mut v);
+                    for (band, out) in out_b.chunks_mut(OUT_BAND * t.oh * t.ow).enumerate() {
+                        let (lo, o) = (band * OUT_BAND, out.len() / (t.oh * t.ow));
+                        for xi in 0..POINTS {
+                            let u_xi = Operand::transposed(&u[xi * t.o * t.c + lo..(xi + 1) * t.o * t.c], t.o);
+                            let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
+                            let m_xi = &mut m[xi * o * slots..(xi + 1) * o * slots];
+                            gemm_overwrite(m_xi, (o, t.c, slots), u_xi, v_xi, t.inner);
+                        }
+                        t.output_transform(&m[..POINTS * o * slots], bias.map(|b| &b[lo..lo + o]), out, &mut buf);
                     }
-                    t.output_transform(&m[..POINTS * o * slots], bias.map(|b| &b[lo..lo + o]), out, &mut buf);
                 }
-            }
+            })
         });
     }
     // SAFETY: the chunks of `per` = O·OH·OW elements partition the first `len` slots of `out`'s
@@ -500,7 +504,7 @@ pub(super) fn backward<T: Float>(
     let (src, g) = (x.data(), grad.data());
     let (plane, per, slots) = (t.c * t.h * t.w, t.o * t.oh * t.ow, t.slots);
     let gx_len = if need_x { t.n * plane } else { 0 };
-    let mut gx: Vec<T> = Vec::with_capacity(gx_len);
+    let mut gx: Vec<T> = recycle::take(gx_len);
     let groups = t.n.div_ceil(t.group);
     let gx_groups: Vec<&mut [MaybeUninit<T>]> = if need_x {
         gx.spare_capacity_mut()[..gx_len].chunks_mut(t.group * plane).collect()
@@ -509,55 +513,57 @@ pub(super) fn backward<T: Float>(
     };
     // Each thread sums its images' ∂U (and bias gradient) into buffers of its own; the few
     // buffers are added at the end.
-    let zeros = |n: usize| vec![T::ZERO; n];
+    let zeros = |n: usize| recycle::zeros(n);
     let (du, db) = gx_groups
         .into_par_iter()
         .enumerate()
         .map(|(gi, gx_group)| {
-            let (mut du, mut db) = (zeros(POINTS * t.o * t.c), zeros(t.o));
-            let mut buf = t.buffers(Uses { rows: need_w, grad_rows: need_x, dy_rows: need_x || need_w });
-            let mut v = zeros(if need_w { POINTS * t.c * slots } else { 0 });
-            let mut dv = zeros(if need_x { POINTS * t.c * slots } else { 0 });
-            let mut dm = zeros(POINTS * t.o * slots);
-            let first = gi * t.group;
-            for b in first..(first + t.group).min(t.n) {
-                let g_b = &g[b * per..(b + 1) * per];
-                if need_b {
-                    for (d, img) in db.iter_mut().zip(g_b.chunks_exact((t.oh * t.ow).max(1))) {
-                        *d += img.iter().fold(T::ZERO, |acc, &v| acc + v);
+            simd::vectorized(|| {
+                let (mut du, mut db) = (zeros(POINTS * t.o * t.c), zeros(t.o));
+                let mut buf = t.buffers(Uses { rows: need_w, grad_rows: need_x, dy_rows: need_x || need_w });
+                let mut v = zeros(if need_w { POINTS * t.c * slots } else { 0 });
+                let mut dv = zeros(if need_x { POINTS * t.c * slots } else { 0 });
+                let mut dm = zeros(POINTS * t.o * slots);
+                let first = gi * t.group;
+                for b in first..(first + t.group).min(t.n) {
+                    let g_b = &g[b * per..(b + 1) * per];
+                    if need_b {
+                        for (d, img) in db.iter_mut().zip(g_b.chunks_exact((t.oh * t.ow).max(1))) {
+                            *d += img.iter().fold(T::ZERO, |acc, &v| acc + v);
+                        }
+                    }
+                    if !(need_x || need_w) {
+                        continue;
+                    }
+                    t.output_adjoint(g_b, &mut dm, &mut buf);
+                    if need_w {
+                        t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
+                        t.input_transform(&mut buf, &mut v);
+                        for xi in 0..POINTS {
+                            // ∂U_ξ kept as (C, O), like U: gemm then runs along the 64 output
+                            // channels rather than the 32 input ones, its full micro-kernel height.
+                            let dm_xi = Operand::transposed(&dm[xi * t.o * slots..(xi + 1) * t.o * slots], slots);
+                            let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
+                            let du_xi = &mut du[xi * t.o * t.c..(xi + 1) * t.o * t.c];
+                            gemm_accumulate(du_xi, (t.c, slots, t.o), v_xi, dm_xi, t.inner);
+                        }
+                    }
+                    if need_x {
+                        for xi in 0..POINTS {
+                            let u_xi = Operand::by_rows(&u[xi * t.o * t.c..(xi + 1) * t.o * t.c], t.o);
+                            let dm_xi = Operand::by_rows(&dm[xi * t.o * slots..(xi + 1) * t.o * slots], slots);
+                            let dv_xi = &mut dv[xi * t.c * slots..(xi + 1) * t.c * slots];
+                            gemm_overwrite(dv_xi, (t.c, t.o, slots), u_xi, dm_xi, t.inner);
+                            // Zero as ∂M's spare slots are, whatever the weights hold.
+                            dv_xi.chunks_exact_mut(slots).for_each(|points| t.clear_spare(points));
+                        }
+                        t.input_adjoint(&dv, &mut buf);
+                        let j = b - first;
+                        t.join_rows(&buf.grad_rows, &mut gx_group[j * plane..(j + 1) * plane]);
                     }
                 }
-                if !(need_x || need_w) {
-                    continue;
-                }
-                t.output_adjoint(g_b, &mut dm, &mut buf);
-                if need_w {
-                    t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
-                    t.input_transform(&mut buf, &mut v);
-                    for xi in 0..POINTS {
-                        // ∂U_ξ kept as (C, O), like U: gemm then runs along the 64 output
-                        // channels rather than the 32 input ones, its full micro-kernel height.
-                        let dm_xi = Operand::transposed(&dm[xi * t.o * slots..(xi + 1) * t.o * slots], slots);
-                        let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
-                        let du_xi = &mut du[xi * t.o * t.c..(xi + 1) * t.o * t.c];
-                        gemm_accumulate(du_xi, (t.c, slots, t.o), v_xi, dm_xi, t.inner);
-                    }
-                }
-                if need_x {
-                    for xi in 0..POINTS {
-                        let u_xi = Operand::by_rows(&u[xi * t.o * t.c..(xi + 1) * t.o * t.c], t.o);
-                        let dm_xi = Operand::by_rows(&dm[xi * t.o * slots..(xi + 1) * t.o * slots], slots);
-                        let dv_xi = &mut dv[xi * t.c * slots..(xi + 1) * t.c * slots];
-                        gemm_overwrite(dv_xi, (t.c, t.o, slots), u_xi, dm_xi, t.inner);
-                        // Zero as ∂M's spare slots are, whatever the weights hold.
-                        dv_xi.chunks_exact_mut(slots).for_each(|points| t.clear_spare(points));
-                    }
-                    t.input_adjoint(&dv, &mut buf);
-                    let j = b - first;
-                    t.join_rows(&buf.grad_rows, &mut gx_group[j * plane..(j + 1) * plane]);
-                }
-            }
-            (du, db)
+                (du, db)
+            })
         })
         .reduce_with(|(mut du, mut db), (du2, db2)| {
             du.iter_mut().zip(&du2).for_each(|(a, &b)| *a += b);

@@ -146,14 +146,11 @@ fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    keep_large_buffers();
+    // The first tape would make the main thread a worker of rayon's pool (see
+    // `autograd::threads`); the data loaders use rayon before any tape exists, so join first.
+    autograd::threads::join_global_pool();
     let cli = Cli::parse();
-    // The command runs on one of rayon's workers, not on the main thread: a parallel op started
-    // from a worker keeps that thread working on its share while the other worker joins in,
-    // where one started from outside the pool is handed over to the pool while the caller sleeps
-    // until it is done (two thread switches per op). Measured with `pente bench`, binaries
-    // alternating: mlp-mnist batch 64 +10–20 %, the digits CNN +2–12 %, the rest within noise.
-    match rayon::scope(|_| run(&cli)) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -183,40 +180,6 @@ fn quiet_on_closed_pipe() {
         // `closed_stdout_ends_quietly`.
         unsafe {
             signal(SIGPIPE, SIG_DFL);
-        }
-    }
-}
-
-/// Makes glibc's allocator serve large blocks from its heap and keep freed memory, instead of
-/// mapping fresh zeroed pages for every block above 32 MiB and returning them on free. Before
-/// the convolution was fused, the CNN's im2col buffers (85 MB per step) spent a third of the
-/// training time in page faults without it (measured with `perf`: `exc_page_fault`,
-/// `clear_page_erms`, memcg charging); a forward-only validation of the char-lm GPT spent 6.2 s
-/// of 11.8 s in the kernel without it, 0.4 s with it. Freed memory then stays with the process
-/// until exit.
-///
-/// All threads share the one heap (`M_ARENA_MAX` 1) because the work runs on rayon's workers
-/// (see `main`): a worker's own arena does not keep freed memory the way the main heap does.
-/// Without this line the CNN trained at 628–713 images/s instead of about 1,400, with 8.5 s of
-/// its 18 s of CPU time in the kernel (page faults, and TLB shootdowns for unmapped memory).
-///
-/// NOTE: this treats a symptom: every op allocates a fresh output buffer. A size-keyed buffer pool
-/// in `autograd` would fix it for every user of the library, not only for this binary.
-fn keep_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_MMAP_THRESHOLD: i32 = -3;
-        const M_ARENA_MAX: i32 = -8;
-        extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        // SAFETY: mallopt only sets allocator tunables; called first thing in main, before any
-        // other thread exists.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, i32::MAX);
-            mallopt(M_TRIM_THRESHOLD, i32::MAX);
-            mallopt(M_ARENA_MAX, 1);
         }
     }
 }

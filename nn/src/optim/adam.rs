@@ -98,6 +98,39 @@ impl<T: Float> AdamW<T> {
     }
 }
 
+/// The numbers of one Adam step for one parameter, as [`update`] takes them.
+#[derive(Clone, Copy)]
+struct Coefficients<T> {
+    b1: T,
+    b2: T,
+    one_b1: T,
+    one_b2: T,
+    step_size: T,
+    inv_bias2_sqrt: T,
+    eps: T,
+    wd: T,
+    shrink: T,
+    l2: bool,
+    decoupled: bool,
+}
+
+autograd::simd::kernel! {
+    /// One Adam step over a chunk of a parameter `p`, its gradient `g` and moments `m`, `v`,
+    /// compiled for the CPU's vector instructions (a kernel of its own rather than a closure
+    /// given to one, so that its loop is compiled for them whatever the inliner decides).
+    fn update[T: Float](k: Coefficients<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) where [] {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = if k.l2 { g + k.wd * *p } else { g };
+            if k.decoupled {
+                *p *= k.shrink;
+            }
+            *m = k.b1 * *m + k.one_b1 * g;
+            *v = k.b2 * *v + k.one_b2 * g * g;
+            *p -= k.step_size * *m / (v.sqrt() * k.inv_bias2_sqrt + k.eps);
+        }
+    }
+}
+
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
         self.step += 1;
@@ -130,17 +163,8 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             let (l2, decoupled) = (decay && !self.decoupled, decay && self.decoupled);
             let m = self.exp_avg[id.index()].get_or_insert_with(|| Tensor::zeros(g.shape()));
             let v = self.exp_avg_sq[id.index()].get_or_insert_with(|| Tensor::zeros(g.shape()));
-            fused(p.data_mut(), g.data(), m.data_mut(), v.data_mut(), |p, g, m, v| {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    let g = if l2 { g + wd * *p } else { g };
-                    if decoupled {
-                        *p *= shrink;
-                    }
-                    *m = b1 * *m + one_b1 * g;
-                    *v = b2 * *v + one_b2 * g * g;
-                    *p -= step_size * *m / (v.sqrt() * inv_bias2_sqrt + eps);
-                }
-            });
+            let k = Coefficients { b1, b2, one_b1, one_b2, step_size, inv_bias2_sqrt, eps, wd, shrink, l2, decoupled };
+            fused(p.data_mut(), g.data(), m.data_mut(), v.data_mut(), |p, g, m, v| update(k, p, g, m, v));
         }
     }
 

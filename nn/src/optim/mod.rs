@@ -144,6 +144,15 @@ pub(crate) fn load_slots<T: Float>(
     }
 }
 
+autograd::simd::kernel! {
+    /// `f(p, g, a, b)` compiled for the CPU's vector instructions: the slices are this
+    /// function's own arguments, so the compiler knows they do not overlap and vectorizes `f`'s
+    /// loop.
+    fn update_chunk[T: Float, F: Fn(&mut [T], &[T], &mut [T], &mut [T])](f: &F, p: &mut [T], g: &[T], a: &mut [T], b: &mut [T]) where [] {
+        f(p, g, a, b)
+    }
+}
+
 /// Runs `f` over matching chunks of a parameter, its gradient and up to two state buffers,
 /// in parallel for large parameters. `f(p, g, a, b)` sees slices of equal length (`b` may be
 /// empty when there is one buffer).
@@ -154,6 +163,8 @@ pub(crate) fn fused<T: Float>(
     b: &mut [T],
     f: impl Fn(&mut [T], &[T], &mut [T], &mut [T]) + Sync + Send,
 ) {
+    // Each chunk's loop compiled for the CPU's vector instructions (see `autograd::simd`).
+    let f = |p: &mut [T], g: &[T], a: &mut [T], b: &mut [T]| update_chunk(&f, p, g, a, b);
     let n = p.len();
     let two = !b.is_empty();
     if n < PAR_MIN {

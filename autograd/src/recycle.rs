@@ -1,0 +1,243 @@
+//! Recycling large buffers: a tensor's buffer of [`MIN_BYTES`] or more goes back to a pool,
+//! keyed by its capacity, when the tensor is dropped, and the next op that needs a buffer of that
+//! size takes it from there instead of from the allocator.
+//!
+//! Why: a training step allocates the same buffers in the same sizes every step. glibc's
+//! allocator serves a block above its mmap threshold (128 KiB at first, growing to at most
+//! 32 MiB) with fresh pages from the kernel and returns them on free, so every step paid a page
+//! fault per 4 KiB of every large activation, and the kernel zeroed each page first: the digits
+//! CNN trained at half speed that way, and a forward-only GPT validation spent half its time in
+//! the kernel. Freed memory of rayon's worker threads goes to per-thread arenas, which give it
+//! back to the kernel the same way. A pool in the library fixes this for every program that uses
+//! it (the `pente` binary used to change glibc's tunables for itself with `mallopt` instead).
+//!
+//! What it keeps: at most [`limit`] bytes (1 GiB unless [`set_limit`] says otherwise) of free
+//! buffers across both element types; a buffer given back beyond that is freed as before.
+//! A training loop takes back on each step what the previous one gave, so the pool holds about
+//! one step's activations between steps and little during one. [`clear`] frees everything kept
+//! (after training, before a long evaluation of another shape, say). Buffers under
+//! [`MIN_BYTES`] are left to the allocator, which serves them from its free lists quickly.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::Float;
+
+/// Buffers smaller than this many bytes are never kept: the allocator reuses small blocks from
+/// its own free lists without a system call.
+pub const MIN_BYTES: usize = 64 << 10;
+
+/// The default of [`limit`]: 1 GiB.
+pub const DEFAULT_LIMIT: usize = 1 << 30;
+
+/// Bytes the pools may keep, across element types.
+static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LIMIT);
+
+/// Bytes kept right now, across element types.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// The free buffers of one element type, by capacity (in elements).
+pub struct Pool<T> {
+    free: Mutex<BTreeMap<usize, Vec<Vec<T>>>>,
+}
+
+impl<T: Float> Pool<T> {
+    /// An empty pool (a `static` per element type: see [`Float::pool`]).
+    pub const fn new() -> Self {
+        Pool { free: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Vec<Vec<T>>>> {
+        // A panic while the lock was held left the map consistent (every change to it is one
+        // call that cannot panic half-way), so a poisoned lock is used as it is.
+        self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<T: Float> Default for Pool<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn bytes<T>(capacity: usize) -> usize {
+    capacity * std::mem::size_of::<T>()
+}
+
+/// An empty vector with room for `n` elements: a kept buffer of capacity exactly `n` when there
+/// is one, else a new allocation.
+pub fn take<T: Float>(n: usize) -> Vec<T> {
+    if bytes::<T>(n) >= MIN_BYTES {
+        if let Some(mut v) = T::pool().lock().get_mut(&n).and_then(Vec::pop) {
+            KEPT.fetch_sub(bytes::<T>(n), Ordering::Relaxed);
+            v.clear();
+            return v;
+        }
+    }
+    Vec::with_capacity(n)
+}
+
+/// `n` copies of `value` in a vector from [`take`].
+pub fn filled<T: Float>(n: usize, value: T) -> Vec<T> {
+    let mut v = take(n);
+    v.resize(n, value);
+    v
+}
+
+/// `n` zeros in a vector from [`take`].
+pub fn zeros<T: Float>(n: usize) -> Vec<T> {
+    filled(n, T::ZERO)
+}
+
+/// Gives a buffer back for [`take`] to hand out again; it is freed instead when it is small,
+/// or when keeping it would pass [`limit`].
+pub fn give<T: Float>(v: Vec<T>) {
+    let capacity = v.capacity();
+    let size = bytes::<T>(capacity);
+    if size < MIN_BYTES {
+        return;
+    }
+    let limit = LIMIT.load(Ordering::Relaxed);
+    let admitted = KEPT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| (kept + size <= limit).then_some(kept + size))
+        .is_ok();
+    if admitted {
+        T::pool().lock().entry(capacity).or_default().push(v);
+    }
+}
+
+/// The most bytes of free buffers kept, across element types.
+pub fn limit() -> usize {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// Sets [`limit`]; 0 turns recycling off. Buffers already kept beyond a lowered limit are freed.
+pub fn set_limit(bytes: usize) {
+    LIMIT.store(bytes, Ordering::Relaxed);
+    if KEPT.load(Ordering::Relaxed) > bytes {
+        clear();
+    }
+}
+
+/// Bytes of free buffers kept right now, across element types.
+pub fn kept() -> usize {
+    KEPT.load(Ordering::Relaxed)
+}
+
+/// Frees every kept buffer.
+pub fn clear() {
+    fn drain<T: Float>() {
+        let drained = std::mem::take(&mut *T::pool().lock());
+        let size: usize = drained.iter().map(|(&cap, vs)| bytes::<T>(cap) * vs.len()).sum();
+        KEPT.fetch_sub(size, Ordering::Relaxed);
+    }
+    drain::<f32>();
+    drain::<f64>();
+}
+
+/// A vector that gives its buffer back to the pool when dropped: what a [`Tensor`](crate::Tensor)
+/// holds its elements in.
+///
+/// It carries the function that gives the buffer back, set where the element type is known to
+/// be a [`Float`], so that `Tensor<T>` itself needs no bound on `T` (a user's
+/// `struct Layer<T> { w: Tensor<T> }` compiles as before).
+pub(crate) struct Buffer<T> {
+    data: Vec<T>,
+    give: fn(Vec<T>),
+}
+
+impl<T: Float> Buffer<T> {
+    pub(crate) fn new(data: Vec<T>) -> Self {
+        Buffer { data, give: give::<T> }
+    }
+}
+
+impl<T: Float> Default for Buffer<T> {
+    fn default() -> Self {
+        Buffer::new(Vec::new())
+    }
+}
+
+impl<T> Buffer<T> {
+    /// The vector, which then no longer goes back to the pool by itself.
+    pub(crate) fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
+    }
+}
+
+impl<T> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        (self.give)(std::mem::take(&mut self.data));
+    }
+}
+
+impl<T: Float> Clone for Buffer<T> {
+    fn clone(&self) -> Self {
+        let mut v = take(self.data.len());
+        v.extend_from_slice(&self.data);
+        Buffer::new(v)
+    }
+}
+
+impl<T> std::ops::Deref for Buffer<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.data
+    }
+}
+
+impl<T> std::ops::DerefMut for Buffer<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tests share the process-wide pool with every other test of the crate, so each uses
+    /// a capacity of its own and looks only at buffers of that capacity.
+    fn kept_of<T: Float>(capacity: usize) -> usize {
+        T::pool().lock().get(&capacity).map_or(0, Vec::len)
+    }
+
+    #[test]
+    fn a_large_buffer_given_back_is_handed_out_again() {
+        let n = 100_003;
+        let v = vec![1.0f32; n];
+        let ptr = v.as_ptr();
+        give(v);
+        assert_eq!(kept_of::<f32>(n), 1);
+        let again: Vec<f32> = take(n);
+        assert_eq!((again.as_ptr(), again.len(), again.capacity()), (ptr, 0, n));
+        assert_eq!(kept_of::<f32>(n), 0);
+    }
+
+    #[test]
+    fn small_buffers_are_left_to_the_allocator() {
+        let n = MIN_BYTES / 8 - 1;
+        give(vec![0.0f64; n]);
+        assert_eq!(kept_of::<f64>(n), 0);
+    }
+
+    #[test]
+    fn filled_writes_every_element_of_a_recycled_buffer() {
+        let n = 100_019;
+        give(vec![7.0f64; n]);
+        let z: Vec<f64> = zeros(n);
+        assert_eq!(z.len(), n);
+        assert!(z.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_dropped_tensor_gives_its_buffer_back() {
+        let n = 100_043;
+        let t = crate::Tensor::from_vec(vec![2.0f32; n], &[n]);
+        let ptr = t.data().as_ptr();
+        drop(t);
+        let again: Vec<f32> = take(n);
+        assert_eq!(again.as_ptr(), ptr);
+    }
+}

@@ -5,11 +5,10 @@
 //! Accuracy, measured against the `f64` functions over every 331st `f32` of the range by the tests
 //! below: `exp` within 1.2 ulp (results that would be subnormal, below `e^−87.3`, are flushed to
 //! zero); `erf` within 1.8e-7 absolute and 3 ulp relative; the normal distribution function
-//! `Φ` (for GELU) within 2.1e-7 absolute and, for `x ≥ −6`, 4.2e-6 relative. With FMA (a native
-//! build) the polynomials use fused multiply-adds. `f64` keeps the platform's functions: it is
-//! the type of gradient checks.
-
-use crate::Float;
+//! `Φ` (for GELU) within 2.1e-7 absolute and, for `x ≥ −6`, 4.2e-6 relative. The polynomials
+//! round each product and sum separately, so that the results are the same bits at every
+//! instruction-set level and in code compiled for any level. `f64` keeps the platform's
+//! functions: it is the type of gradient checks.
 
 /// `e^x` for `f32`: `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its Taylor polynomial of
 /// degree 7 (truncation below 6e-9 relative), times `2^n` built from the exponent bits.
@@ -103,13 +102,18 @@ fn erfc_nonnegative(z: f32) -> f32 {
     t * exp_f32(-z * z + horner(t, &P))
 }
 
-/// `c[0] + x·(c[1] + x·(c[2] + …))`, with fused multiply-adds when the build targets a CPU that
-/// has them (one rounding per step instead of two, and half the instructions: [`Float::mul_add`]).
+/// `c[0] + x·(c[1] + x·(c[2] + …))`, each step a product and a sum rounded separately.
+///
+/// Not fused on purpose: a fused step is one instruction only in code compiled for FMA, and a
+/// call to the C library's `fmaf` elsewhere, which also stops the loop around it from being
+/// vectorized. These functions are called from every kind of code (a kernel compiled for the
+/// CPU's level, a user's closure, a scalar graph), so they are written to be fast and to give the
+/// same bits in all of them (see [`simd`](crate::simd)).
 #[inline(always)]
 fn horner<const N: usize>(x: f32, c: &[f32; N]) -> f32 {
     let mut acc = c[N - 1];
     for &k in c[..N - 1].iter().rev() {
-        acc = Float::mul_add(acc, x, k);
+        acc = acc * x + k;
     }
     acc
 }

@@ -13,6 +13,9 @@
 //!   differentiated again (Hessian-vector products, gradient penalties).
 //! - [`Op`] is the trait every op implements, built-in or yours; [`op`] walks through a complete
 //!   custom op, and [`check`] verifies its gradient against finite differences.
+//! - The speed needs nothing from your program: [`simd`] picks AVX-512, AVX2 or baseline code for
+//!   the kernels when the program runs, [`recycle`] reuses large buffers from step to step, and
+//!   [`threads`] makes the main thread one of rayon's workers at its first tape.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};

@@ -25,8 +25,9 @@ use std::sync::Mutex;
 use crate::Float;
 
 /// Buffers smaller than this many bytes are never kept: the allocator reuses small blocks from
-/// its own free lists without a system call.
-pub const MIN_BYTES: usize = 64 << 10;
+/// its own free lists. (Measured with `perf stat -e page-faults pente bench --workload
+/// char-gpt`: 59,000 page faults with a 64 KiB threshold, 43,000 with 16 KiB or 4 KiB.)
+pub const MIN_BYTES: usize = 16 << 10;
 
 /// The default of [`limit`]: 1 GiB.
 pub const DEFAULT_LIMIT: usize = 1 << 30;

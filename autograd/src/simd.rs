@@ -10,16 +10,12 @@
 //! reductions, softmax, layer norm, attention, convolution, pooling and the optimizers' updates
 //! do. Code outside such a closure is compiled for the build's target, as any Rust code.
 //!
-//! | CPU | [`Level`] | what the closure is compiled for |
+//! | CPU | [`Level`] | what the loops are compiled for |
 //! | --- | --- | --- |
+//! | x86-64 with AVX-512 F, BW, CD, DQ, VL (Intel server cores since 2017, AMD Zen 4) | [`Level::Avx512`] | x86-64-v4: 512-bit vectors; the `f32` tile products of attention use a hand-written 512-bit block |
 //! | x86-64 with AVX2 and FMA (Intel since 2013, AMD since 2015) | [`Level::Avx2`] | x86-64-v3: 256-bit vectors, fused multiply-add |
-//! | x86-64 with AVX-512 too | [`Level::Avx512`] | the same closure code as `Avx2`; the `f32` tile products of attention use 512-bit registers ([`crate::ops`]' tiles) |
 //! | older x86-64 | [`Level::Baseline`] | the build's target |
 //! | aarch64 | [`Level::Baseline`] | the build's target, which includes NEON and FMA |
-//!
-//! Element-wise code stays at 256 bits on AVX-512 CPUs: that is the width compilers choose for
-//! these CPUs themselves (`-C target-cpu=native` gave 256-bit element-wise code), and 512-bit
-//! element-wise loops were not faster here; the hand-written 512-bit tile block is.
 //!
 //! **The same bits at every level.** Rust never fuses a multiply and an add by itself, and every
 //! multiply-add written as one ([`Float::mul_add`](crate::Float::mul_add)) is fused at every
@@ -136,18 +132,28 @@ pub fn set_max_level(cap: Level) {
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if level() >= Level::Avx2 {
-        // SAFETY: `level()` is at least `Avx2` only when `detected()` found every feature of
-        // x86-64-v3 on this CPU (`V3::try_new` checks each), which is the contract of
-        // `V3::new_unchecked`: the token may exist only where its features are present.
-        let v3 = unsafe { pulp::x86::V3::new_unchecked() };
-        return v3.vectorize(f);
+    match level() {
+        Level::Avx512 => {
+            // SAFETY: `level()` is `Avx512` only when `detected()` found every feature of
+            // x86-64-v4 on this CPU (`V3::try_new` checks those of v3, then each AVX-512 one),
+            // which is the contract of `V4::new_unchecked`: the token may exist only where its
+            // features are present.
+            let v4 = unsafe { pulp::x86::V4::new_unchecked() };
+            return v4.vectorize(f);
+        }
+        Level::Avx2 => {
+            // SAFETY: `level()` is `Avx2` only when `detected()` found every feature of x86-64-v3
+            // on this CPU (`V3::try_new` checks each), which is `V3::new_unchecked`'s contract.
+            let v3 = unsafe { pulp::x86::V3::new_unchecked() };
+            return v3.vectorize(f);
+        }
+        Level::Baseline => {}
     }
     f()
 }
 
-/// Defines a function compiled twice, for x86-64-v3 (AVX2, FMA, BMI) and for the build's
-/// target, that runs the first where [`level`] allows it: run-time dispatch without a closure
+/// Defines a function compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA, BMI)
+/// and the build's target, that runs the best one [`level`] allows: run-time dispatch without a closure
 /// boundary, so that the loops of the body are compiled for the level whatever the optimizer
 /// decides about inlining (a closure given to [`vectorized`] is compiled for the level only when
 /// it is inlined there).
@@ -180,14 +186,20 @@ macro_rules! kernel {
         $vis fn $name<$($generics)*>($($arg: $ty),*) $(-> $ret)? where $($where)* {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx,avx2,bmi1,bmi2,fma,lzcnt,popcnt,avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v4<$($generics)*>($($arg: $ty),*) $(-> $ret)? where $($where)* $body
                 #[target_feature(enable = "avx,avx2,bmi1,bmi2,fma,lzcnt,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v3<$($generics)*>($($arg: $ty),*) $(-> $ret)? where $($where)* $body
-                if $crate::simd::level() >= $crate::simd::Level::Avx2 {
-                    // SAFETY: `level()` is at least `Avx2` only when `simd::detected` found every
-                    // feature of x86-64-v3 on this CPU, which includes every feature `v3` is
-                    // compiled for.
-                    return unsafe { v3($($arg),*) };
+                match $crate::simd::level() {
+                    // SAFETY: `level()` is `Avx512` only when `simd::detected` found every feature
+                    // of x86-64-v4 on this CPU, which includes every feature `v4` is compiled for.
+                    $crate::simd::Level::Avx512 => return unsafe { v4($($arg),*) },
+                    // SAFETY: `level()` is `Avx2` only when `simd::detected` found every feature
+                    // of x86-64-v3 on this CPU, which includes every feature `v3` is compiled for.
+                    $crate::simd::Level::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::simd::Level::Baseline => {}
                 }
             }
             $body

@@ -70,6 +70,35 @@ simd::kernel! {
     }
 }
 
+simd::kernel! {
+    /// `f(a, b)` over `shape`, appended to `out`, reading `a` and `b` through their broadcast
+    /// strides: the outer dimensions walked by an odometer, each innermost run a plain loop.
+    fn broadcast_zip[T: Float, F: Fn(T, T) -> T](out: &mut Vec<T>, ab: (&[T], &[T]), shape: &[usize], strides: (&[usize], &[usize]), f: &F) where [] {
+        let ((a, b), (sa, sb)) = (ab, strides);
+        let rank = shape.len();
+        let (inner_a, inner_b) = (sa[rank - 1], sb[rank - 1]);
+        let mut offsets_a = Vec::new();
+        shape::for_each_run(shape, sa, |o, _, _| offsets_a.push(o));
+        let mut k = 0;
+        shape::for_each_run(shape, sb, |ob, _, n| {
+            let oa = offsets_a[k];
+            k += 1;
+            match (inner_a, inner_b) {
+                (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
+                (1, 0) => {
+                    let y = b[ob];
+                    out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+                }
+                (0, 1) => {
+                    let x = a[oa];
+                    out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
+                }
+                _ => out.extend((0..n).map(|i| f(a[oa + i * inner_a], b[ob + i * inner_b]))),
+            }
+        });
+    }
+}
+
 /// Where a tensor's elements live. A single element is stored inline, so scalars (the nodes of
 /// a scalar graph) cost no heap allocation at all.
 #[derive(Clone)]
@@ -373,31 +402,7 @@ impl<T: Float> Tensor<T> {
         let sa = shape::broadcast_strides(&self.shape, &out_shape);
         let sb = shape::broadcast_strides(&other.shape, &out_shape);
         let mut out = recycle::take(shape::numel(&out_shape));
-        let rank = out_shape.len();
-        let inner_a = sa[rank - 1];
-        let inner_b = sb[rank - 1];
-        // Walk the outer dimensions with a shared odometer; the inner run has fixed strides.
-        let mut offsets_a = Vec::new();
-        shape::for_each_run(&out_shape, &sa, |o, _, _| offsets_a.push(o));
-        let mut k = 0;
-        simd::vectorized(|| {
-            shape::for_each_run(&out_shape, &sb, |ob, _, n| {
-                let oa = offsets_a[k];
-                k += 1;
-                match (inner_a, inner_b) {
-                    (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
-                    (1, 0) => {
-                        let y = b[ob];
-                        out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
-                    }
-                    (0, 1) => {
-                        let x = a[oa];
-                        out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
-                    }
-                    _ => out.extend((0..n).map(|i| f(a[oa + i * inner_a], b[ob + i * inner_b]))),
-                }
-            })
-        });
+        broadcast_zip(&mut out, (a, b), &out_shape, (&sa, &sb), &f);
         Self::from_parts(out_shape, out)
     }
 

@@ -14,7 +14,7 @@ fn main() {
     let x = tape.var(Tensor::<f32>::full(&[n], 1.0));
     let y = (x * 2.0).sum(); // 2²¹: exact in f32
     assert_eq!(y.item(), 2.0 * n as f32);
-    let (a, b) = rayon::join(|| rayon::current_thread_index(), || 7);
+    let (a, b) = rayon::join(rayon::current_thread_index, || 7);
     assert_eq!((a, b), (Some(0), 7));
     // The guard is active on main (it is a pool thread of a pool with several threads).
     if rayon::current_num_threads() > 1 {

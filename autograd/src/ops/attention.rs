@@ -114,6 +114,7 @@ impl<T: Float> Scratch<T> {
 }
 
 /// Writes the `t × d` rows at `src` (`stride` apart) transposed into the `d × t` matrix `dst`.
+#[inline(always)]
 fn transpose_into<T: Float>(src: &[T], stride: usize, (t, d): (usize, usize), dst: &mut [T]) {
     assert!(t > 0 && (t - 1) * stride + d <= src.len() && dst.len() >= d * t, "transpose_into: sizes");
     for (e, column) in dst.chunks_exact_mut(t).take(d).enumerate() {
@@ -127,6 +128,7 @@ fn transpose_into<T: Float>(src: &[T], stride: usize, (t, d): (usize, usize), ds
 /// Writes one head's attention probabilities into the `t × t` buffer `p`: the scores
 /// `q·kᵀ/√d` (`k_t` holds the keys transposed), then a softmax over the first `r + 1` entries of
 /// row `r`, and zeros after them.
+#[inline(always)]
 fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[T], p: &mut [T]) {
     let Dims { t, c, d, .. } = dims;
     let q = rows(&qkv[dims.packed(i, head, 0)..], 3 * c);
@@ -146,7 +148,7 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[
 /// The output, and every head's probabilities `(batch, head, t, t)` when
 /// [`Dims::keeps_probabilities`] (else an empty vector).
 fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
-    let Dims { b, t, c, h, d } = dims;
+    let Dims { b, t, c, h, .. } = dims;
     if b * t * c == 0 {
         return (Tensor::zeros(&[b, t, c]), Vec::new()); // no rows to cut the work into
     }
@@ -156,19 +158,8 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
     // One task per batch row: it owns that row's (t, c) block of the output, and its heads
     // write their t × d columns of it in place; their probabilities go to the row's part of
     // `kept`, or to the task's scratch buffer.
-    let row = |s: &mut Scratch<T>, i: usize, out_i: &mut [T], mut kept_i: Option<&mut [T]>| {
-        simd::vectorized(|| {
-            for head in 0..h {
-                let p = match kept_i.as_deref_mut() {
-                    Some(kept_i) => &mut kept_i[head * t * t..(head + 1) * t * t],
-                    None => &mut s.p[..],
-                };
-                transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
-                probabilities(data, dims, i, head, &s.k_t, p);
-                let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
-                tile::product(&mut out_i[head * d..], c, (t, t, d), rows(p, t), v, Part::InnerUpToRow);
-            }
-        })
+    let row = |s: &mut Scratch<T>, i: usize, out_i: &mut [T], kept_i: Option<&mut [T]>| {
+        attend_row(s, data, dims, i, out_i, kept_i)
     };
     let scratch = || Scratch::new(dims);
     if kept.is_empty() {
@@ -182,6 +173,25 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
     (Tensor::from_vec(out, &[b, t, c]), kept)
 }
 
+simd::kernel! {
+    /// Batch row `i` of the forward: each head's probabilities (into `kept_i` when given, else
+    /// the scratch buffer) and its `t × d` columns of the output row `out_i`.
+    fn attend_row[T: Float](s: &mut Scratch<T>, data: &[T], dims: Dims, i: usize, out_i: &mut [T], kept_i: Option<&mut [T]>) where [] {
+        let Dims { t, c, h, d, .. } = dims;
+        let mut kept_i = kept_i;
+        for head in 0..h {
+            let p = match kept_i.as_deref_mut() {
+                Some(kept_i) => &mut kept_i[head * t * t..(head + 1) * t * t],
+                None => &mut s.p[..],
+            };
+            transpose_into(&data[dims.packed(i, head, 1)..], 3 * c, (t, d), &mut s.k_t);
+            probabilities(data, dims, i, head, &s.k_t, p);
+            let v = rows(&data[dims.packed(i, head, 2)..], 3 * c);
+            tile::product(&mut out_i[head * d..], c, (t, t, d), rows(p, t), v, Part::InnerUpToRow);
+        }
+    }
+}
+
 /// The gradient of the packed input, given the output's gradient `g`:
 ///
 /// ```text
@@ -191,65 +201,71 @@ fn forward<T: Float>(qkv: &Tensor<T>, dims: Dims) -> (Tensor<T>, Vec<T>) {
 /// `kept` holds the forward's probabilities (`(batch, head, t, t)`), or is empty, and then they
 /// are recomputed.
 fn backward_kernel<T: Float>(qkv: &Tensor<T>, g: &Tensor<T>, dims: Dims, kept: &[T]) -> Tensor<T> {
-    let Dims { b, t, c, h, d } = dims;
+    let Dims { b, t, c, .. } = dims;
     if b * t * c == 0 {
         return Tensor::zeros(&[b, t, 3 * c]);
     }
     let (data, g) = (qkv.data(), g.data());
-    let scale = dims.scale::<T>();
     let mut grad = recycle::zeros(b * t * 3 * c);
     // One task per batch row, as in forward: its heads write dq, dk and dv into their columns
     // of the row's (t, 3c) block of the packed gradient.
-    grad.par_chunks_mut(t * 3 * c).enumerate().for_each_init(
-        || Scratch::new(dims),
-        |s, (i, grad_i)| {
-            simd::vectorized(|| {
-                for head in 0..h {
-                    let part = |n: usize| &data[dims.packed(i, head, n)..];
-                    let (q, k, v) = (part(0), part(1), part(2));
-                    transpose_into(v, 3 * c, (t, d), &mut s.v_t);
-                    let p: &[T] = if kept.is_empty() {
-                        transpose_into(k, 3 * c, (t, d), &mut s.k_t);
-                        probabilities(data, dims, i, head, &s.k_t, &mut s.p);
-                        &s.p
-                    } else {
-                        &kept[(i * h + head) * t * t..(i * h + head + 1) * t * t]
-                    };
-                    let g_h = rows(&g[dims.unpacked(i, head)..], c);
-                    // The column where this head's q, k or v part starts in the row's block.
-                    let col = |n: usize| n * c + head * d;
-                    let ds = &mut s.ds;
-                    tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
-                    tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
-                    for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
-                        let live = r + 1;
-                        let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
-                        for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
-                            *x = pv * (*x - dot) * scale;
-                        }
-                        ds_row[live..].fill(T::ZERO);
-                    }
-                    tile::product(
-                        &mut grad_i[col(0)..],
-                        3 * c,
-                        (t, t, d),
-                        rows(ds, t),
-                        rows(k, 3 * c),
-                        Part::InnerUpToRow,
-                    );
-                    tile::product(
-                        &mut grad_i[col(1)..],
-                        3 * c,
-                        (t, t, d),
-                        rows_t(ds, t),
-                        rows(q, 3 * c),
-                        Part::InnerFromRow,
-                    );
-                }
-            })
-        },
-    );
+    grad.par_chunks_mut(t * 3 * c)
+        .enumerate()
+        .for_each_init(|| Scratch::new(dims), |s, (i, grad_i)| attend_grad_row(s, (data, g), dims, kept, i, grad_i));
     Tensor::from_vec(grad, &[b, t, 3 * c])
+}
+
+simd::kernel! {
+    /// Batch row `i` of the backward: each head's dq, dk and dv into their columns of the row's
+    /// `(t, 3c)` block `grad_i` of the packed gradient (`qkv` the packed input, `g` the output's
+    /// gradient; `kept` the forward's probabilities, or empty to recompute them).
+    fn attend_grad_row[T: Float](s: &mut Scratch<T>, inputs: (&[T], &[T]), dims: Dims, kept: &[T], i: usize, grad_i: &mut [T]) where [] {
+        let (data, g) = inputs;
+        let Dims { t, c, h, d, .. } = dims;
+        let scale = dims.scale::<T>();
+        for head in 0..h {
+            let part = |n: usize| &data[dims.packed(i, head, n)..];
+            let (q, k, v) = (part(0), part(1), part(2));
+            transpose_into(v, 3 * c, (t, d), &mut s.v_t);
+            let p: &[T] = if kept.is_empty() {
+                transpose_into(k, 3 * c, (t, d), &mut s.k_t);
+                probabilities(data, dims, i, head, &s.k_t, &mut s.p);
+                &s.p
+            } else {
+                &kept[(i * h + head) * t * t..(i * h + head + 1) * t * t]
+            };
+            let g_h = rows(&g[dims.unpacked(i, head)..], c);
+            // The column where this head's q, k or v part starts in the row's block.
+            let col = |n: usize| n * c + head * d;
+            let ds = &mut s.ds;
+            tile::product(&mut grad_i[col(2)..], 3 * c, (t, t, d), rows_t(p, t), g_h, Part::InnerFromRow);
+            tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
+            for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                let live = r + 1;
+                let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
+                for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
+                    *x = pv * (*x - dot) * scale;
+                }
+                ds_row[live..].fill(T::ZERO);
+            }
+            tile::product(
+                &mut grad_i[col(0)..],
+                3 * c,
+                (t, t, d),
+                rows(ds, t),
+                rows(k, 3 * c),
+                Part::InnerUpToRow,
+            );
+            tile::product(
+                &mut grad_i[col(1)..],
+                3 * c,
+                (t, t, d),
+                rows_t(ds, t),
+                rows(q, 3 * c),
+                Part::InnerFromRow,
+            );
+        }
+    }
 }
 
 /// The causal mask of `t` positions: a `t × t` tensor with `1` above the diagonal (row `r`'s

@@ -45,6 +45,43 @@ simd::kernel! {
     }
 }
 
+simd::kernel! {
+    /// Layer norm's backward over a block of rows (`stats` holds each row's `(μ, r)`): writes the
+    /// rows of ∂/∂x into `gx` (when asked) and returns the block's partial ∂/∂w and ∂/∂b.
+    fn grad_rows[T: Float](gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)], wd: &[T], need: (bool, bool, bool)) -> (Vec<T>, Vec<T>) where [] {
+        let (need_x, need_w, need_b) = need;
+        let d = wd.len();
+        let inv_n = T::ONE / T::from_usize(d);
+        let mut gw = recycle::zeros(if need_w { d } else { 0 });
+        let mut gb = recycle::zeros(if need_b { d } else { 0 });
+        let mut gh = recycle::zeros(if need_x { d } else { 0 });
+        for (r, &(mean, rstd)) in stats.iter().enumerate() {
+            let (x, g) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+            if need_w {
+                for ((a, &v), &g) in gw.iter_mut().zip(x).zip(g) {
+                    *a += g * (v - mean) * rstd;
+                }
+            }
+            if need_b {
+                gb.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
+            }
+            if need_x {
+                // ĝ = g ⊙ w first, then Σ ĝ and Σ ĝ ⊙ (x − μ) as two vectorized sums: in one
+                // pass over both, the compiler left the sums scalar.
+                gh.iter_mut().zip(g).zip(wd).for_each(|((h, &g), &w)| *h = g * w);
+                let ta = sum_zip(&gh, &gh, |h, _| h);
+                let tc = sum_zip(&gh, x, |h, v| h * (v - mean));
+                let (a, c) = (ta * inv_n, tc * rstd * inv_n);
+                let o = &mut gx[r * d..(r + 1) * d];
+                for ((o, &v), &h) in o.iter_mut().zip(x).zip(&gh) {
+                    *o = rstd * (h - a - (v - mean) * rstd * c);
+                }
+            }
+        }
+        (gw, gb)
+    }
+}
+
 impl<T: Float> Op<T> for LayerNormOp<T> {
     fn name(&self) -> &'static str {
         "layer_norm"
@@ -96,41 +133,10 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
         let d = wv.numel();
         let stats = self.stats.borrow();
         let mut gx = recycle::zeros(if need_x { xv.numel() } else { 0 });
-        let inv_n = T::ONE / T::from_usize(d);
         let wd = wv.data();
         // One block of rows: writes its rows of ∂/∂x and returns its partial ∂/∂w, ∂/∂b.
-        let block_rows = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
-            let mut gw = recycle::zeros(if need_w { d } else { 0 });
-            let mut gb = recycle::zeros(if need_b { d } else { 0 });
-            let mut gh = recycle::zeros(if need_x { d } else { 0 });
-            for (r, &(mean, rstd)) in stats.iter().enumerate() {
-                let (x, g) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
-                if need_w {
-                    for ((a, &v), &g) in gw.iter_mut().zip(x).zip(g) {
-                        *a += g * (v - mean) * rstd;
-                    }
-                }
-                if need_b {
-                    gb.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
-                }
-                if need_x {
-                    // ĝ = g ⊙ w first, then Σ ĝ and Σ ĝ ⊙ (x − μ) as two vectorized sums: in one
-                    // pass over both, the compiler left the sums scalar.
-                    gh.iter_mut().zip(g).zip(wd).for_each(|((h, &g), &w)| *h = g * w);
-                    let ta = sum_zip(&gh, &gh, |h, _| h);
-                    let tc = sum_zip(&gh, x, |h, v| h * (v - mean));
-                    let (a, c) = (ta * inv_n, tc * rstd * inv_n);
-                    let o = &mut gx[r * d..(r + 1) * d];
-                    for ((o, &v), &h) in o.iter_mut().zip(x).zip(&gh) {
-                        *o = rstd * (h - a - (v - mean) * rstd * c);
-                    }
-                }
-            }
-            (gw, gb)
-        };
-        let block = |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| -> (Vec<T>, Vec<T>) {
-            simd::vectorized(|| block_rows(gx, x, g, stats))
-        };
+        let block =
+            |gx: &mut [T], x: &[T], g: &[T], stats: &[(T, T)]| grad_rows(gx, x, g, stats, wd, (need_x, need_w, need_b));
         let add = |(mut w1, mut b1): (Vec<T>, Vec<T>), (w2, b2): (Vec<T>, Vec<T>)| {
             w1.iter_mut().zip(w2).for_each(|(a, b)| *a += b);
             b1.iter_mut().zip(b2).for_each(|(a, b)| *a += b);

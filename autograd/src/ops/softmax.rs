@@ -44,25 +44,23 @@ fn for_each_lane<T: Float>(
     }
     let block = n * inner;
     let run_block = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
-        simd::vectorized(|| {
-            if inner == 1 {
-                f(a, b, o);
-                return;
+        if inner == 1 {
+            f(a, b, o);
+            return;
+        }
+        let mut scratch = recycle::zeros(3 * n);
+        let (sa, rest) = scratch.split_at_mut(n);
+        let (sb, so) = rest.split_at_mut(n);
+        for k in 0..inner {
+            for j in 0..n {
+                sa[j] = a[j * inner + k];
+                sb[j] = b[j * inner + k];
             }
-            let mut scratch = recycle::zeros(3 * n);
-            let (sa, rest) = scratch.split_at_mut(n);
-            let (sb, so) = rest.split_at_mut(n);
-            for k in 0..inner {
-                for j in 0..n {
-                    sa[j] = a[j * inner + k];
-                    sb[j] = b[j * inner + k];
-                }
-                f(sa, sb, so);
-                for j in 0..n {
-                    o[j * inner + k] = so[j];
-                }
+            f(sa, sb, so);
+            for j in 0..n {
+                o[j * inner + k] = so[j];
             }
-        })
+        }
     };
     if out.len() >= crate::PAR_THRESHOLD {
         let min_len = (MIN_TASK_ELEMS / block).max(1);
@@ -113,14 +111,54 @@ pub(crate) fn lane_max<T: Float>(x: &[T]) -> T {
     rest.iter().fold(acc.into_iter().fold(T::NEG_INFINITY, pick), |m, &v| pick(m, v))
 }
 
-/// `out = softmax(x)` over one lane.
-#[inline(always)]
-fn softmax_lane<T: Float>(x: &[T], out: &mut [T]) {
-    let m = lane_max(x);
-    // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
-    out.iter_mut().zip(x).for_each(|(o, &v)| *o = (v - m).exp());
-    let r = T::ONE / sum_zip(out, out, |e, _| e);
-    out.iter_mut().for_each(|o| *o *= r);
+simd::kernel! {
+    /// `out = softmax(x)` over one lane.
+    fn softmax_lane[T: Float](x: &[T], out: &mut [T]) where [] {
+        let m = lane_max(x);
+        // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = (v - m).exp());
+        let r = T::ONE / sum_zip(out, out, |e, _| e);
+        out.iter_mut().for_each(|o| *o *= r);
+    }
+}
+
+simd::kernel! {
+    /// Softmax's gradient over one lane: `o = y ⊙ (g − Σ g ⊙ y)`.
+    fn softmax_grad_lane[T: Float](y: &[T], g: &[T], o: &mut [T]) where [] {
+        let dot = sum_zip(y, g, |y, g| y * g);
+        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+            *o = y * (g - dot);
+        }
+    }
+}
+
+simd::kernel! {
+    /// `o = log_softmax(x)` over one lane.
+    fn log_softmax_lane[T: Float](x: &[T], o: &mut [T]) where [] {
+        let lse = logsumexp_lane(x);
+        o.iter_mut().zip(x).for_each(|(o, &v)| *o = v - lse);
+    }
+}
+
+simd::kernel! {
+    /// Log-softmax's gradient over one lane: `o = g − exp(y) · Σ g`.
+    fn log_softmax_grad_lane[T: Float](y: &[T], g: &[T], o: &mut [T]) where [] {
+        let total = sum_zip(g, g, |g, _| g);
+        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+            *o = g - y.exp() * total;
+        }
+    }
+}
+
+simd::kernel! {
+    /// Cross-entropy's gradient over one row of logits `x` with log-sum-exp `l` and target `t`:
+    /// `o = g·(softmax(x) − onehot(t))`.
+    fn cross_entropy_grad_row[T: Float](o: &mut [T], x: &[T], l: T, t: usize, g: T) where [] {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = g * (v - l).exp();
+        }
+        o[t] -= g;
+    }
 }
 
 /// `ln Σ exp(x)` over one lane, shifted by its maximum.
@@ -165,12 +203,7 @@ impl<T: Float> Op<T> for SoftmaxOp {
         let (y, g) = (out.value(), grad_out.value());
         let (_, n, inner) = split_at_axis(y.shape(), self.axis);
         let mut gx = recycle::zeros(y.numel());
-        for_each_lane(y.data(), g.data(), &mut gx, n, inner, |y, g, o| {
-            let dot = sum_zip(y, g, |y, g| y * g);
-            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
-            }
-        });
+        for_each_lane(y.data(), g.data(), &mut gx, n, inner, softmax_grad_lane);
         vec![Some(tape.constant(Tensor::from_vec(gx, y.shape())))]
     }
 }
@@ -188,10 +221,7 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
         let (_, n, inner) = split_at_axis(x.shape(), self.axis);
         let mut out = recycle::zeros(x.numel());
         let src = x.data();
-        for_each_lane(src, src, &mut out, n, inner, |x, _, o| {
-            let lse = logsumexp_lane(x);
-            o.iter_mut().zip(x).for_each(|(o, &v)| *o = v - lse);
-        });
+        for_each_lane(src, src, &mut out, n, inner, |x, _, o| log_softmax_lane(x, o));
         Tensor::from_vec(out, x.shape())
     }
     // yᵢ = xᵢ − logsumexp(x), so grad_x = g − exp(y) · Σⱼ gⱼ along the axis.
@@ -205,12 +235,7 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
         let (y, g) = (out.value(), grad_out.value());
         let (_, n, inner) = split_at_axis(y.shape(), self.axis);
         let mut gx = recycle::zeros(y.numel());
-        for_each_lane(y.data(), g.data(), &mut gx, n, inner, |y, g, o| {
-            let total = sum_zip(g, g, |g, _| g);
-            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = g - y.exp() * total;
-            }
-        });
+        for_each_lane(y.data(), g.data(), &mut gx, n, inner, log_softmax_grad_lane);
         vec![Some(tape.constant(Tensor::from_vec(gx, y.shape())))]
     }
 }
@@ -272,14 +297,7 @@ impl<T: Float> Op<T> for CrossEntropyOp<T> {
         let xv = x.value();
         let lse = self.lse.borrow();
         let mut gx = recycle::zeros(rows * c);
-        let row = |o: &mut [T], x: &[T], l: T, t: usize| {
-            simd::vectorized(|| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = g * (v - l).exp();
-                }
-            });
-            o[t] -= g;
-        };
+        let row = |o: &mut [T], x: &[T], l: T, t: usize| cross_entropy_grad_row(o, x, l, t, g);
         if c > 0 && gx.len() >= crate::PAR_THRESHOLD {
             gx.par_chunks_mut(c)
                 .zip(xv.data().par_chunks(c))

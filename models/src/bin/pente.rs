@@ -58,13 +58,13 @@ enum Command {
     Digits(models::digits::cli::DigitsArgs),
     /// Run every model quickly and write all figures and weights to --out.
     Demo,
-    /// Measure the standard workloads of DESIGN.md: gemm, mlp-mnist, char-gpt, scalar-mlp.
+    /// Measure the standard workloads of DESIGN.md (gemm, mlp-mnist, char-gpt, scalar-mlp) and digits-cnn.
     Bench(BenchArgs),
 }
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Which workload: gemm, mlp-mnist, char-gpt, scalar-mlp or all.
+    /// Which workload: gemm, mlp-mnist, char-gpt, scalar-mlp, digits-cnn or all.
     #[arg(long, default_value = "all", value_parser = workloads)]
     workload: Workloads,
     /// Print one JSON object per measurement instead of a table.

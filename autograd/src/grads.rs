@@ -63,13 +63,16 @@ impl<T: Float> Index<Var<'_, T>> for Grads<T> {
     /// If the output does not depend on `var` (use [`Grads::get`] to ask).
     #[track_caller]
     fn index(&self, var: Var<'_, T>) -> &Tensor<T> {
-        self.get(var).unwrap_or_else(|| {
-            panic!(
+        // A `match`, not `unwrap_or_else`: a panic inside a closure would name this file's line
+        // instead of the caller's.
+        match self.get(var) {
+            Some(g) => g,
+            None => panic!(
                 "no gradient for node {} (`{}` created at {}): the output does not depend on it, or it is a constant",
                 var.id(),
                 var.op_name(),
                 var.location()
-            )
-        })
+            ),
+        }
     }
 }

@@ -304,7 +304,7 @@ impl<T: Float> Tape<T> {
     /// If `y` has more than one element.
     #[track_caller]
     pub fn grad<'t>(&'t self, y: Var<'t, T>, xs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
-        check_scalar_root(y);
+        check_scalar_root("grad", y);
         let grads = self.sweep_graph(y.id, Tensor::ones(&y.shape()));
         xs.iter()
             .map(|x| match grads.get(x.id) {
@@ -341,16 +341,18 @@ impl<T: Float> Drop for RecordingGuard<'_, T> {
     }
 }
 
+/// Panics unless `y` has one element, naming `op` (`"backward"` or `"grad"`) and the caller's
+/// line, and saying what to do instead for that op.
 #[track_caller]
-fn check_scalar_root<T: Float>(y: Var<'_, T>) {
+fn check_scalar_root<T: Float>(op: &str, y: Var<'_, T>) {
     if y.numel() != 1 {
-        shape_panic(
-            "backward",
-            &format!(
-                "the output has shape {:?}; reduce it to one element (e.g. .sum()) or use backward_with",
-                y.shape()
-            ),
-        );
+        let instead = if op == "backward" {
+            "reduce it to one element (e.g. .sum()), or give the output's gradient with backward_with"
+        } else {
+            "reduce it to one element (e.g. .sum()); for a vector-Jacobian product J·v, take the grad \
+             of (y * v).sum() for a constant v of y's shape"
+        };
+        shape_panic(op, &format!("the output has shape {:?}; {instead}", y.shape()));
     }
 }
 
@@ -426,7 +428,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// If this node has more than one element (use [`Var::backward_with`]).
     #[track_caller]
     pub fn backward(self) -> Grads<T> {
-        check_scalar_root(self);
+        check_scalar_root("backward", self);
         self.backward_with(Tensor::ones(&self.shape()))
     }
 

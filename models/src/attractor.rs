@@ -131,6 +131,25 @@ pub fn format_hidden_sizes(sizes: &[Vec<usize>]) -> String {
     sizes.iter().map(|h| h.iter().map(usize::to_string).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join(";")
 }
 
+/// Where `pente attractor --save PATH` writes its safetensors export beside the checkpoint:
+/// `PATH` with the extension `safetensors`.
+///
+/// # Errors
+/// [`Error::Config`] when that is `PATH` itself (a `--save` path ending in `.safetensors`),
+/// where the export would overwrite the checkpoint just saved.
+pub fn export_path(save: &Path) -> Result<PathBuf, Error> {
+    let export = save.with_extension("safetensors");
+    if export == save {
+        return Err(Error::Config(format!(
+            "--save {} would be overwritten by the safetensors export written beside it; give the \
+             checkpoint another extension (e.g. {})",
+            save.display(),
+            save.with_extension("ckpt").display()
+        )));
+    }
+    Ok(export)
+}
+
 /// Parses `"1;8;32,32"` (models separated by `;`, layer widths by `,`).
 ///
 /// # Errors
@@ -545,6 +564,15 @@ pub fn default_weights_path(out: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_export_never_takes_the_checkpoints_path() {
+        use std::path::Path;
+        assert_eq!(super::export_path(Path::new("out/m.ckpt")).unwrap(), Path::new("out/m.safetensors"));
+        assert_eq!(super::export_path(Path::new("m")).unwrap(), Path::new("m.safetensors"));
+        let err = super::export_path(Path::new("m.safetensors")).unwrap_err().to_string();
+        assert!(err.contains("m.safetensors would be overwritten") && err.contains("m.ckpt"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -129,6 +129,17 @@ impl From<nn::Error> for Error {
     }
 }
 
+/// Makes sure a training run can save to `path` before it starts: creates its directory (as a
+/// save would) and checks that a file can be written there, so that a read-only or missing
+/// directory is reported at once rather than at the first save, an epoch later.
+///
+/// # Errors
+/// [`Error::Io`] naming the directory, or [`Error::Checkpoint`] naming `path`.
+pub fn check_save_path(path: &std::path::Path) -> Result<(), Error> {
+    create_parent_dir(path)?;
+    Ok(nn::checkpoint::atomic::check_writable(path)?)
+}
+
 /// Creates the directory that will hold `path`, if it has one and it is missing.
 ///
 /// # Errors

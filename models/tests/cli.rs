@@ -147,3 +147,22 @@ fn closed_stdout_ends_quietly() {
         assert!(output.status.success() || output.status.signal() == Some(13), "{:?}: {err}", output.status);
     }
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    // `pente … > /dev/full`: every write fails with "no space left on device".
+    use std::process::{Command, Stdio};
+    let out = common::temp_dir("full-stdout");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full exists on Linux");
+    let output = Command::new(env!("CARGO_BIN_EXE_pente"))
+        .args(["--out", out.to_str().expect("utf-8 path"), "curve-fit"])
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the pente binary runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "pente panicked on a full stdout: {err}");
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: cannot write to stdout"), "{err}");
+}

@@ -91,6 +91,14 @@ impl AnyTensor {
         }
     }
 
+    /// How many elements are NaN or ±∞.
+    pub fn non_finite_count(&self) -> usize {
+        match self {
+            AnyTensor::F32(t) => t.data().iter().filter(|x| !x.is_finite()).count(),
+            AnyTensor::F64(t) => t.data().iter().filter(|x| !x.is_finite()).count(),
+        }
+    }
+
     /// The tensor as `T`, converting (rounding to nearest) if its type differs.
     pub fn to<T: Float>(&self) -> Tensor<T> {
         match self {

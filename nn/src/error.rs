@@ -70,10 +70,37 @@ pub enum Error {
     },
     /// The checkpoint's tensors do not match the model's parameters (strict loading).
     #[error("checkpoint does not match the model: {0}")]
-    Mismatch(LoadReport),
+    Mismatch(Box<LoadReport>),
     /// Saved optimizer state does not fit this optimizer or these parameters.
     #[error("optimizer state: {0}")]
     OptimizerState(String),
+    /// Training produced a loss that is NaN or ±∞ (see [`check_loss`](crate::check_loss)): the
+    /// run has diverged, and going on would only write NaN weights.
+    #[error(
+        "training diverged at step {step}: the loss is {loss} (lower the learning rate; anomaly \
+         mode, Tape::set_anomaly_detection, names the first op that produced a non-finite value)"
+    )]
+    Diverged {
+        /// The step whose loss was not finite (counted from 1).
+        step: u64,
+        /// That loss.
+        loss: f64,
+    },
+    /// A checkpoint was not saved because a tensor holds NaN or ±∞ (a diverged run): the file
+    /// on disk, if any, still holds the previous checkpoint.
+    #[error(
+        "{path}: not saved: tensor {tensor:?} holds {count} non-finite values (NaN or ±∞), so \
+         training has diverged; the file keeps its previous contents (Checkpoint::save_non_finite \
+         saves such a checkpoint on purpose)"
+    )]
+    NonFinite {
+        /// The file that was not written.
+        path: PathBuf,
+        /// The first tensor, by name, with a non-finite value.
+        tensor: String,
+        /// How many of its values are not finite.
+        count: usize,
+    },
 }
 
 /// `Result<T, nn::Error>`.

@@ -75,6 +75,27 @@ pub mod safetensors;
 pub use checkpoint::{Checkpoint, LoadReport, ShapeMismatch};
 pub use dtype::{AnyTensor, DType};
 pub use error::{Error, Result};
+
+/// Stops a training loop whose loss is NaN or ±∞: returns [`Error::Diverged`] naming `step`.
+/// Call it on each step's loss, before the optimizer's step, so that a diverged run ends with
+/// an error (and a non-zero exit) instead of training on, and saving, NaN weights. (Saving is
+/// guarded too: [`Checkpoint::save`] refuses non-finite tensors.)
+///
+/// ```
+/// assert!(nn::check_loss(1, 0.69).is_ok());
+/// let err = nn::check_loss(7, f64::NAN).unwrap_err();
+/// assert!(err.to_string().starts_with("training diverged at step 7: the loss is NaN"));
+/// ```
+///
+/// # Errors
+/// [`Error::Diverged`] when `loss` is not finite.
+pub fn check_loss(step: u64, loss: f64) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Diverged { step, loss })
+    }
+}
 pub use init::Init;
 pub use layers::{
     Activation, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, Flatten, LayerNorm, Linear,

@@ -18,8 +18,33 @@
 
 use autograd::{shape_panic, Float, Tensor, Var};
 
-/// Mean squared error, `mean((pred − target)²)`; `target` broadcasts against `pred`.
+/// Panics, naming the loss, both shapes and the caller's line, unless `a` and `b` have the same
+/// shape: a loss that broadcast `(n, 1)` predictions against `(n)` targets would average an
+/// `(n, n)` matrix of every pair and return a number that looks right and is not (PyTorch
+/// raises for this). Broadcast explicitly (`target.reshape(..)`) where it is meant.
+#[track_caller]
+fn same_shape<T: Float>(op: &str, (a_name, a): (&str, Var<'_, T>), (b_name, b): (&str, Var<'_, T>)) {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa != sb {
+        shape_panic(
+            op,
+            &format!(
+                "{a_name} of shape {:?} and {b_name} of shape {:?} differ; losses do not broadcast \
+                 (reshape one of them to the other's shape if that is what you mean)",
+                sa.as_slice(),
+                sb.as_slice()
+            ),
+        );
+    }
+}
+
+/// Mean squared error, `mean((pred − target)²)`.
+///
+/// # Panics
+/// If `pred` and `target` differ in shape (no broadcasting: see [`binary_cross_entropy_with_logits`]).
+#[track_caller]
 pub fn mse<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>) -> Var<'t, T> {
+    same_shape("mse", ("pred", pred), ("target", target));
     let d = pred - target;
     (d * d).mean()
 }
@@ -60,7 +85,8 @@ pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, targets: &[usize]) -> Var
 
 /// Cross-entropy with label smoothing `eps` in `[0, 1]`: the target distribution puts `1 − eps`
 /// on the target and spreads `eps` uniformly over all classes (PyTorch's definition). With
-/// `eps = 0` this is [`cross_entropy`] (the fused op).
+/// `eps = 0` this is [`cross_entropy`] (the fused op). A logit of −∞ gives +∞ (its class's
+/// `−log p` enters the uniform part), as in PyTorch.
 ///
 /// # Panics
 /// As [`cross_entropy`], or if `eps` is outside `[0, 1]`.
@@ -88,22 +114,35 @@ pub fn nll<'t, T: Float>(log_probs: Var<'t, T>, targets: &[usize]) -> Var<'t, T>
     nll_rows(log_probs, targets, classes)
 }
 
+#[track_caller]
 fn nll_rows<'t, T: Float>(log_probs: Var<'t, T>, targets: &[usize], classes: usize) -> Var<'t, T> {
-    // Picking one entry per row as a product with a constant one-hot matrix keeps this to
-    // existing differentiable ops; the gradient is −onehot / n.
+    // The target entries gathered (row i's at flat index i·classes + tᵢ), not picked by a
+    // product with a one-hot matrix: that multiplied the other entries by 0, and 0·(−∞) is NaN
+    // where a class has probability 0. The gradient scatters −1/n back to the gathered entries.
     let n = targets.len();
-    let mut onehot = vec![T::ZERO; n * classes];
-    for (i, &t) in targets.iter().enumerate() {
-        onehot[i * classes + t] = T::ONE;
-    }
-    let onehot = log_probs.tape().constant(Tensor::from_vec(onehot, &[n, classes]));
-    (log_probs * onehot).sum() * (-1.0 / n.max(1) as f64)
+    let flat: Vec<usize> = targets.iter().enumerate().map(|(i, &t)| i * classes + t).collect();
+    let picked = log_probs.reshape(&[n * classes, 1]).index_select(&flat);
+    picked.sum() * (-1.0 / n.max(1) as f64)
 }
 
 /// Binary cross-entropy between `sigmoid(logits)` and targets `z` in `[0, 1]` of the same
 /// shape, averaged, computed stably from the logits as `max(x, 0) − x·z + ln(1 + e^−|x|)`
 /// (no overflow for any `x`).
+///
+/// # Panics
+/// If `logits` and `targets` differ in shape. Losses never broadcast: `(4, 1)` logits against
+/// `(4)` targets would otherwise average all 16 pairs (PyTorch raises for this too).
+///
+/// ```should_panic
+/// use autograd::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let logits = tape.var(Tensor::from_vec(vec![5.0, -5.0, 5.0, -5.0], &[4, 1]));
+/// let targets = tape.constant(Tensor::from(vec![1.0, 0.0, 1.0, 0.0]));
+/// nn::loss::binary_cross_entropy_with_logits(logits, targets); // shapes [4, 1] and [4]
+/// ```
+#[track_caller]
 pub fn binary_cross_entropy_with_logits<'t, T: Float>(logits: Var<'t, T>, targets: Var<'t, T>) -> Var<'t, T> {
+    same_shape("binary_cross_entropy_with_logits", ("logits", logits), ("targets", targets));
     let x = logits;
     let abs = x.abs();
     let relu = (x + abs) * 0.5; // max(x, 0), written with abs to stay on the basic ops
@@ -185,6 +224,39 @@ mod tests {
     fn accuracy_counts_argmax_hits() {
         let logits = Tensor::from_vec(vec![1.0f32, 2.0, 5.0, 0.0, 3.0, 3.0], &[3, 2]);
         assert_eq!(accuracy(&logits, &[1, 0, 1]), 2.0 / 3.0); // tie → first index → miss
+    }
+
+    #[test]
+    fn nll_and_smoothed_cross_entropy_survive_an_impossible_class() {
+        // PyTorch: F.nll_loss(tensor([[-inf, 0.]]), tensor([1])) = 0 (grad [0, -1]);
+        // F.cross_entropy(tensor([[-inf, 0.]]), tensor([1]), label_smoothing=0.1) = inf.
+        let tape = Tape::<f64>::new();
+        let lp = tape.var(Tensor::from_vec(vec![f64::NEG_INFINITY, 0.0], &[1, 2]));
+        let l = nll(lp, &[1]);
+        assert_eq!(l.item(), 0.0);
+        assert_eq!(l.backward()[lp].to_vec(), vec![0.0, -1.0]);
+        let logits = tape.var(Tensor::from_vec(vec![f64::NEG_INFINITY, 0.0], &[1, 2]));
+        assert_eq!(cross_entropy_smoothed(logits, &[1], 0.1).item(), f64::INFINITY);
+    }
+
+    #[test]
+    #[should_panic(expected = "mse: pred of shape [4, 1] and target of shape [4] differ")]
+    fn mse_refuses_to_broadcast() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::zeros(&[4, 1]));
+        let b = tape.constant(Tensor::zeros(&[4]));
+        mse(a, b);
+    }
+
+    #[test]
+    fn a_loss_shape_error_names_the_callers_line() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::zeros(&[4, 1]));
+        let b = tape.constant(Tensor::zeros(&[4]));
+        let line = line!() + 1;
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| binary_cross_entropy_with_logits(a, b)));
+        let msg = *err.expect_err("shapes differ").downcast::<String>().unwrap();
+        assert!(msg.contains(&format!("nn/src/loss.rs:{line}")), "{msg}");
     }
 
     #[test]

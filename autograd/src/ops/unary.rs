@@ -29,8 +29,12 @@ fn sqrt_grad<T: Float>(g: T, out: T) -> T {
 }
 
 impl PowfOp {
-    /// `g · d xᵖ/dx = g · xᵖ⁻¹ · p`.
+    /// `g · d xᵖ/dx = g · xᵖ⁻¹ · p`; exactly 0 for `p = 0` (`x⁰` is constant), where the formula
+    /// would give `0 · 0⁻¹ = NaN` at `x = 0` (PyTorch returns 0 there too).
     fn grad<T: Float>(&self, g: T, x: T) -> T {
+        if self.0 == 0.0 {
+            return T::ZERO;
+        }
         g * x.powf(T::from_f64(self.0 - 1.0)) * T::from_f64(self.0)
     }
 }
@@ -174,6 +178,9 @@ impl<T: Float> Op<T> for PowfOp {
         grad_out: &Tensor<T>,
         _needs: &[bool],
     ) -> Option<TensorGrads<T>> {
+        if self.0 == 0.0 {
+            return Some(smallvec![Some(Tensor::zeros(inputs[0].shape()))]);
+        }
         Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| self.grad(g, x)))])
     }
     fn name(&self) -> &'static str {
@@ -183,8 +190,11 @@ impl<T: Float> Op<T> for PowfOp {
         let p = T::from_f64(self.0);
         inputs[0].map(|x| x.powf(p))
     }
-    // d xᵖ/dx = p·xᵖ⁻¹.
+    // d xᵖ/dx = p·xᵖ⁻¹, and zeros for p = 0, as `grad` says.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        if self.0 == 0.0 {
+            return vec![Some(grad_out.tape().constant(Tensor::zeros(&inputs[0].shape())))];
+        }
         vec![Some(grad_out * inputs[0].powf(self.0 - 1.0) * self.0)]
     }
 }
@@ -338,6 +348,19 @@ impl<'t, T: Float> Var<'t, T> {
 mod tests {
     use crate::check::{gradcheck, gradgradcheck};
     use crate::{Tape, Tensor};
+
+    #[test]
+    fn powf_zero_has_a_zero_gradient_at_zero_on_every_path() {
+        // PyTorch: torch.tensor(0., requires_grad=True).pow(0.).backward() gives grad 0, where
+        // p·x^(p−1) = 0·0⁻¹ is NaN.
+        let tape = Tape::<f64>::new();
+        let s = tape.var(0.0);
+        assert_eq!(s.powf(0.0).backward()[s].item(), 0.0, "scalar sweep");
+        let t = tape.var(Tensor::from(vec![0.0, 2.0]));
+        assert_eq!(t.powf(0.0).sum().backward()[t].to_vec(), vec![0.0, 0.0], "tensor sweep");
+        let g = tape.grad(t.powf(0.0).sum(), &[t]);
+        assert!(g[0].value().data().iter().all(|&v| v == 0.0), "recorded sweep: {:?}", g[0].value());
+    }
 
     #[test]
     fn ln_sqrt_grads_match_hand_values() {

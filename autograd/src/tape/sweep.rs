@@ -13,7 +13,7 @@ use std::panic::Location;
 use smallvec::SmallVec;
 
 use super::{Inner, RecordingGuard, Tape, Var};
-use crate::{Float, Tensor};
+use crate::{Float, Op, Tensor};
 
 impl<T: Float> Tape<T> {
     /// The differentiable sweep from `root`, seeded with `seed`: per node id up to `root`, the
@@ -150,15 +150,20 @@ impl<T: Float> Tape<T> {
     /// the gradient held by node `g`, and returns `(input id, gradient node)` for each input
     /// that needs a gradient, checked for shape (and, with `anomaly`, for finite values).
     fn run_backward(&self, i: usize, g: usize, anomaly: bool) -> SmallVec<[(usize, Var<'_, T>); 2]> {
+        // The op leaves its node while its backward records new nodes on the tape (which
+        // borrows the node list); the guard puts it back afterwards, and also when the backward
+        // panics, so that a caught panic does not leave a node without its op (a later sweep
+        // would then silently give zeros).
         let (op, inputs) = {
             let mut inner = self.inner.borrow_mut();
             let node = &mut inner.nodes[i];
             (node.op.take().expect("run_backward is only called for nodes with an op"), node.inputs.clone())
         };
+        let op = OpOut { tape: self, node: i, op: Some(op) };
         let in_vars: SmallVec<[Var<'_, T>; 4]> = inputs.iter().map(|&id| Var { id, tape: self }).collect();
-        let results = op.backward(&in_vars, Var { id: i, tape: self }, Var { id: g, tape: self });
-        let name = op.name();
-        self.inner.borrow_mut().nodes[i].op = Some(op);
+        let results = op.get().backward(&in_vars, Var { id: i, tape: self }, Var { id: g, tape: self });
+        let name = op.get().name();
+        drop(op);
         assert_eq!(
             results.len(),
             inputs.len(),
@@ -343,9 +348,60 @@ impl<T: Float> Accumulator<T> {
     }
 }
 
+/// A node's op taken out of the tape for its backward; put back when dropped (see
+/// `run_backward`).
+struct OpOut<'a, T: Float> {
+    tape: &'a Tape<T>,
+    node: usize,
+    op: Option<Box<dyn Op<T>>>,
+}
+
+impl<T: Float> OpOut<'_, T> {
+    fn get(&self) -> &dyn Op<T> {
+        self.op.as_deref().expect("the op is present until the guard drops")
+    }
+}
+
+impl<T: Float> Drop for OpOut<'_, T> {
+    fn drop(&mut self) {
+        if let (Some(op), Ok(mut inner)) = (self.op.take(), self.tape.inner.try_borrow_mut()) {
+            inner.nodes[self.node].op = Some(op);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::{Tape, Tensor, Var};
+    use crate::{Float, Op, Tape, Tensor, Var};
+
+    /// `2x`, whose differentiable backward panics the first time it runs.
+    struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+    impl<T: Float> Op<T> for PanicsOnce {
+        fn name(&self) -> &'static str {
+            "panics_once"
+        }
+        fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+            inputs[0].map(|x| x + x)
+        }
+        fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+            if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                panic!("backward failed");
+            }
+            vec![Some(g * 2.0)]
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_backward_leaves_the_tape_whole() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(3.0);
+        let y = tape.apply(PanicsOnce(Default::default()), &[x]);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tape.grad(y, &[x])));
+        assert!(caught.is_err(), "the first sweep panics");
+        // The node got its op back: the next sweep gives the gradient, not a silent zero.
+        assert_eq!(tape.grad(y, &[x])[0].item(), 2.0);
+    }
 
     /// A scalar graph through every op that has a scalar backward, plus two that do not (`abs`,
     /// `erf`), a 0-d value used twice, and a detour through a vector and back.

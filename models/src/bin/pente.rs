@@ -14,6 +14,7 @@
 //! `--seed` and `--out` (default `out/`) apply to every command. Errors are printed as one line
 //! on stderr with exit status 1; bad arguments get clap's message and exit status 2.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -146,6 +147,7 @@ fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
+    report_unwritable_output();
     // The first tape would make the main thread a worker of rayon's pool (see
     // `autograd::threads`); the data loaders use rayon before any tape exists, so join first.
     autograd::threads::join_global_pool();
@@ -157,6 +159,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Turns a failed write to standard output or error (`pente … > /dev/full`, a full disk) into
+/// an error message and exit status 1, where `println!` would panic ("failed printing to
+/// stdout") and print a panic report. Other panics keep the default report.
+fn report_unwritable_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(reason) = message.strip_prefix("failed printing to ") {
+            // Standard error may be the unwritable one: then this message is lost too, and the
+            // exit status says it.
+            let _ = writeln!(std::io::stderr(), "error: cannot write to {reason}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
 }
 
 /// Lets a closed output pipe end the process quietly, as it ends other command-line tools
@@ -276,9 +300,9 @@ fn run_attractor(config: &AttractorConfig, out: &Path, save: &Path) -> Result<()
     let bar = progress_bar((config.steps as u64).saturating_mul(config.hidden_sizes.len() as u64), "training");
     let results = model.train(&bar);
     bar.finish_and_clear();
+    let safetensors = attractor::export_path(save)?;
     model.save(save)?;
     println!("wrote {}", save.display());
-    let safetensors = save.with_extension("safetensors");
     let meta = [("model".to_string(), attractor::MODEL_NAME.to_string())].into_iter().collect();
     nn::safetensors::export(&model.store, &safetensors, &meta)?;
     println!("wrote {}", safetensors.display());

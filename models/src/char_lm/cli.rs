@@ -272,6 +272,8 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     let kind = trainer.model.config.kind();
     let save =
         args.save.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| out.join(format!("char_lm_{kind}.ckpt")));
+    // A directory that cannot take the checkpoint is reported now, not at the first save.
+    crate::check_save_path(&save)?;
     trainer.save = Some((save.clone(), args.save_every.unwrap_or(trainer.config.eval_every)));
     let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
     let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;

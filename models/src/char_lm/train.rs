@@ -392,6 +392,8 @@ impl Trainer {
         while self.step() < until {
             let t0 = Instant::now();
             let loss = self.train_step(&corpus.train);
+            // A diverged run stops here, before its NaN weights reach a checkpoint.
+            nn::check_loss(self.step(), loss)?;
             let dt = t0.elapsed().as_secs_f64();
             step_seconds += dt;
             self.train_seconds += dt;
@@ -569,6 +571,36 @@ mod tests {
         }
         assert_eq!(resumed.history, whole.history);
         assert_eq!(resumed.opt.state(&resumed.model.store), whole.opt.state(&whole.model.store));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_diverging_run_stops_with_an_error_and_never_saves_non_finite_weights() {
+        let corpus = tiny_corpus();
+        let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.0 });
+        let tc = TrainConfig { steps: 30, eval_every: 5, warmup_steps: 0, ..TrainConfig::for_model(&config) };
+        let dir = tempfile_dir();
+        let path = dir.join("run.ckpt");
+        let mut good = Trainer::new(CharLm::new(corpus.vocab.clone(), config, 7).expect("valid"), tc);
+        good.save = Some((path.clone(), 5));
+        good.run(&corpus, Some(5), &mut |_| {}).expect("trains");
+
+        let mut wild = Trainer::resume(&path).expect("resumes");
+        wild.config.learning_rate = 1e30; // Adam moves every weight by about lr: they overflow
+        wild.save = Some((path.clone(), 1)); // a save after every step
+        let diverged = match wild.run(&corpus, None, &mut |_| {}) {
+            Err(Error::Checkpoint(nn::Error::Diverged { step, loss })) => {
+                assert!(step > 5 && !loss.is_finite(), "step {step}, loss {loss}");
+                step
+            }
+            other => panic!("expected the run to stop as diverged, got {other:?}"),
+        };
+        // The file holds the last checkpoint saved before the divergence, every value finite.
+        let saved = Checkpoint::load(&path).expect("the file is whole");
+        assert!(saved.step < diverged, "saved at step {} of a run that diverged at {diverged}", saved.step);
+        for (name, t) in &saved.tensors {
+            assert_eq!(t.non_finite_count(), 0, "{name} holds non-finite values");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

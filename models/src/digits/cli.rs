@@ -177,6 +177,8 @@ pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
             };
             let save = t.save.clone().or_else(|| t.resume.clone());
             let save = save.unwrap_or_else(|| default_weights_path(out, model.config.arch));
+            // A directory that cannot take the checkpoint is reported now, not after an epoch.
+            crate::check_save_path(&save)?;
             train_and_report(model, ckpt.as_ref(), &save, out, !t.no_figures)
         }
         DigitsCommand::Eval { load, data } => {

@@ -269,6 +269,8 @@ pub fn train(
                 (l.item(), right, p.backward(l))
             };
             tape.reset(); // drop the tape's references to the weights: Adam updates them in place
+                          // A diverged run stops here, before its update makes the weights NaN.
+            nn::check_loss(model.history.steps + 1, f64::from(l))?;
             schedule.apply(opt.as_mut());
             opt.step(&mut model.store, &grads);
             model.history.steps += 1;

@@ -6,7 +6,9 @@
 //! the file before the rename keeps the new name from pointing at data still in the page cache;
 //! syncing the directory makes the rename itself durable before `save` returns. On any error or
 //! panic the temporary file is removed; only a process killed outright can leave one behind
-//! (named `.{target}.{pid}.{n}.tmp`, never the target itself).
+//! (named `.{target}.{pid}.{n}.tmp`, never the target itself), and the next save to the same
+//! target removes it once that process is gone. Errors name the target, not the temporary file;
+//! [`check_writable`] lets a long run find out at its start that it could not save.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -64,11 +66,13 @@ pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Re
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
+    remove_stale_temporaries(&dir, &name.to_string_lossy());
     let mut guard = TempGuard { path: tmp.clone(), armed: false };
-    let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    // Errors name the target: the temporary file is this module's business, not the user's.
+    let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io(path, e))?;
     guard.armed = true;
-    write_all(&mut file, bytes, faults).map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    write_all(&mut file, bytes, faults).map_err(|e| Error::io(path, e))?;
+    file.sync_all().map_err(|e| Error::io(path, e))?;
     drop(file);
     if faults.fail_rename {
         return Err(Error::io(path, io::Error::other("injected rename failure")));
@@ -76,6 +80,55 @@ pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Re
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     guard.armed = false;
     sync_dir(&dir).map_err(|e| Error::io(&dir, e))
+}
+
+/// Checks that `path` can be written by [`write_atomic`] (its directory exists and takes a new
+/// file), by creating and removing a temporary file there: for a training run to report a
+/// directory it cannot save into when it starts, not at its first save an epoch later.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| Error::io(path, e))?;
+    fs::remove_file(&probe).map_err(|e| Error::io(path, e))
+}
+
+/// Removes the temporary files `.{name}.{pid}.{n}.tmp` that saves to `name` in `dir` left when
+/// their process was killed outright (the only way one is left behind), judged by `/proc/{pid}`:
+/// a temporary file of a process that still runs, or of this one, stays. Where there is no
+/// `/proc` (not Linux), nothing is removed.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('.') else { continue };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else { continue };
+        if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Writes in 1 MiB pieces, honouring injected faults: with a fault at `k ≤ bytes.len()`,
@@ -135,6 +188,42 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".tmp"))
             .collect()
+    }
+
+    #[test]
+    fn a_save_removes_the_temporaries_of_dead_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("m.ckpt");
+        // A process that has exited: a child we waited for (its pid is free until reused, and
+        // a reused pid only keeps a file).
+        let dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        let mut dead = dead;
+        dead.wait().unwrap();
+        let stale = dir.path().join(format!(".m.ckpt.{dead_pid}.0.tmp"));
+        let ours = dir.path().join(format!(".m.ckpt.{}.999.tmp", std::process::id()));
+        let other = dir.path().join(".other.ckpt.1.0.tmp");
+        for f in [&stale, &ours, &other] {
+            fs::write(f, b"partial").unwrap();
+        }
+        ckpt(1, 10).save(&target).unwrap();
+        if Path::new("/proc/self").exists() && !Path::new("/proc").join(dead_pid.to_string()).exists() {
+            assert!(!stale.exists(), "a dead process's temporary is removed");
+        }
+        assert!(ours.exists(), "this process's own temporaries stay");
+        assert!(other.exists(), "another target's temporaries stay");
+    }
+
+    #[test]
+    fn a_save_into_a_missing_directory_names_the_target_and_check_writable_says_so_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("missing").join("m.ckpt");
+        let err = ckpt(1, 10).save(&target).unwrap_err().to_string();
+        assert!(err.contains("missing/m.ckpt") && !err.contains(".m.ckpt."), "{err}");
+        let early = check_writable(&target).unwrap_err().to_string();
+        assert!(early.contains("missing/m.ckpt"), "{early}");
+        check_writable(&dir.path().join("m.ckpt")).unwrap();
+        assert!(leftovers(dir.path()).is_empty(), "the probe is removed");
     }
 
     #[test]

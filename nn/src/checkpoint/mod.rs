@@ -103,9 +103,42 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` crash-safely: when this returns `Ok`, the new file is
     /// durable; if it fails or the process dies, `path` still holds the previous checkpoint.
     ///
+    /// A checkpoint with a NaN or infinite value in any tensor is refused, so that a run that
+    /// diverged never overwrites the last good weights; [`Checkpoint::save_non_finite`] writes
+    /// one on purpose (to inspect a divergence, say).
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// use nn::{AnyTensor, Checkpoint};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("m.ckpt");
+    /// let mut ckpt = Checkpoint::default();
+    /// ckpt.tensors.insert("w".into(), AnyTensor::F32(Tensor::from(vec![1.0, 2.0])));
+    /// ckpt.save(&path)?;
+    /// ckpt.tensors.insert("w".into(), AnyTensor::F32(Tensor::from(vec![1.0, f32::NAN])));
+    /// assert!(matches!(ckpt.save(&path), Err(nn::Error::NonFinite { count: 1, .. })));
+    /// assert_eq!(Checkpoint::load(&path)?.tensors["w"].to::<f32>().to_vec(), vec![1.0, 2.0]); // kept
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] naming the file and the tensor; [`Error::Io`] naming the file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        for (name, tensor) in &self.tensors {
+            let count = tensor.non_finite_count();
+            if count > 0 {
+                return Err(Error::NonFinite { path: path.to_path_buf(), tensor: name.clone(), count });
+            }
+        }
+        self.save_non_finite(path)
+    }
+
+    /// [`Checkpoint::save`] without its check for NaN and infinite values.
+    ///
     /// # Errors
     /// [`Error::Io`] naming the file.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+    pub fn save_non_finite(&self, path: impl AsRef<Path>) -> Result<()> {
         atomic::write_atomic(path.as_ref(), &self.to_bytes())
     }
 
@@ -187,6 +220,9 @@ pub struct LoadReport {
     pub mismatched: Vec<ShapeMismatch>,
     /// Loaded with a conversion between `f32` and `f64`.
     pub converted: Vec<String>,
+    /// Of those, the ones rounded from `f64` to `f32`: a lossy conversion, which the report's
+    /// `Display` says.
+    pub narrowed: Vec<String>,
 }
 
 impl LoadReport {
@@ -213,11 +249,17 @@ impl fmt::Display for LoadReport {
                 .collect();
             parts.push(format!("mis-shaped {}", m.join(", ")));
         }
-        if parts.is_empty() {
-            write!(f, "all {} tensors loaded", self.loaded.len())
-        } else {
-            write!(f, "{}", parts.join("; "))
+        if !self.narrowed.is_empty() {
+            parts.push(format!(
+                "{} rounded from f64 to f32 (lossy: {})",
+                self.narrowed.len(),
+                self.narrowed.join(", ")
+            ));
         }
+        if self.is_complete() {
+            parts.insert(0, format!("all {} tensors loaded", self.loaded.len()));
+        }
+        write!(f, "{}", parts.join("; "))
     }
 }
 
@@ -242,12 +284,15 @@ pub(crate) fn load_tensors<T: Float>(
     }
     report.unexpected = tensors.keys().filter(|k| store.id(k).is_none()).cloned().collect();
     if strict && !report.is_complete() {
-        return Err(Error::Mismatch(report));
+        return Err(Error::Mismatch(Box::new(report)));
     }
     for (name, src) in todo {
         let id = store.id(&name).expect("name taken from the store");
         if src.dtype() != crate::DType::of::<T>() {
             report.converted.push(name.clone());
+            if src.dtype() == crate::DType::F64 {
+                report.narrowed.push(name.clone());
+            }
         }
         store.set(id, src.to());
         report.loaded.push(name);
@@ -294,6 +339,14 @@ mod tests {
         ckpt.tensors.insert("a".into(), AnyTensor::F64(Tensor::from(vec![0.25])));
         let r = ckpt.load_into(&mut store, true).expect("ok");
         assert_eq!(r.converted, ["a"]);
+        assert_eq!(r.narrowed, ["a"]);
+        assert_eq!(r.to_string(), "all 1 tensors loaded; 1 rounded from f64 to f32 (lossy: a)");
         assert_eq!(store.get(store.id("a").unwrap()).data(), &[0.25]);
+        // Widening is exact and says nothing more.
+        let mut wide = ParamStore::<f64>::default();
+        wide.add("a", Tensor::zeros(&[1]));
+        ckpt.tensors.insert("a".into(), AnyTensor::F32(Tensor::from(vec![0.25f32])));
+        let r = ckpt.load_into(&mut wide, true).expect("ok");
+        assert_eq!((r.converted.len(), r.narrowed.len(), r.to_string()), (1, 0, "all 1 tensors loaded".to_string()));
     }
 }

@@ -250,3 +250,23 @@ fn cross_entropy_accepts_sequence_logits() {
     let l = loss::cross_entropy(logits, &[0, 1, 2, 3, 4, 0]);
     assert!((l.item() - 5f32.ln()).abs() < 1e-6);
 }
+
+#[test]
+fn linear_and_loss_nodes_are_located_at_the_callers_line() {
+    let mut store = ParamStore::<f64>::with_seed(0);
+    let lin = Linear::new(store.scope("fc"), 3, 2);
+    let tape = Tape::new();
+    let p = store.bind(&tape);
+    let x = tape.constant(Tensor::zeros(&[4, 3]));
+    let line = line!() + 1;
+    let y = lin.forward(&p, x);
+    assert_eq!((y.location().file(), y.location().line()), (file!(), line), "the fused product's node");
+    let x3 = tape.constant(Tensor::zeros(&[2, 2, 3]));
+    let line = line!() + 1;
+    let y3 = lin.forward(&p, x3);
+    assert_eq!((y3.location().file(), y3.location().line()), (file!(), line), "the reshaped output's node");
+    let target = tape.constant(Tensor::zeros(&[4, 2]));
+    let line = line!() + 1;
+    let l = loss::mse(y, target);
+    assert_eq!((l.location().file(), l.location().line()), (file!(), line), "the loss's node");
+}

@@ -78,24 +78,31 @@ impl Linear {
             shape.as_slice(),
             self.in_dim
         );
-        let w = p.get(self.weight);
-        let affine = |x: Var<'t, T>| match self.bias {
-            Some(b) => x.matmul_bias(w, p.get(b)), // the bias fused into the product
-            None => x.matmul(w),
-        };
         if shape.len() == 2 {
-            affine(x)
+            self.affine(p, x)
         } else {
             // Fold every leading axis into one batch axis: (…, in) → (n, in) · (in, out).
             let rows = shape[..shape.len() - 1].iter().product::<usize>();
             let mut out_shape = shape[..shape.len() - 1].to_vec();
             out_shape.push(self.out_dim);
-            affine(x.reshape(&[rows, self.in_dim])).reshape(&out_shape)
+            self.affine(p, x.reshape(&[rows, self.in_dim])).reshape(&out_shape)
+        }
+    }
+
+    /// `x·W + b` for a 2-d `x`, the bias fused into the product. A method rather than a
+    /// closure, so that `#[track_caller]` carries the user's line to the nodes it records.
+    #[track_caller]
+    fn affine<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        let w = p.get(self.weight);
+        match self.bias {
+            Some(b) => x.matmul_bias(w, p.get(b)),
+            None => x.matmul(w),
         }
     }
 }
 
 impl Module for Linear {
+    #[track_caller]
     fn forward<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
         Linear::forward(self, p, x)
     }

@@ -11,11 +11,14 @@
 //! back to the kernel the same way. A pool in the library fixes this for every program that uses
 //! it (the `pente` binary used to change glibc's tunables for itself with `mallopt` instead).
 //!
-//! What it keeps: at most [`limit`] bytes (1 GiB unless [`set_limit`] says otherwise) of free
-//! buffers across both element types; a buffer given back beyond that is freed as before.
-//! A training loop takes back on each step what the previous one gave, so the pool holds about
-//! one step's activations between steps and little during one. [`clear`] frees everything kept
-//! (after training, before a long evaluation of another shape, say). Buffers under
+//! What it keeps: at most [`limit`] bytes of free buffers across both element types (1 GiB,
+//! unless [`set_limit`] or the environment variable `PENTE_RECYCLE_LIMIT`, in MiB, says
+//! otherwise; 0 turns recycling off); a buffer given back beyond that is freed as before. A
+//! training loop takes back on each step what the previous one gave, so the pool holds about one
+//! step's activations between steps and little during one. When the sizes change (evaluation on
+//! another batch size, a second model), each new size that finds no kept buffer frees kept
+//! buffers of other sizes, least recently used first, for as many bytes ([`take`]), so old
+//! sizes make room instead of piling up. [`clear`] frees everything kept. Buffers under
 //! [`MIN_BYTES`] are left to the allocator, which serves them from its free lists quickly.
 
 use std::collections::BTreeMap;
@@ -183,6 +186,8 @@ pub fn limit() -> usize {
 
 /// Sets [`limit`]; 0 turns recycling off. Buffers already kept beyond a lowered limit are freed.
 pub fn set_limit(bytes: usize) {
+    // `usize::MAX` marks the limit as not yet read from the environment.
+    let bytes = bytes.min(usize::MAX - 1);
     LIMIT.store(bytes, Ordering::Relaxed);
     if KEPT.load(Ordering::Relaxed) > bytes {
         clear();

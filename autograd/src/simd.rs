@@ -3,12 +3,15 @@
 //! `cargo build --release` (baseline x86-64: SSE2, 4 `f32` lanes, no fused multiply-add) runs
 //! them with AVX2 and FMA, or AVX-512, where the CPU has them, and still runs everywhere.
 //!
-//! [`vectorized`] runs a closure inside a function compiled for the chosen instruction set
-//! (through [`pulp`], which the `gemm` crate already uses for the same job): the loops of the
-//! closure, inlined there, are vectorized for it. A kernel wraps the body of each of its
-//! parallel tasks (the dispatch does not cross threads), as the element-wise kernels, the
-//! reductions, softmax, layer norm, attention, convolution, pooling and the optimizers' updates
-//! do. Code outside such a closure is compiled for the build's target, as any Rust code.
+//! [`kernel!`] defines a function whose body is compiled once per level, with the best one chosen
+//! at each call; the element-wise maps and zips, the reductions, softmax, log-softmax and
+//! cross-entropy, layer norm, the attention rows, the tile products, max pooling and the
+//! optimizers' updates are such kernels. A kernel runs inside one parallel task (the dispatch
+//! does not cross threads). [`vectorized`] runs a closure inside a function compiled for the
+//! level (through [`pulp`], which the `gemm` crate already uses for the same job), which helps
+//! only where the optimizer inlines the closure there: `objdump` showed it often does not for
+//! large closures, which is why the kernels are [`kernel!`] functions. Code outside both is
+//! compiled for the build's target, as any Rust code.
 //!
 //! | CPU | [`Level`] | what the loops are compiled for |
 //! | --- | --- | --- |
@@ -119,9 +122,10 @@ pub fn set_max_level(cap: Level) {
     LEVEL.store(detected().min(cap) as u8, Ordering::Relaxed);
 }
 
-/// Runs `f` compiled for the level in use (see the [module docs](self)): the loops in `f` are
-/// vectorized for AVX2 with fused multiply-adds where the CPU has them. Wrap a kernel's loop,
-/// inside each parallel task.
+/// Runs `f` inside a function compiled for the level in use (see the [module docs](self)): the
+/// loops in `f` are vectorized for it when `f` is inlined there, which the optimizer decides
+/// (small closures are; large ones may not be, and then run as code for the build's target,
+/// correct but slower). For a loop that matters, write a [`kernel!`] function instead.
 ///
 /// ```
 /// let a = vec![1.5f32; 1000];

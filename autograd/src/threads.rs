@@ -10,8 +10,9 @@
 //! of it. So [`Tape::new`](crate::Tape::new) calls [`join_global_pool`] on the main thread: when
 //! the global pool is not built yet, it is built with `use_current_thread` (rayon's
 //! `ThreadPoolBuilder::use_current_thread`), the main thread becoming worker 0 and rayon
-//! starting the other `cores − 1` workers. Measured on `pente bench` (see `bench/RESULTS.md`),
-//! this is what the `rayon::scope` in the `pente` binary used to give it.
+//! starting the other `cores − 1` workers. It replaces the `rayon::scope` the `pente` binary
+//! used to wrap its commands in (with char-gpt on one tape, the two were within the run-to-run
+//! noise of each other in a check on 2026-12-07).
 //!
 //! What a program should know:
 //! - Only the thread named `main` (Rust's name for the thread `fn main` runs on) joins, and only

@@ -52,7 +52,9 @@ impl Drop for TempGuard {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Result<()> {
+/// The target's directory (`.` for a bare file name), its file name, and a fresh temporary path
+/// `.{name}.{pid}.{n}.tmp` beside it.
+fn temporary_for(path: &Path) -> Result<(PathBuf, String, PathBuf)> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
@@ -60,13 +62,14 @@ pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Re
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    remove_stale_temporaries(&dir, &name.to_string_lossy());
+    let name = name.to_string_lossy().into_owned();
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    Ok((dir, name, tmp))
+}
+
+pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Result<()> {
+    let (dir, name, tmp) = temporary_for(path)?;
+    remove_stale_temporaries(&dir, &name);
     let mut guard = TempGuard { path: tmp.clone(), armed: false };
     // Errors name the target: the temporary file is this module's business, not the user's.
     let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io(path, e))?;
@@ -89,19 +92,7 @@ pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], faults: Faults) -> Re
 /// # Errors
 /// [`Error::Io`] naming `path`.
 pub fn check_writable(path: &Path) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, "not a file path")))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let probe = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let (_, _, probe) = temporary_for(path)?;
     OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| Error::io(path, e))?;
     fs::remove_file(&probe).map_err(|e| Error::io(path, e))
 }

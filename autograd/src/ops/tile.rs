@@ -252,8 +252,8 @@ mod avx512 {
 
     /// The `8 × 32` block of `a · b` at columns `j0..j0 + 32`, for the rows of `a` starting at
     /// the offsets `rows`, summed over the inner indices `ps`: the generic block's sums, in the
-    /// same order, each step one fused multiply-add (as the generic block's `mul_add` is on a
-    /// CPU with FMA, which every AVX-512 CPU has).
+    /// same order, each step one fused multiply-add (as the generic block's `mul_add` is, at
+    /// every level: see [`Float::mul_add`](crate::Float::mul_add)).
     ///
     /// # Safety
     /// As the generic block's: `rows[r] + p·a.col_stride < a.data.len()` and

@@ -232,13 +232,7 @@ fn mlp_mnist(batch: usize) -> Measurement {
     let mut store = ParamStore::<f32>::with_seed(0);
     let mlp = Mlp::new(store.scope("mlp"), &[784, 512, 256, 10], Activation::Relu);
     let mut opt = Adam::new(AdamConfig { lr: 1e-3, ..Default::default() });
-    let mut rng = Rng::seed_from_u64(1);
-    let batches: Vec<(Tensor<f32>, Vec<usize>)> = (0..16)
-        .map(|_| {
-            let x = Tensor::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
-            (x, (0..batch).map(|_| rng.gen_range(0..10)).collect())
-        })
-        .collect();
+    let batches = mnist_shaped_batches(16, batch);
     let (warmup, steps) = (20, 200);
     let (seconds, last) = timed_steps(warmup, steps, |i| {
         let (x, y) = &batches[i % batches.len()];
@@ -247,16 +241,7 @@ fn mlp_mnist(batch: usize) -> Measurement {
         opt.step(&mut store, &grads);
         loss
     });
-    Measurement {
-        workload: "mlp-mnist",
-        implementation: "pente",
-        size: format!("batch={batch}"),
-        figure: "samples_per_s",
-        value: (batch * steps) as f64 / seconds,
-        steps,
-        seconds,
-        check: Some(f64::from(last)),
-    }
+    samples_per_s("mlp-mnist", batch, steps, seconds, last)
 }
 
 fn digits_cnn() -> Measurement {
@@ -264,13 +249,7 @@ fn digits_cnn() -> Measurement {
     let mut store = ParamStore::<f32>::with_seed(0);
     let net = Net::new(Arch::Cnn, &mut store);
     let mut opt = Adam::new(AdamConfig { lr: 1e-3, ..Default::default() });
-    let mut rng = Rng::seed_from_u64(1);
-    let batches: Vec<(Tensor<f32>, Vec<usize>)> = (0..8)
-        .map(|_| {
-            let x = Tensor::rand_uniform(&[BATCH, 784], 0.0, 1.0, &mut rng);
-            (x, (0..BATCH).map(|_| rng.gen_range(0..10)).collect())
-        })
-        .collect();
+    let batches = mnist_shaped_batches(8, BATCH);
     // One tape for the whole run, reset after each step, as `digits::train::train` trains: its
     // random stream (the dropout masks) goes on from step to step.
     let mut tape = Tape::<f32>::with_seed(7919);
@@ -286,12 +265,30 @@ fn digits_cnn() -> Measurement {
         opt.step(&mut store, &grads);
         loss
     });
+    samples_per_s("digits-cnn", BATCH, steps, seconds, last)
+}
+
+/// `count` batches of `batch` MNIST-shaped images (pixels uniform in [0, 1)) with random labels
+/// 0–9, drawn from seed 1: the data of the mlp-mnist and digits-cnn workloads.
+fn mnist_shaped_batches(count: usize, batch: usize) -> Vec<(Tensor<f32>, Vec<usize>)> {
+    let mut rng = Rng::seed_from_u64(1);
+    (0..count)
+        .map(|_| {
+            let x = Tensor::rand_uniform(&[batch, 784], 0.0, 1.0, &mut rng);
+            (x, (0..batch).map(|_| rng.gen_range(0..10)).collect())
+        })
+        .collect()
+}
+
+/// The measurement of `steps` training steps of `batch` samples that took `seconds`, with the
+/// last loss as its check.
+fn samples_per_s(workload: &'static str, batch: usize, steps: usize, seconds: f64, last: f32) -> Measurement {
     Measurement {
-        workload: "digits-cnn",
+        workload,
         implementation: "pente",
-        size: format!("batch={BATCH}"),
+        size: format!("batch={batch}"),
         figure: "samples_per_s",
-        value: (BATCH * steps) as f64 / seconds,
+        value: (batch * steps) as f64 / seconds,
         steps,
         seconds,
         check: Some(f64::from(last)),

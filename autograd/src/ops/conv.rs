@@ -21,7 +21,6 @@ use super::shape::fill_chunks;
 use super::winograd;
 use crate::op::TensorGrads;
 use crate::recycle::{self, Buffer};
-use crate::simd;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 
@@ -365,20 +364,18 @@ impl<T: Float> Op<T> for Conv2dOp {
         let dst = &mut out.spare_capacity_mut()[..len];
         if per > 0 {
             dst.par_chunks_mut(d.group * per).enumerate().for_each(|(g, chunk)| {
-                simd::vectorized(|| {
-                    let mut cols = d.columns_buffer(bias.is_some());
-                    for (j, out_b) in chunk.chunks_mut(per).enumerate() {
-                        let b = g * d.group + j;
-                        d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
-                        let cols = Operand::by_rows(&cols, d.cols);
-                        for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
-                            let lo = band * OUT_BAND;
-                            let rows = out.len() / d.cols.max(1);
-                            let weight = Operand::transposed(&w_t[lo..], d.o);
-                            gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
-                        }
+                let mut cols = d.columns_buffer(bias.is_some());
+                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                    let b = g * d.group + j;
+                    d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
+                    let cols = Operand::by_rows(&cols, d.cols);
+                    for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
+                        let lo = band * OUT_BAND;
+                        let rows = out.len() / d.cols.max(1);
+                        let weight = Operand::transposed(&w_t[lo..], d.o);
+                        gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
                     }
-                })
+                }
             });
         }
         // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity; the chunks of
@@ -443,7 +440,7 @@ impl<T: Float> Op<T> for Conv2dOp {
             .into_par_iter()
             .enumerate()
             .map(|(gi, gx_group)| {
-                simd::vectorized(|| {
+                {
                     let mut cols = if need_cols { d.columns_buffer(has_bias) } else { Buffer::default() };
                     let mut gcols = Buffer::new(if need_x { recycle::zeros(d.rows * d.cols) } else { Vec::new() });
                     let mut gwb_t = recycle::zeros(k * d.o);
@@ -471,7 +468,7 @@ impl<T: Float> Op<T> for Conv2dOp {
                         }
                     }
                     gwb_t
-                })
+                }
             })
             .reduce_with(|mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(a, &b)| *a += b);

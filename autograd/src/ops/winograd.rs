@@ -32,7 +32,6 @@ use rayon::prelude::*;
 use super::matmul::{gemm_accumulate, gemm_overwrite, Operand};
 use crate::op::TensorGrads;
 use crate::recycle;
-use crate::simd;
 use crate::{Float, Tensor};
 
 /// Input channels from which conv2d takes this path for a 3×3, stride-1 kernel: below it the
@@ -456,26 +455,24 @@ pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tens
     let mut out: Vec<T> = recycle::take(len);
     if per > 0 {
         out.spare_capacity_mut()[..len].par_chunks_mut(t.group * per).enumerate().for_each(|(g, chunk)| {
-            simd::vectorized(|| {
-                let mut buf = t.buffers(Uses { rows: true, grad_rows: false, dy_rows: false });
-                let mut v = recycle::zeros(POINTS * t.c * slots);
-                let mut m = recycle::zeros(POINTS * OUT_BAND.min(t.o) * slots);
-                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
-                    let b = g * t.group + j;
-                    t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
-                    t.input_transform(&mut buf, &mut v);
-                    for (band, out) in out_b.chunks_mut(OUT_BAND * t.oh * t.ow).enumerate() {
-                        let (lo, o) = (band * OUT_BAND, out.len() / (t.oh * t.ow));
-                        for xi in 0..POINTS {
-                            let u_xi = Operand::transposed(&u[xi * t.o * t.c + lo..(xi + 1) * t.o * t.c], t.o);
-                            let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
-                            let m_xi = &mut m[xi * o * slots..(xi + 1) * o * slots];
-                            gemm_overwrite(m_xi, (o, t.c, slots), u_xi, v_xi, t.inner);
-                        }
-                        t.output_transform(&m[..POINTS * o * slots], bias.map(|b| &b[lo..lo + o]), out, &mut buf);
+            let mut buf = t.buffers(Uses { rows: true, grad_rows: false, dy_rows: false });
+            let mut v = recycle::zeros(POINTS * t.c * slots);
+            let mut m = recycle::zeros(POINTS * OUT_BAND.min(t.o) * slots);
+            for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                let b = g * t.group + j;
+                t.split_rows(&src[b * plane..(b + 1) * plane], &mut buf.rows);
+                t.input_transform(&mut buf, &mut v);
+                for (band, out) in out_b.chunks_mut(OUT_BAND * t.oh * t.ow).enumerate() {
+                    let (lo, o) = (band * OUT_BAND, out.len() / (t.oh * t.ow));
+                    for xi in 0..POINTS {
+                        let u_xi = Operand::transposed(&u[xi * t.o * t.c + lo..(xi + 1) * t.o * t.c], t.o);
+                        let v_xi = Operand::by_rows(&v[xi * t.c * slots..(xi + 1) * t.c * slots], slots);
+                        let m_xi = &mut m[xi * o * slots..(xi + 1) * o * slots];
+                        gemm_overwrite(m_xi, (o, t.c, slots), u_xi, v_xi, t.inner);
                     }
+                    t.output_transform(&m[..POINTS * o * slots], bias.map(|b| &b[lo..lo + o]), out, &mut buf);
                 }
-            })
+            }
         });
     }
     // SAFETY: the chunks of `per` = O·OH·OW elements partition the first `len` slots of `out`'s
@@ -518,7 +515,7 @@ pub(super) fn backward<T: Float>(
         .into_par_iter()
         .enumerate()
         .map(|(gi, gx_group)| {
-            simd::vectorized(|| {
+            {
                 let (mut du, mut db) = (zeros(POINTS * t.o * t.c), zeros(t.o));
                 let mut buf = t.buffers(Uses { rows: need_w, grad_rows: need_x, dy_rows: need_x || need_w });
                 let mut v = zeros(if need_w { POINTS * t.c * slots } else { 0 });
@@ -563,7 +560,7 @@ pub(super) fn backward<T: Float>(
                     }
                 }
                 (du, db)
-            })
+            }
         })
         .reduce_with(|(mut du, mut db), (du2, db2)| {
             du.iter_mut().zip(&du2).for_each(|(a, &b)| *a += b);

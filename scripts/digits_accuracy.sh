@@ -22,7 +22,7 @@ esac
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo build --release --quiet -p pente-models --bin pente
+cargo build --release --quiet -p pente-cli --bin pente
 "${CARGO_TARGET_DIR:-target}/release/pente" --seed 0 --out "$out" digits train --model "$model" --no-figures | tee "$out/log"
 acc="$(grep -o '"test_acc": [0-9.]*' "$out/log" | tail -1 | awk '{print $2}')"
 if [ -z "$acc" ]; then

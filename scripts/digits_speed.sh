@@ -15,7 +15,7 @@ model="${1:-mlp}"
 python="${2:-python3}"
 epochs=6  # PyTorch reaches 98 % (MLP) after about 4.3 epochs and 99 % (CNN) after about 4.9
 mkdir -p out
-cargo build --release --quiet -p pente-models --bin pente
+cargo build --release --quiet -p pente-cli --bin pente
 "$python" bench/reference/mnist_torch.py --model "$model" --data data/mnist --epochs "$epochs" \
   | tee "out/digits_speed_$model.torch.jsonl"
 "${CARGO_TARGET_DIR:-target}/release/pente" --out out digits train --model "$model" --epochs "$epochs" --validation 0 --constant-lr \

@@ -1,13 +1,17 @@
 //! pente: tape-based reverse-mode automatic differentiation, with the layers, losses, optimizers
 //! and checkpoints to train real models, and four models that show it working.
 //!
-//! This facade re-exports the workspace's three crates so that one dependency brings them all:
+//! This facade re-exports the workspace's crates so that one dependency brings them:
 //!
 //! | crate | what it holds |
 //! | --- | --- |
 //! | [`autograd`] | `Tensor`, `Tape`, `Var`, every differentiable op and its derivative, gradient checking |
 //! | [`nn`] | parameters, layers, losses, optimizers, checkpoints (save / load, safetensors) |
-//! | [`models`] | the curve fit, the attractor classifier, figures and the `pente` CLI's models |
+//! | `models` | the curve fit, the attractor classifier, the digits and char-lm models, their figures: only with the `models` feature |
+//!
+//! `pente = { path = "…" }` brings autograd and nn only; `features = ["models"]` adds
+//! `pente::models` (and its dependencies: plotters, indicatif, png, flate2, sha2). The `pente`
+//! command-line tool is the `pente-cli` package (`cargo install --path cli`).
 //!
 //! ```
 //! use pente::autograd::Tape;
@@ -18,6 +22,7 @@
 //! ```
 
 pub use autograd;
+#[cfg(feature = "models")]
 pub use models;
 pub use nn;
 

@@ -24,7 +24,7 @@
 
 use autograd::{Float, Rng, Tensor};
 
-/// An initialization scheme for a parameter tensor. See the [module docs](self) for formulas.
+/// An initialization scheme for a parameter tensor (the formulas are in `nn/src/init.rs`'s opening comment).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// He et al. (2015), uniform, gain √2 (for ReLU).

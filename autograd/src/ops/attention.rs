@@ -8,7 +8,7 @@
 //! probabilities are kept from forward to backward while they are no larger than the input (short
 //! sequences: `heads · t ≤ 3·n_embd`), and recomputed in backward otherwise (FlashAttention's
 //! trade: one small `t × t` product per head against a `t × t` buffer per head held in between).
-//! The per-head products are [`tile`](super::tile) products, which skip the half of each that
+//! The per-head products are `tile` products, which skip the half of each that
 //! the causal mask makes zero; batch rows run in parallel, each task reusing its buffers for its
 //! heads and writing their columns of the output in place.
 //!

@@ -83,7 +83,7 @@ pub struct TrainArgs {
     /// batch on one tape, every op split across the cores) [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub shards: Option<u16>,
-    /// Where to save the model with its optimizer state [default: OUT/char_lm_<model>.ckpt].
+    /// Where to save the model with its optimizer state [default: OUT/char_lm_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Save every this many steps too (0: only at the end) [default: every validation].

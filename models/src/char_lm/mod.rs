@@ -9,7 +9,7 @@
 //! | [`mlp`] | the MLP of Bengio et al. (2003): embeddings of the last k characters, a tanh layer |
 //! | [`gpt`] | the decoder-only transformer (DESIGN.md's `char-gpt` is its small configuration) |
 //! | [`kv_cache`] | GPT generation that costs one position per character |
-//! | [`model`] | [`CharLm`](model::CharLm): any of the three, its losses, logits and checkpoint |
+//! | [`model`] | [`CharLm`]: any of the three, its losses, logits and checkpoint |
 //! | [`train`] | AdamW, schedule, periodic validation, exact resume |
 //! | [`sample`] | temperature, top-k, seeded, streamed generation |
 //! | [`figures`] | loss curves and attention weights (SVG) |
@@ -19,6 +19,7 @@
 //! windows; bits per character are nats / ln 2.
 
 pub mod bigram;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 pub mod figures;

@@ -55,7 +55,7 @@ pub enum DigitsCommand {
         /// Output of the PyTorch reference.
         #[arg(long, value_name = "FILE")]
         torch: PathBuf,
-        /// The figure [default: OUT/digits_speed_<model>.svg].
+        /// The figure [default: OUT/digits_speed_MODEL.svg].
         #[arg(long, value_name = "FILE")]
         figure: Option<PathBuf>,
     },
@@ -108,7 +108,7 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps (e.g. a fraction of an epoch).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub max_steps: u32,
-    /// Where to save the model [default: OUT/digits_<model>.ckpt].
+    /// Where to save the model [default: OUT/digits_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Continue a run saved by an earlier `train` (its settings come from the file; --epochs

@@ -21,6 +21,7 @@
 //! # Ok::<(), models::Error>(())
 //! ```
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 pub mod figures;

@@ -1,5 +1,5 @@
 //! The native checkpoint file format, version 1: a fixed 40-byte prefix, a header encoded by
-//! [`codec`](super::codec), then the raw tensor data.
+//! the private `codec` module, then the raw tensor data.
 //!
 //! ```text
 //! offset  size  field

@@ -5,7 +5,7 @@
 //!   [`atomic`] (temporary file, `sync_all`, rename, directory sync), so the file on disk is
 //!   always the complete old checkpoint or the complete new one.
 //! - [`Checkpoint::load`] checks the magic number, version, lengths and checksums before decoding
-//!   ([`format`] describes the layout; [`codec`] is the one place that knows bincode).
+//!   ([`format`](mod@format) describes the layout; `codec` is the one place that knows bincode).
 //! - [`Checkpoint::load_into`] puts the tensors into a [`ParamStore`], reporting every missing,
 //!   unexpected and mis-shaped tensor by name in one [`LoadReport`].
 //!
@@ -86,7 +86,7 @@ impl Checkpoint {
         self
     }
 
-    /// The file's bytes (see [`format`]).
+    /// The file's bytes (see [`format`](mod@format)).
     pub fn to_bytes(&self) -> Vec<u8> {
         format::encode(self)
     }

@@ -26,6 +26,12 @@ pub use autograd;
 pub use models;
 pub use nn;
 
+/// The README, compiled as documentation only while rustdoc collects doctests, so that its
+/// example is tested by `cargo test` (`scripts/readme-crate` also builds it in a fresh crate).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub mod readme {}
+
 /// The guide's chapters (`docs/guide/src`), compiled as documentation only while rustdoc collects
 /// doctests, so that `cargo test` compiles and runs every Rust snippet of the book.
 #[cfg(doctest)]
@@ -46,6 +52,8 @@ pub mod guide {
     pub mod digits {}
     #[doc = include_str!("../docs/guide/src/next-character.md")]
     pub mod next_character {}
+    #[doc = include_str!("../docs/guide/src/own-crate.md")]
+    pub mod own_crate {}
     #[doc = include_str!("../docs/guide/src/tape.md")]
     pub mod tape {}
     #[doc = include_str!("../docs/guide/src/custom-layers-and-ops.md")]

@@ -129,7 +129,7 @@ impl Window {
                 let out = &mut out[run.cols.clone()];
                 if s == 1 {
                     // A call to memmove per row, ~10 % of the CNN's step; yet an inline copy in
-                    // blocks of 8 measured slower twice (session 5: 1,343–1,464 images/s
+                    // blocks of 8 measured slower twice (2026-11-26: 1,343–1,464 images/s
                     // against 1,433–1,572, alternating).
                     out.copy_from_slice(&input[run.iw0..run.iw0 + out.len()]);
                 } else {

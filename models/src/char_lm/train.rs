@@ -240,8 +240,8 @@ pub struct Trainer {
     pub opt: AdamW<f32>,
     /// The losses so far.
     pub history: History,
-    /// Seconds spent in training steps (validation and saving excluded), over every session
-    /// of the run.
+    /// Seconds spent in training steps (validation and saving excluded), over every process
+    /// that trained this run (a resumed run adds to it).
     pub train_seconds: f64,
     /// Where to save checkpoints, and every how many steps (also at the end of [`Trainer::run`]).
     pub save: Option<(PathBuf, u64)>,
@@ -387,7 +387,7 @@ impl Trainer {
         }
         let until = until.unwrap_or(self.config.steps).min(self.config.steps);
         let tokens_per_step = (self.config.batch_size * self.model.config.targets_per_window()) as f64;
-        let mut session_steps = 0u64;
+        let mut steps_this_process = 0u64;
         let mut step_seconds = 0.0;
         while self.step() < until {
             let t0 = Instant::now();
@@ -397,10 +397,10 @@ impl Trainer {
             let dt = t0.elapsed().as_secs_f64();
             step_seconds += dt;
             self.train_seconds += dt;
-            session_steps += 1;
+            steps_this_process += 1;
             self.interval = (self.interval.0 + loss, self.interval.1 + 1);
             let step = self.step();
-            let tokens_per_second = tokens_per_step * session_steps as f64 / step_seconds.max(1e-9);
+            let tokens_per_second = tokens_per_step * steps_this_process as f64 / step_seconds.max(1e-9);
             observe(Event::Step { step, loss, tokens_per_second });
             if step.is_multiple_of(self.config.eval_every) || step == self.config.steps {
                 self.validate(corpus, observe);

@@ -29,6 +29,7 @@
 pub mod attractor;
 pub mod bench;
 pub mod char_lm;
+pub mod config;
 pub mod curve_fit;
 pub mod digits;
 pub mod figures;

@@ -121,7 +121,10 @@ impl AttractorConfig {
         }
         for hidden in &self.hidden_sizes {
             if !(1..=MAX_LAYERS).contains(&hidden.len()) {
-                return Err(Invalid::new("hidden_sizes", format!("{hidden:?}: a model has 1 to {MAX_LAYERS} hidden layers")));
+                return Err(Invalid::new(
+                    "hidden_sizes",
+                    format!("{hidden:?}: a model has 1 to {MAX_LAYERS} hidden layers"),
+                ));
             }
             for &w in hidden {
                 if w == 0 || w > MAX_WIDTH {
@@ -141,10 +144,8 @@ impl AttractorConfig {
     pub fn param_count(&self) -> Option<u128> {
         let mut total = 0u128;
         for hidden in &self.hidden_sizes {
-            let sizes: Vec<u128> = std::iter::once(2)
-                .chain(hidden.iter().map(|&w| w as u128))
-                .chain([self.attractors as u128])
-                .collect();
+            let sizes: Vec<u128> =
+                std::iter::once(2).chain(hidden.iter().map(|&w| w as u128)).chain([self.attractors as u128]).collect();
             for pair in sizes.windows(2) {
                 total = total.checked_add(pair[0].checked_mul(pair[1])?.checked_add(pair[1])?)?;
             }
@@ -670,6 +671,13 @@ mod tests {
         assert_eq!(loaded.attractors, model.attractors);
         assert_eq!(loaded.config, model.config);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn param_count_is_the_built_models() {
+        let config = AttractorConfig { hidden_sizes: vec![vec![1], vec![8], vec![32, 32]], ..Default::default() };
+        let model = AttractorModel::new(&config).expect("valid");
+        assert_eq!(config.param_count(), Some(model.store.num_params() as u128));
     }
 
     #[test]

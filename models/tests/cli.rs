@@ -193,7 +193,10 @@ fn sizes_that_fit_their_flags_but_not_memory_exit_1_naming_the_flag() {
     let out = temp_dir("memory");
     let out_s = out.to_str().expect("utf-8");
     for (args, expect) in [
-        (&["char-lm", "train", "--batch-size", "1000000"][..], "--batch-size = 1000000 makes one step's activations need"),
+        (
+            &["char-lm", "train", "--batch-size", "1000000"][..],
+            "--batch-size = 1000000 makes one step's activations need",
+        ),
         (
             &["char-lm", "train", "--model", "mlp", "--context", "16384", "--n-embd", "65536", "--hidden", "65536"],
             "--hidden = 65536 makes the parameters and their optimizer state need",

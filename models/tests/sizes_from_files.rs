@@ -116,7 +116,8 @@ fn huge_attractor_sizes_in_json_are_refused_before_building() {
         v["config"]["hidden_sizes"] = serde_json::json!(vec![vec![3]; 1000])
     });
     refused(AttractorModel::load(&many), &many, &["lists 1000 models, which must be 1 to 64"]);
-    let other = with_json(&ckpt, CONFIG_KEY, "other-sizes.ckpt", |v| v["config"]["hidden_sizes"] = serde_json::json!([[4]]));
+    let other =
+        with_json(&ckpt, CONFIG_KEY, "other-sizes.ckpt", |v| v["config"]["hidden_sizes"] = serde_json::json!([[4]]));
     refused(AttractorModel::load(&other), &other, &["describes 37 parameters, its tensors hold 29"]);
     assert!(config::from_json::<AttractorConfig>(&ckpt.metadata, "absent").is_none());
 }

@@ -245,7 +245,9 @@ fn run(cli: &Cli) -> Result<(), Error> {
                 activation: attractor::parse_activation(&args.activation)?,
                 ..Default::default()
             };
-            config.validate().map_err(|e| Error::Config(e.as_flag(&[("hidden_sizes", "--hidden"), ("train_points", "--train")])))?;
+            config
+                .validate()
+                .map_err(|e| Error::Config(e.as_flag(&[("hidden_sizes", "--hidden"), ("train_points", "--train")])))?;
             let save = args.save.clone().unwrap_or_else(|| attractor::default_weights_path(&cli.out));
             run_attractor(&config, &cli.out, &save)
         }

@@ -78,7 +78,10 @@ impl ModelConfig {
         let (field, value) = match *self {
             ModelConfig::Bigram(c) => {
                 if !(c.smoothing.is_finite() && c.smoothing >= 0.0) {
-                    return Err(Invalid::new("smoothing", format!("= {} must be finite and non-negative", c.smoothing)));
+                    return Err(Invalid::new(
+                        "smoothing",
+                        format!("= {} must be finite and non-negative", c.smoothing),
+                    ));
                 }
                 ("vocab", vocab)
             }
@@ -112,7 +115,13 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => {
                 let (k, e, h) = (c.context as u128, c.n_embd as u128, c.hidden as u128);
                 // embeddings, hidden layer (weight and bias), head (weight and bias)
-                sum(&[v.checked_mul(e), k.checked_mul(e).and_then(|ke| ke.checked_mul(h)), Some(h), h.checked_mul(v), Some(v)])
+                sum(&[
+                    v.checked_mul(e),
+                    k.checked_mul(e).and_then(|ke| ke.checked_mul(h)),
+                    Some(h),
+                    h.checked_mul(v),
+                    Some(v),
+                ])
             }
             ModelConfig::Gpt(c) => {
                 let (b, e, l) = (c.block_size as u128, c.n_embd as u128, c.n_layer as u128);
@@ -296,8 +305,11 @@ impl CharLm {
 
     /// A checkpoint of the parameters with the vocabulary and configuration in its metadata.
     pub fn checkpoint(&self) -> Checkpoint {
-        let saved =
-            Saved { config: self.config, vocab: self.vocab.to_metadata(), unknown_symbol: self.vocab.has_unknown_symbol() };
+        let saved = Saved {
+            config: self.config,
+            vocab: self.vocab.to_metadata(),
+            unknown_symbol: self.vocab.has_unknown_symbol(),
+        };
         Checkpoint::from_store(&self.store)
             .with_metadata("model", MODEL_NAME)
             .with_metadata(config::CONFIG_KEY, config::to_json(&saved))
@@ -334,5 +346,39 @@ impl CharLm {
     /// As [`Checkpoint::load`] and [`CharLm::from_checkpoint`].
     pub fn load(path: &Path) -> Result<Self, Error> {
         Self::from_checkpoint(&Checkpoint::load(path)?, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count that guards loading (before anything is built) is the count of what is built.
+    #[test]
+    fn param_count_is_the_built_models() {
+        let vocab = Vocab::from_text("abcdefg\n", true);
+        for config in [
+            ModelConfig::Bigram(BigramConfig::default()),
+            ModelConfig::Mlp(MlpConfig { context: 3, n_embd: 5, hidden: 7 }),
+            ModelConfig::Gpt(GptConfig { block_size: 6, n_embd: 8, n_head: 2, n_layer: 3, dropout: 0.0 }),
+        ] {
+            let model = CharLm::new(vocab.clone(), config, 0).expect("valid");
+            assert_eq!(config.param_count(vocab.len()), Some(model.store.num_params() as u128), "{config:?}");
+        }
+        let huge = ModelConfig::Gpt(GptConfig { n_embd: usize::MAX, ..GptConfig::default() });
+        assert_eq!(huge.param_count(65), None, "an overflow is not a count");
+    }
+
+    #[test]
+    fn validate_names_the_field_and_its_bound() {
+        let gpt = |c: GptConfig| ModelConfig::Gpt(c).validate(65).unwrap_err().to_string();
+        assert_eq!(
+            gpt(GptConfig { n_embd: 1 << 40, ..Default::default() }),
+            "n_embd = 1099511627776 is above the limit 65536"
+        );
+        assert_eq!(gpt(GptConfig { block_size: 0, ..Default::default() }), "block_size = 0 must be at least 1");
+        assert!(gpt(GptConfig { n_head: 3, ..Default::default() }).contains("does not divide n_embd = 128"));
+        let e = ModelConfig::Bigram(BigramConfig::default()).validate(100_000).unwrap_err().to_string();
+        assert_eq!(e, "vocab = 100000 is above the limit 65536");
     }
 }

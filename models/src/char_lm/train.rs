@@ -140,7 +140,10 @@ impl TrainConfig {
         if self.shards > self.batch_size {
             return Err(Invalid::new(
                 "shards",
-                format!("= {}: {} shards for a batch of {} windows: at most one per window", self.shards, self.shards, self.batch_size),
+                format!(
+                    "= {}: {} shards for a batch of {} windows: at most one per window",
+                    self.shards, self.shards, self.batch_size
+                ),
             ));
         }
         for (field, v) in [
@@ -165,7 +168,6 @@ impl TrainConfig {
             decay: Decay::Cosine { total_steps: self.steps, min_lr: self.learning_rate * self.min_lr_fraction },
         }
     }
-
 }
 
 /// Bytes the tape of one step over `batch` windows holds, estimated from the model's sizes (the
@@ -348,8 +350,19 @@ impl Trainer {
         path: &Path,
         adjust: impl FnOnce(&mut TrainConfig, &CharLm) -> Result<(), Error>,
     ) -> Result<Self, Error> {
-        let ckpt = Checkpoint::load(path)?;
-        let model = CharLm::from_checkpoint(&ckpt, path)?;
+        Self::from_checkpoint(&Checkpoint::load(path)?, path, adjust)
+    }
+
+    /// [`Trainer::resume_with`] on a checkpoint already read from `path`.
+    ///
+    /// # Errors
+    /// As [`Trainer::resume_with`].
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        path: &Path,
+        adjust: impl FnOnce(&mut TrainConfig, &CharLm) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
+        let model = CharLm::from_checkpoint(ckpt, path)?;
         let not_ours = |reason: String| Error::NotAModel { path: path.to_path_buf(), expected: "char-lm", reason };
         let mut record = match config::from_json::<RunRecord>(&ckpt.metadata, config::TRAIN_KEY) {
             Some(record) => record,

@@ -144,7 +144,8 @@ pub fn char_lm_run(meta: &Meta) -> Result<RunRecord, String> {
         shards: optional(meta, "train.shards", 1)?,
         save_every: eval_every,
     };
-    let points = |key: &str| points(meta.get(key).map_or("", String::as_str)).ok_or_else(|| format!("unreadable `{key}`"));
+    let points =
+        |key: &str| points(meta.get(key).map_or("", String::as_str)).ok_or_else(|| format!("unreadable `{key}`"));
     let history = History { train: points("history.train")?, val: points("history.val")? };
     let interval = meta
         .get("interval")

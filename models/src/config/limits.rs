@@ -70,6 +70,10 @@ fn gib(bytes: u128) -> String {
 /// # Errors
 /// As [`fits_in_memory`], naming `field`.
 pub fn parameters_fit(field: &'static str, value: u128, params: Option<u128>) -> Result<(), Invalid> {
-    fits_in_memory(field, value, "the parameters and their optimizer state", params.and_then(|p| p.checked_mul(BYTES_PER_PARAMETER)))
+    fits_in_memory(
+        field,
+        value,
+        "the parameters and their optimizer state",
+        params.and_then(|p| p.checked_mul(BYTES_PER_PARAMETER)),
+    )
 }
-

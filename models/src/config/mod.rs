@@ -125,7 +125,9 @@ pub fn check_described(described: Option<u128>, present: u128) -> Result<(), Str
     match described {
         Some(d) if d == present => Ok(()),
         Some(d) => Err(format!("its configuration describes {d} parameters, its tensors hold {present}")),
-        None => Err(format!("its configuration describes more parameters than can be counted, its tensors hold {present}")),
+        None => {
+            Err(format!("its configuration describes more parameters than can be counted, its tensors hold {present}"))
+        }
     }
 }
 

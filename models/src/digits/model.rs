@@ -157,7 +157,12 @@ impl DigitsConfig {
             return Err(Invalid::new("weight_decay", format!("= {} must be non-negative", self.weight_decay)));
         }
         Invalid::at_most("shift", self.shift as u128, 8, "pixels")?;
-        Invalid::at_most("validation", self.validation as u128, TRAIN_IMAGES as u128 - 1, "it must leave training images")?;
+        Invalid::at_most(
+            "validation",
+            self.validation as u128,
+            TRAIN_IMAGES as u128 - 1,
+            "it must leave training images",
+        )?;
         if !(0.0..=1.0).contains(&self.target) {
             return Err(Invalid::new("target", format!("= {} must be an accuracy in [0, 1]", self.target)));
         }
@@ -458,10 +463,14 @@ mod tests {
         assert!(err.to_string().contains("describes 535818 parameters, its tensors hold 1199882"), "{err}");
         cnn.checkpoint().with_metadata("model", "attractor").save(&path).expect("writable");
         assert!(matches!(DigitsModel::load(&path), Err(Error::NotAModel { .. })));
-        let transformer = config::to_json(&Saved { config: cnn.config.clone(), norm: cnn.norm }).replace("cnn", "transformer");
+        let transformer =
+            config::to_json(&Saved { config: cnn.config.clone(), norm: cnn.norm }).replace("cnn", "transformer");
         lying(transformer).save(&path).expect("writable");
         let err = DigitsModel::load(&path).expect_err("no such architecture");
-        assert!(matches!(err, Error::NotAModel { .. }) && err.to_string().contains("unknown variant `transformer`"), "{err}");
+        assert!(
+            matches!(err, Error::NotAModel { .. }) && err.to_string().contains("unknown variant `transformer`"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -207,7 +207,7 @@ fn sizes_that_fit_their_flags_but_not_memory_exit_1_naming_the_flag() {
         let o = pente(&[&["--out", out_s][..], args].concat());
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(expect) && err.contains("GiB") == !expect.contains("width"), "{args:?}: {err}");
+        assert!(err.contains(expect) && err.contains("GiB") != expect.contains("width"), "{args:?}: {err}");
         assert_no_panic(&o);
     }
     let _ = std::fs::remove_dir_all(out);

@@ -91,29 +91,29 @@ fn workloads(s: &str) -> Result<Workloads, String> {
 #[derive(Args, Debug)]
 struct CurveFitArgs {
     /// Standard deviation of the timing noise, in seconds.
-    #[arg(long, default_value_t = 0.05, value_parser = non_negative)]
+    #[arg(long, default_value_t = CurveFitConfig::default().noise_std, value_parser = non_negative)]
     noise: f64,
     /// Timed drops per measured floor (1 to 1000).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, default_value_t = CurveFitConfig::default().drops_per_floor as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     drops: u16,
 }
 
 #[derive(Args, Debug)]
 struct AttractorArgs {
     /// Hidden-layer widths of each model: models separated by `;`, layers by `,`.
-    #[arg(long, default_value = "1;8;32,32", value_parser = hidden_sizes)]
+    #[arg(long, default_value_t = HiddenSizes(AttractorConfig::default().hidden_sizes), value_parser = hidden_sizes)]
     hidden: HiddenSizes,
     /// Number of attractors (2 to 8).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=8))]
+    #[arg(long, default_value_t = AttractorConfig::default().attractors as u8, value_parser = clap::value_parser!(u8).range(2..=8))]
     attractors: u8,
     /// Optimizer steps per model (at most 10 million).
-    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
+    #[arg(long, default_value_t = AttractorConfig::default().steps as u32, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
     steps: u32,
     /// Labelled training points (1 to 10 million).
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    #[arg(long, default_value_t = AttractorConfig::default().train_points as u32, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     train: u32,
     /// Activation between layers: relu, tanh, sigmoid, gelu, gelu_tanh, softplus, identity.
-    #[arg(long, default_value = "relu")]
+    #[arg(long, default_value = attractor::activation_name(AttractorConfig::default().activation))]
     activation: String,
     /// Where to write the trained weights [default: OUT/attractor.ckpt].
     #[arg(long, value_name = "FILE", conflicts_with = "load")]
@@ -126,7 +126,7 @@ struct AttractorArgs {
 #[derive(Args, Debug)]
 struct FiguresArgs {
     /// Training steps of the small network (at most 10 million).
-    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
+    #[arg(long, default_value_t = FiguresConfig::default().steps as u32, value_parser = clap::value_parser!(u32).range(..=10_000_000))]
     steps: u32,
 }
 
@@ -140,6 +140,12 @@ fn non_negative(s: &str) -> Result<f64, String> {
 /// `--hidden "1;8;32,32"`: one value holding every model's widths.
 #[derive(Clone, Debug)]
 struct HiddenSizes(Vec<Vec<usize>>);
+
+impl std::fmt::Display for HiddenSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&attractor::format_hidden_sizes(&self.0))
+    }
+}
 
 fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
     attractor::parse_hidden_sizes(s).map(HiddenSizes).map_err(|e| e.to_string())
@@ -239,6 +245,9 @@ fn run(cli: &Cli) -> Result<(), Error> {
                 activation: attractor::parse_activation(&args.activation)?,
                 ..Default::default()
             };
+            config
+                .validate()
+                .map_err(|e| Error::Config(e.as_flag(&[("hidden_sizes", "--hidden"), ("train_points", "--train")])))?;
             let save = args.save.clone().unwrap_or_else(|| attractor::default_weights_path(&cli.out));
             run_attractor(&config, &cli.out, &save)
         }

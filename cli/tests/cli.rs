@@ -166,3 +166,49 @@ fn a_full_stdout_is_an_error_not_a_panic() {
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("error: cannot write to stdout"), "{err}");
 }
+
+#[test]
+fn size_flags_past_their_bound_exit_2_naming_the_flag_and_the_limit() {
+    for (args, expect) in [
+        (&["char-lm", "train", "--n-embd", "1099511627776"][..], "1..=65536"),
+        (&["char-lm", "train", "--block", "100000000"], "1..=16384"),
+        (&["char-lm", "train", "--model", "mlp", "--hidden", "100000000000"], "1..=65536"),
+        (&["char-lm", "train", "--sample-len", "100000000000"], "..=10000000"),
+        (&["char-lm", "train", "--sample-len", "1e11"], "--sample-len"),
+        (&["char-lm", "train", "--shards", "4096"], "1..=256"),
+        (&["char-lm", "train", "--steps", "1000000000"], "1..=100000000"),
+        (&["char-lm", "sample", "--load", "x.ckpt", "--len", "100000000000"], "..=10000000"),
+        (&["digits", "train", "--epochs", "100000"], "1..=1000"),
+    ] {
+        let o = pente(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[args.len() - 2]) && err.contains(expect), "{args:?}: {err}");
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn sizes_that_fit_their_flags_but_not_memory_exit_1_naming_the_flag() {
+    let out = temp_dir("memory");
+    let out_s = out.to_str().expect("utf-8");
+    for (args, expect) in [
+        (
+            &["char-lm", "train", "--batch-size", "1000000"][..],
+            "--batch-size = 1000000 makes one step's activations need",
+        ),
+        (
+            &["char-lm", "train", "--model", "mlp", "--context", "16384", "--n-embd", "65536", "--hidden", "65536"],
+            "--hidden = 65536 makes the parameters and their optimizer state need",
+        ),
+        (&["attractor", "--hidden", "60000,60000"], "--hidden = 60000 makes the parameters"),
+        (&["attractor", "--hidden", "100000,100000"], "--hidden 100000,100000: width 100000 is not in 1 to 65536"),
+    ] {
+        let o = pente(&[&["--out", out_s][..], args].concat());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(expect) && err.contains("GiB") != expect.contains("width"), "{args:?}: {err}");
+        assert_no_panic(&o);
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -27,7 +27,6 @@
 //! assert!(results[0].test_accuracy > 0.8);
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use autograd::{SeedableRng, Tape, Tensor};
@@ -36,7 +35,10 @@ use nn::data::{gather, gather_rows, Batcher};
 use nn::{loss, Activation, Adam, AdamConfig, Checkpoint, Decay, LrSchedule, Mlp, Optimizer, ParamStore};
 use plotters::prelude::*;
 use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 
+use crate::config::limits::{self, MAX_LAYERS, MAX_MODELS, MAX_POINTS, MAX_STEPS, MAX_WIDTH};
+use crate::config::{self, Invalid};
 use crate::plot::{self, font, px, Grid, PALETTE};
 use crate::Error;
 
@@ -48,8 +50,8 @@ const CLASS_COLOURS: [RGBColor; 8] =
 /// The value of the `"model"` metadata key in an attractor checkpoint.
 pub const MODEL_NAME: &str = "attractor";
 
-/// The problem, the model sizes and their training.
-#[derive(Clone, Debug, PartialEq)]
+/// The problem, the model sizes and their training. Saved as JSON in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttractorConfig {
     /// Seed of the attractors, the samples, the initial weights and the batch order.
     pub seed: u64,
@@ -64,6 +66,7 @@ pub struct AttractorConfig {
     /// Hidden-layer widths of each model, smallest first: `[[1], [8], [32, 32]]` by default.
     pub hidden_sizes: Vec<Vec<usize>>,
     /// The nonlinearity between layers.
+    #[serde(with = "activation_serde")]
     pub activation: Activation,
     /// Optimizer steps per model.
     pub steps: usize,
@@ -91,28 +94,89 @@ impl Default for AttractorConfig {
 }
 
 impl AttractorConfig {
-    fn validate(&self) -> Result<(), Error> {
-        let bad = |msg: String| Err(Error::Config(msg));
+    /// Checks every field against its range, and that the models fit in memory, before
+    /// anything is built (for flags and for checkpoints alike).
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the field and its bound.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if !(2..=PALETTE.len()).contains(&self.attractors) {
-            return bad(format!("attractors must be 2 to {}, got {}", PALETTE.len(), self.attractors));
+            return Err(Invalid::new("attractors", format!("= {} must be 2 to {}", self.attractors, PALETTE.len())));
         }
         if !(self.extent.is_finite() && self.extent > 0.0) {
-            return bad(format!("extent must be positive, got {}", self.extent));
+            return Err(Invalid::new("extent", format!("= {} must be positive", self.extent)));
         }
-        if self.train_points == 0 || self.test_points == 0 || self.batch_size == 0 {
-            return bad("train_points, test_points and batch_size must be at least 1".into());
-        }
+        Invalid::in_range("train_points", self.train_points as u128, MAX_POINTS as u128)?;
+        Invalid::in_range("test_points", self.test_points as u128, MAX_POINTS as u128)?;
+        Invalid::in_range("batch_size", self.batch_size as u128, MAX_POINTS as u128)?;
+        Invalid::at_most("steps", self.steps as u128, u128::from(MAX_STEPS), "")?;
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!("learning_rate must be positive, got {}", self.learning_rate));
+            return Err(Invalid::new("learning_rate", format!("= {} must be positive", self.learning_rate)));
         }
-        if self.hidden_sizes.is_empty() || self.hidden_sizes.iter().flatten().any(|&w| w == 0) {
-            return bad(format!(
-                "hidden_sizes must list at least one model, with no zero width: {:?}",
-                self.hidden_sizes
+        if !(1..=MAX_MODELS).contains(&self.hidden_sizes.len()) {
+            return Err(Invalid::new(
+                "hidden_sizes",
+                format!("lists {} models, which must be 1 to {MAX_MODELS}", self.hidden_sizes.len()),
             ));
         }
-        Ok(())
+        for hidden in &self.hidden_sizes {
+            if !(1..=MAX_LAYERS).contains(&hidden.len()) {
+                return Err(Invalid::new(
+                    "hidden_sizes",
+                    format!("{hidden:?}: a model has 1 to {MAX_LAYERS} hidden layers"),
+                ));
+            }
+            for &w in hidden {
+                if w == 0 || w > MAX_WIDTH {
+                    return Err(Invalid::new(
+                        "hidden_sizes",
+                        format!("{}: width {w} is not in 1 to {MAX_WIDTH}", format_hidden_sizes(&self.hidden_sizes)),
+                    ));
+                }
+            }
+        }
+        let widest = self.hidden_sizes.iter().flatten().copied().max().unwrap_or(0);
+        limits::parameters_fit("hidden_sizes", widest as u128, self.param_count())
     }
+
+    /// The parameters of every model together (`None` if they cannot be counted in a
+    /// `u128`): each layer `in → out` has `in·out + out`.
+    pub fn param_count(&self) -> Option<u128> {
+        let mut total = 0u128;
+        for hidden in &self.hidden_sizes {
+            let sizes: Vec<u128> =
+                std::iter::once(2).chain(hidden.iter().map(|&w| w as u128)).chain([self.attractors as u128]).collect();
+            for pair in sizes.windows(2) {
+                total = total.checked_add(pair[0].checked_mul(pair[1])?.checked_add(pair[1])?)?;
+            }
+        }
+        Some(total)
+    }
+}
+
+/// An [`Activation`] as its name ([`activation_name`]) in JSON.
+mod activation_serde {
+    use nn::Activation;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::activation_name(*a))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+        let name = String::deserialize(d)?;
+        super::parse_activation(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an attractor checkpoint's [`config::CONFIG_KEY`] entry holds: the configuration and
+/// the attractors drawn from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The configuration.
+    pub config: AttractorConfig,
+    /// The attractors, one per class.
+    pub attractors: Vec<(f64, f64)>,
 }
 
 /// `"2 → 32 → 32 → 5"`: a model's layer sizes.
@@ -405,21 +469,11 @@ impl AttractorModel {
     /// cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         crate::create_parent_dir(path)?;
-        let c = &self.config;
-        let attractors = self.attractors.iter().map(|a| format!("{},{}", a.0, a.1)).collect::<Vec<_>>().join(";");
+        let saved = Saved { config: self.config.clone(), attractors: self.attractors.clone() };
         Checkpoint::from_store(&self.store)
             .with_step(self.steps_trained)
             .with_metadata("model", MODEL_NAME)
-            .with_metadata("attractors", attractors)
-            .with_metadata("hidden_sizes", format_hidden_sizes(&c.hidden_sizes))
-            .with_metadata("activation", activation_name(c.activation))
-            .with_metadata("seed", c.seed.to_string())
-            .with_metadata("extent", c.extent.to_string())
-            .with_metadata("train_points", c.train_points.to_string())
-            .with_metadata("test_points", c.test_points.to_string())
-            .with_metadata("steps", c.steps.to_string())
-            .with_metadata("batch_size", c.batch_size.to_string())
-            .with_metadata("learning_rate", c.learning_rate.to_string())
+            .with_metadata(config::CONFIG_KEY, config::to_json(&saved))
             .save(path)?;
         Ok(())
     }
@@ -431,39 +485,39 @@ impl AttractorModel {
     /// match the sizes it declares; [`Error::NotAModel`] for a checkpoint of something else or
     /// with unreadable metadata.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let ckpt = Checkpoint::load(path)?;
+        Self::from_checkpoint(&Checkpoint::load(path)?, path)
+    }
+
+    /// Rebuilds the models a checkpoint read from `path` holds. Every size in its metadata is
+    /// checked against its bound and against the tensors present before anything is built.
+    ///
+    /// # Errors
+    /// [`Error::NotAModel`] naming `path` for a checkpoint of something else, with unreadable
+    /// or out-of-range metadata, or whose tensors are not the ones its metadata describes;
+    /// [`Error::Checkpoint`] if a tensor's shape does not fit.
+    pub fn from_checkpoint(ckpt: &Checkpoint, path: &Path) -> Result<Self, Error> {
         let meta = &ckpt.metadata;
         let not_ours = |reason: String| Error::NotAModel { path: path.to_path_buf(), expected: MODEL_NAME, reason };
         if meta.get("model").map(String::as_str) != Some(MODEL_NAME) {
             return Err(not_ours(format!("its metadata says model = {:?}", meta.get("model"))));
         }
-        let field = |key: &str| meta.get(key).ok_or_else(|| not_ours(format!("no `{key}` in its metadata")));
-        fn num<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> Option<T> {
-            meta.get(key)?.parse().ok()
+        let saved = match config::from_json::<Saved>(meta, config::CONFIG_KEY) {
+            Some(saved) => saved,
+            None => config::legacy::attractor(meta),
         }
-        let attractors = field("attractors")?
-            .split(';')
-            .map(|a| {
-                let (x, y) = a.split_once(',')?;
-                Some((x.parse().ok()?, y.parse().ok()?))
-            })
-            .collect::<Option<Vec<(f64, f64)>>>()
-            .ok_or_else(|| not_ours("unreadable `attractors`".into()))?;
-        let defaults = AttractorConfig::default();
-        let config = AttractorConfig {
-            attractors: attractors.len(),
-            hidden_sizes: parse_hidden_sizes(field("hidden_sizes")?).map_err(|e| not_ours(e.to_string()))?,
-            activation: parse_activation(field("activation")?).map_err(|e| not_ours(e.to_string()))?,
-            seed: num(meta, "seed").unwrap_or(defaults.seed),
-            extent: num(meta, "extent").unwrap_or(defaults.extent),
-            train_points: num(meta, "train_points").unwrap_or(defaults.train_points),
-            test_points: num(meta, "test_points").unwrap_or(defaults.test_points),
-            steps: num(meta, "steps").unwrap_or(defaults.steps),
-            batch_size: num(meta, "batch_size").unwrap_or(defaults.batch_size),
-            learning_rate: num(meta, "learning_rate").unwrap_or(defaults.learning_rate),
-        };
-        config.validate().map_err(|e| not_ours(e.to_string()))?;
-        let mut model = Self::build(config, attractors);
+        .map_err(not_ours)?;
+        saved.config.validate().map_err(|e| not_ours(e.to_string()))?;
+        if saved.attractors.len() != saved.config.attractors
+            || saved.attractors.iter().any(|a| !(a.0.is_finite() && a.1.is_finite()))
+        {
+            return Err(not_ours(format!(
+                "its {} attractors are not {} finite points",
+                saved.attractors.len(),
+                saved.config.attractors
+            )));
+        }
+        config::check_described(saved.config.param_count(), config::present(ckpt)).map_err(not_ours)?;
+        let mut model = Self::build(saved.config, saved.attractors);
         ckpt.load_into(&mut model.store, true)?;
         model.steps_trained = ckpt.step;
         Ok(model)
@@ -617,6 +671,13 @@ mod tests {
         assert_eq!(loaded.attractors, model.attractors);
         assert_eq!(loaded.config, model.config);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn param_count_is_the_built_models() {
+        let config = AttractorConfig { hidden_sizes: vec![vec![1], vec![8], vec![32, 32]], ..Default::default() };
+        let model = AttractorModel::new(&config).expect("valid");
+        assert_eq!(config.param_count(), Some(model.store.num_params() as u128));
     }
 
     #[test]

@@ -38,8 +38,9 @@ pub const TOWER_HEIGHT: f64 = 55.86;
 /// Its number of storeys.
 pub const TOWER_FLOORS: u32 = 8;
 
-/// The experiment and the optimizer.
-#[derive(Clone, Debug, PartialEq)]
+/// The experiment and the optimizer (a `serde` struct, as every model's configuration; the
+/// command line reads its defaults from `Default`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CurveFitConfig {
     /// Seed of the measurement noise.
     pub seed: u64,

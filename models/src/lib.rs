@@ -14,6 +14,10 @@
 //! | [`inspect`] | a checkpoint or safetensors file | `pente inspect out/attractor.ckpt` | format, metadata, and per tensor its dtype, shape, size and min/mean/std/max; a damaged file gives a one-line error |
 //! | all of the above | | `pente demo --out out/` | each model run briefly: its figures and weights (the attractor's also as `.safetensors`) in `out/`, in about 9 s on 2 idle cores with `--release` |
 //!
+//! Every configuration is a `serde` struct with its defaults in `Default`, checked by one
+//! `validate()` for flags and files alike, and saved in each checkpoint as one JSON entry
+//! ([`config`]); checkpoints written before that layout still load ([`config::legacy`]).
+//!
 //! The figures are SVG written by [`plot`] with plotters' SVG backend only: the browser draws the
 //! text, so no font or system library is needed to make them.
 //!
@@ -29,6 +33,7 @@
 pub mod attractor;
 pub mod bench;
 pub mod char_lm;
+pub mod config;
 pub mod curve_fit;
 pub mod digits;
 pub mod figures;

@@ -12,7 +12,7 @@ use autograd::Var;
 use nn::{Bound, Init, ParamId, Scope};
 
 /// Hyperparameters of the bigram model.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BigramConfig {
     /// Add-α smoothing: the pseudo-count added to every pair. Default 1 (Laplace).
     pub smoothing: f64,

@@ -23,6 +23,7 @@ use super::mlp::MlpConfig;
 use super::model::{CharLm, ModelConfig};
 use super::sample::{self, SampleConfig};
 use super::train::{bits, Event, TrainConfig, Trainer};
+use crate::config::limits::{MAX_CONTEXT, MAX_LAYERS, MAX_SAMPLE_LEN, MAX_SHARDS, MAX_STEPS, MAX_WIDTH};
 use crate::Error;
 
 /// `pente char-lm …`.
@@ -55,79 +56,114 @@ pub enum Kind {
     Gpt,
 }
 
-/// `pente char-lm train`.
+/// `pente char-lm train`. Model flags conflict with `--resume` (the model is the file's);
+/// training flags given with `--resume` override the file's values, and each override is
+/// printed.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The model to train (ignored with --resume).
-    #[arg(long, value_enum, default_value = "gpt")]
+    /// The model to train.
+    #[arg(long, value_enum, default_value_t = Kind::Gpt, conflicts_with = "resume")]
     pub model: Kind,
-    /// Total optimizer steps of the run [default: bigram 400, mlp 36000, gpt 5000].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    /// Total optimizer steps of the run; with --resume, extends it (the schedule stretches).
+    #[arg(long, help = per_model("Total optimizer steps of the run; with --resume, extends it", |c| c.steps.to_string()),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_STEPS))]
     pub steps: Option<u64>,
-    /// Windows per batch [default: bigram 4096, mlp 256, gpt 32].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// Windows per batch (bounded by the memory a step needs).
+    #[arg(long, help = per_model("Windows per batch (bounded by the memory a step needs)", |c| c.batch_size.to_string()),
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: Option<u64>,
-    /// Peak learning rate [default: bigram 0.5, mlp 3e-3, gpt 2e-3].
-    #[arg(long)]
+    /// Peak learning rate.
+    #[arg(long, help = per_model("Peak learning rate", |c| c.learning_rate.to_string()))]
     pub lr: Option<f64>,
-    /// Warm-up steps [default: 0 for the bigram, 100 otherwise].
-    #[arg(long)]
+    /// Warm-up steps.
+    #[arg(long, help = per_model("Warm-up steps", |c| c.warmup_steps.to_string()),
+          value_parser = clap::value_parser!(u64).range(..=MAX_STEPS))]
     pub warmup: Option<u64>,
-    /// AdamW weight decay on matrices [default: 0 bigram, 0.01 mlp, 0.1 gpt].
-    #[arg(long)]
+    /// AdamW weight decay on matrices.
+    #[arg(long, help = per_model("AdamW weight decay on matrices", |c| c.weight_decay.to_string()))]
     pub weight_decay: Option<f64>,
     /// Validate every this many steps.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help = per_model("Validate every this many steps", |c| c.eval_every.to_string()),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_STEPS))]
     pub eval_every: Option<u64>,
     /// GPT: shards of the batch trained side by side, one core and one tape each (1: the whole
     /// batch on one tape, every op split across the cores) [default: one per core].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_SHARDS as i64))]
     pub shards: Option<u16>,
     /// Where to save the model with its optimizer state [default: OUT/char_lm_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Save every this many steps too (0: only at the end) [default: every validation].
-    #[arg(long)]
+    /// Save every this many steps too (0: only at the end); kept in the checkpoint.
+    #[arg(long, help = per_model("Save every this many steps too (0: only at the end); kept in the checkpoint", |c| c.save_every.to_string()),
+          value_parser = clap::value_parser!(u64).range(..=MAX_STEPS))]
     pub save_every: Option<u64>,
-    /// Continue the run saved in FILE (same configuration, same batches: the result equals an
-    /// uninterrupted run). Saves back to FILE unless --save is given.
+    /// Continue the run saved in FILE (same model, same batches, same corpus: the result equals
+    /// an uninterrupted run). Saves back to FILE unless --save is given.
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
-    /// The text to train on [default: data/shakespeare/shakespeare.txt].
+    /// The text to train on [default: data/shakespeare/shakespeare.txt, or the --resume file's].
     #[arg(long, value_name = "FILE")]
     pub corpus: Option<PathBuf>,
     /// No unknown symbol: characters outside the training text's vocabulary are an error
     /// (otherwise they map to �). The Shakespeare validation text holds one such character.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub strict_vocab: bool,
     /// Bigram: add-α smoothing of the counts.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = BigramConfig::default().smoothing, conflicts_with = "resume")]
     pub smoothing: f64,
     /// MLP: characters of context.
-    #[arg(long, default_value_t = 8)]
-    pub context: usize,
+    #[arg(long, default_value_t = MlpConfig::default().context as u64, conflicts_with = "resume",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT as u64))]
+    pub context: u64,
     /// MLP: hidden units.
-    #[arg(long, default_value_t = 512)]
-    pub hidden: usize,
-    /// Embedding size [default: mlp 24, gpt 128].
-    #[arg(long)]
-    pub n_embd: Option<usize>,
+    #[arg(long, default_value_t = MlpConfig::default().hidden as u64, conflicts_with = "resume",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WIDTH as u64))]
+    pub hidden: u64,
+    /// Embedding size.
+    #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u64).range(1..=MAX_WIDTH as u64),
+          help = format!("Embedding size [default: mlp {}, gpt {}]", MlpConfig::default().n_embd, GptConfig::default().n_embd))]
+    pub n_embd: Option<u64>,
     /// GPT: context length.
-    #[arg(long, default_value_t = 64)]
-    pub block: usize,
+    #[arg(long, default_value_t = GptConfig::default().block_size as u64, conflicts_with = "resume",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT as u64))]
+    pub block: u64,
     /// GPT: attention heads.
-    #[arg(long, default_value_t = 4)]
-    pub n_head: usize,
+    #[arg(long, default_value_t = GptConfig::default().n_head as u64, conflicts_with = "resume",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64))]
+    pub n_head: u64,
     /// GPT: transformer blocks.
-    #[arg(long, default_value_t = 4)]
-    pub n_layer: usize,
+    #[arg(long, default_value_t = GptConfig::default().n_layer as u64, conflicts_with = "resume",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64))]
+    pub n_layer: u64,
     /// GPT: dropout.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = GptConfig::default().dropout, conflicts_with = "resume")]
     pub dropout: f64,
     /// Characters of sample to print after training.
-    #[arg(long, default_value_t = 300)]
-    pub sample_len: usize,
+    #[arg(long, default_value_t = DEFAULT_SAMPLE_LEN, value_parser = clap::value_parser!(u64).range(..=MAX_SAMPLE_LEN as u64))]
+    pub sample_len: u64,
 }
+
+/// Characters of sample `train` prints after training, unless `--sample-len` says otherwise.
+pub const DEFAULT_SAMPLE_LEN: u64 = 300;
+
+/// A help text ending with each model's default, read from [`TrainConfig::for_model`].
+fn per_model(text: &str, value: impl Fn(&TrainConfig) -> String) -> String {
+    let of = |m: ModelConfig| value(&TrainConfig::for_model(&m));
+    format!(
+        "{text} [default: bigram {}, mlp {}, gpt {}]",
+        of(ModelConfig::Bigram(BigramConfig::default())),
+        of(ModelConfig::Mlp(MlpConfig::default())),
+        of(ModelConfig::Gpt(GptConfig::default()))
+    )
+}
+
+/// Configuration fields whose flag is not `--` and the field's name with `-` for `_`.
+const FLAGS: &[(&str, &str)] = &[
+    ("learning_rate", "--lr"),
+    ("warmup_steps", "--warmup"),
+    ("block_size", "--block"),
+    ("vocab", "--corpus (its characters)"),
+];
 
 /// `pente char-lm sample`.
 #[derive(Args, Debug)]
@@ -139,10 +175,11 @@ pub struct SampleArgs {
     #[arg(long, default_value = "")]
     pub prompt: String,
     /// Characters to generate.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(..=10_000_000))]
+    #[arg(long, default_value_t = SampleConfig::default().len as u64,
+          value_parser = clap::value_parser!(u64).range(..=MAX_SAMPLE_LEN as u64))]
     pub len: u64,
     /// Softmax temperature (0: always the most likely character).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SampleConfig::default().temperature)]
     pub temperature: f64,
     /// Sample among the k most likely characters only.
     #[arg(long)]
@@ -160,38 +197,58 @@ pub struct EvalArgs {
 }
 
 impl TrainArgs {
-    fn model_config(&self) -> Result<ModelConfig, Error> {
-        Ok(match self.model {
+    fn model_config(&self) -> ModelConfig {
+        let usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        match self.model {
             Kind::Bigram => ModelConfig::Bigram(BigramConfig { smoothing: self.smoothing }),
             Kind::Mlp => ModelConfig::Mlp(MlpConfig {
-                context: self.context,
-                n_embd: self.n_embd.unwrap_or(24),
-                hidden: self.hidden,
+                context: usize(self.context),
+                n_embd: self.n_embd.map_or(MlpConfig::default().n_embd, usize),
+                hidden: usize(self.hidden),
             }),
             Kind::Gpt => ModelConfig::Gpt(GptConfig {
-                block_size: self.block,
-                n_embd: self.n_embd.unwrap_or(128),
-                n_head: self.n_head,
-                n_layer: self.n_layer,
+                block_size: usize(self.block),
+                n_embd: self.n_embd.map_or(GptConfig::default().n_embd, usize),
+                n_head: usize(self.n_head),
+                n_layer: usize(self.n_layer),
                 dropout: self.dropout,
             }),
-        })
-    }
-
-    fn train_config(&self, model: &ModelConfig, seed: u64) -> TrainConfig {
-        let d = TrainConfig::for_model(model);
-        TrainConfig {
-            steps: self.steps.unwrap_or(d.steps),
-            batch_size: self.batch_size.map_or(d.batch_size, |b| b as usize),
-            learning_rate: self.lr.unwrap_or(d.learning_rate),
-            warmup_steps: self.warmup.unwrap_or(d.warmup_steps),
-            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            eval_every: self.eval_every.unwrap_or(d.eval_every),
-            seed,
-            shards: self.shards.map_or(d.shards, usize::from),
-            ..d
         }
     }
+
+    /// `base` with every training flag given applied; with `notes`, each change of the
+    /// base's value (a resumed run's) is described there.
+    fn apply(&self, base: &mut TrainConfig, mut notes: Option<&mut Vec<String>>) {
+        fn set<T: PartialEq + Copy + std::fmt::Display>(
+            flag: &str,
+            given: Option<T>,
+            field: &mut T,
+            notes: &mut Option<&mut Vec<String>>,
+        ) {
+            if let Some(v) = given {
+                if let Some(notes) = notes.as_deref_mut() {
+                    if v != *field {
+                        notes.push(format!("{flag} {v} overrides the checkpoint's {}", *field));
+                    }
+                }
+                *field = v;
+            }
+        }
+        let usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        set("--steps", self.steps, &mut base.steps, &mut notes);
+        set("--batch-size", self.batch_size.map(usize), &mut base.batch_size, &mut notes);
+        set("--lr", self.lr, &mut base.learning_rate, &mut notes);
+        set("--warmup", self.warmup, &mut base.warmup_steps, &mut notes);
+        set("--weight-decay", self.weight_decay, &mut base.weight_decay, &mut notes);
+        set("--eval-every", self.eval_every, &mut base.eval_every, &mut notes);
+        set("--shards", self.shards.map(usize::from), &mut base.shards, &mut notes);
+        set("--save-every", self.save_every, &mut base.save_every, &mut notes);
+    }
+}
+
+/// A configuration error in the command line's terms: the flag, not the field.
+fn flag_error(e: crate::config::Invalid) -> Error {
+    Error::Config(e.as_flag(FLAGS))
 }
 
 /// Runs a `pente char-lm` subcommand; `seed` seeds the weights, the batches and the sampling;
@@ -257,25 +314,55 @@ fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &Sa
 fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     let mut trainer = match &args.resume {
         Some(path) => {
-            let t = Trainer::resume(path)?;
+            let mut notes = Vec::new();
+            let t = Trainer::resume_with(path, |c, model| {
+                args.apply(c, Some(&mut notes));
+                c.validate(&model.config, model.vocab.len()).map_err(flag_error)
+            })?;
             println!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
+            for note in notes {
+                println!("{note}");
+            }
+            if t.step() >= t.config.steps && args.steps.is_some() {
+                return Err(Error::Config(format!(
+                    "--steps {}: the run in {} is already at step {}; give more steps to extend it",
+                    t.config.steps,
+                    path.display(),
+                    t.step()
+                )));
+            }
             t
         }
         None => {
-            let config = args.model_config()?;
+            let config = args.model_config();
             let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
             let corpus = Corpus::new(&data::read_text(&path)?, &path, !args.strict_vocab, None)?;
+            config.validate(corpus.vocab.len()).map_err(flag_error)?;
+            let mut tc = TrainConfig { seed, ..TrainConfig::for_model(&config) };
+            args.apply(&mut tc, None);
+            tc.validate(&config, corpus.vocab.len()).map_err(flag_error)?;
             let model = CharLm::new(corpus.vocab.clone(), config, seed)?;
-            Trainer::new(model, args.train_config(&config, seed))
+            Trainer::new(model, tc)
         }
     };
+    let path = match (&args.corpus, &trainer.corpus) {
+        (Some(path), _) => path.clone(),
+        (None, Some(id)) => id.path.clone(),
+        (None, None) => data::default_corpus_path(),
+    };
+    if let (Some(resumed), None) = (&args.resume, &trainer.corpus) {
+        println!(
+            "{} does not record its corpus (an older checkpoint): training on {}, recorded from now on",
+            resumed.display(),
+            path.display()
+        );
+    }
     let kind = trainer.model.config.kind();
     let save =
         args.save.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| out.join(format!("char_lm_{kind}.ckpt")));
     // A directory that cannot take the checkpoint is reported now, not at the first save.
     crate::check_save_path(&save)?;
-    trainer.save = Some((save.clone(), args.save_every.unwrap_or(trainer.config.eval_every)));
-    let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
+    trainer.save = Some(save.clone());
     let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;
     report_and_train(&mut trainer, &corpus, kind)?;
     println!("wrote {}", save.display());
@@ -316,7 +403,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     }
     if args.sample_len > 0 {
         println!("\nsample (temperature 0.8, seed {seed}):");
-        let config = SampleConfig { len: args.sample_len, temperature: 0.8, top_k: None, seed };
+        let config = SampleConfig { len: args.sample_len as usize, temperature: 0.8, top_k: None, seed };
         print_sample(&trainer.model, "", &[], &config);
     }
     Ok(trainer)
@@ -406,9 +493,9 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         resume: None,
         corpus: None,
         strict_vocab: false,
-        smoothing: 1.0,
-        context: 8,
-        hidden: 512,
+        smoothing: BigramConfig::default().smoothing,
+        context: MlpConfig::default().context as u64,
+        hidden: MlpConfig::default().hidden as u64,
         n_embd: Some(64),
         block: 32,
         n_head: 4,

@@ -60,9 +60,33 @@ pub fn split_text(text: &str, fraction: f64) -> (&str, &str) {
     text.split_at(byte)
 }
 
+/// What identifies a corpus in a checkpoint: a training run continues on the text whose
+/// SHA-256 it records.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CorpusId {
+    /// The file it was read from, as given (for messages and as `--resume`'s default).
+    pub path: PathBuf,
+    /// The SHA-256 of its text, in hexadecimal.
+    pub sha256: String,
+    /// Its characters.
+    pub chars: usize,
+}
+
+impl CorpusId {
+    /// The identity of `text` read from `source`.
+    pub fn of(text: &str, source: &Path) -> Self {
+        use sha2::{Digest as _, Sha256};
+        let digest = Sha256::digest(text.as_bytes());
+        let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        CorpusId { path: source.to_path_buf(), sha256, chars: text.chars().count() }
+    }
+}
+
 /// A corpus split by position and encoded with the vocabulary of its training part.
 #[derive(Clone, Debug)]
 pub struct Corpus {
+    /// Where it comes from and the hash of its text.
+    pub id: CorpusId,
     /// The vocabulary (of the training text, plus the unknown symbol if asked for).
     pub vocab: Vocab,
     /// Training ids.
@@ -84,7 +108,7 @@ impl Corpus {
         let vocab = vocab.unwrap_or_else(|| Vocab::from_text(train_text, unknown_symbol));
         let train = encode(&vocab, train_text, source)?;
         let val = encode(&vocab, val_text, source)?;
-        Ok(Corpus { vocab, train, val })
+        Ok(Corpus { id: CorpusId::of(text, source), vocab, train, val })
     }
 
     /// Reads and splits [`default_corpus_path`].

@@ -18,7 +18,7 @@ use autograd::{Tensor, Var};
 use nn::{Bound, Embedding, Init, LayerNorm, Scope, TransformerBlock, TransformerConfig};
 
 /// Hyperparameters of the GPT.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GptConfig {
     /// Context length (positions). Default 64.
     pub block_size: usize,

@@ -12,7 +12,7 @@ use autograd::Var;
 use nn::{Bound, Embedding, Linear, Scope};
 
 /// Hyperparameters of the MLP model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MlpConfig {
     /// Characters of context. Default 8.
     pub context: usize,

@@ -7,23 +7,26 @@
 //! every id of the window from the ones before it, so each window gives it `block_size`
 //! targets.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use autograd::{Tape, Var};
 use nn::{loss, Bound, Checkpoint, ParamStore};
+use serde::{Deserialize, Serialize};
 
 use super::bigram::{Bigram, BigramConfig};
 use super::gpt::{Gpt, GptConfig};
 use super::mlp::{MlpConfig, MlpLm};
 use super::vocab::Vocab;
+use crate::config::limits::{self, MAX_CONTEXT, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH};
+use crate::config::{self, Invalid};
 use crate::Error;
 
 /// The value of the `"model"` metadata key in a char-lm checkpoint.
 pub const MODEL_NAME: &str = "char-lm";
 
-/// Which model, with its hyperparameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Which model, with its hyperparameters; in JSON, an object tagged by `"kind"`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelConfig {
     /// The bigram logit table.
     Bigram(BigramConfig),
@@ -65,63 +68,81 @@ impl ModelConfig {
         }
     }
 
-    fn problem(&self) -> Option<String> {
-        match self {
-            ModelConfig::Bigram(c) if !(c.smoothing.is_finite() && c.smoothing >= 0.0) => {
-                Some(format!("smoothing must be finite and non-negative, got {}", c.smoothing))
+    /// Checks every size against its bound and that the parameters of a model over `vocab`
+    /// symbols fit in memory, before anything is built (for flags and checkpoints alike).
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the field and its bound.
+    pub fn validate(&self, vocab: usize) -> Result<(), Invalid> {
+        Invalid::in_range("vocab", vocab as u128, MAX_VOCAB as u128)?;
+        let (field, value) = match *self {
+            ModelConfig::Bigram(c) => {
+                if !(c.smoothing.is_finite() && c.smoothing >= 0.0) {
+                    return Err(Invalid::new(
+                        "smoothing",
+                        format!("= {} must be finite and non-negative", c.smoothing),
+                    ));
+                }
+                ("vocab", vocab)
             }
-            ModelConfig::Mlp(c) if c.context == 0 || c.n_embd == 0 || c.hidden == 0 => {
-                Some(format!("context, n_embd and hidden must be positive: {c:?}"))
+            ModelConfig::Mlp(c) => {
+                Invalid::in_range("context", c.context as u128, MAX_CONTEXT as u128)?;
+                Invalid::in_range("n_embd", c.n_embd as u128, MAX_WIDTH as u128)?;
+                Invalid::in_range("hidden", c.hidden as u128, MAX_WIDTH as u128)?;
+                ("hidden", c.hidden)
             }
-            ModelConfig::Gpt(c) => c.problem(),
-            _ => None,
-        }
+            ModelConfig::Gpt(c) => {
+                Invalid::in_range("block_size", c.block_size as u128, MAX_CONTEXT as u128)?;
+                Invalid::in_range("n_embd", c.n_embd as u128, MAX_WIDTH as u128)?;
+                Invalid::in_range("n_head", c.n_head as u128, MAX_LAYERS as u128)?;
+                Invalid::in_range("n_layer", c.n_layer as u128, MAX_LAYERS as u128)?;
+                if let Some(p) = c.problem() {
+                    return Err(Invalid::new("n_head", format!("= {}: {p}", c.n_head)));
+                }
+                ("n_embd", c.n_embd)
+            }
+        };
+        limits::parameters_fit(field, value as u128, self.param_count(vocab))
     }
 
-    /// The configuration as metadata entries.
-    pub fn to_metadata(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("kind", self.kind().to_string())];
-        match self {
-            ModelConfig::Bigram(c) => out.push(("smoothing", c.smoothing.to_string())),
-            ModelConfig::Mlp(c) => out.extend([
-                ("context", c.context.to_string()),
-                ("n_embd", c.n_embd.to_string()),
-                ("hidden", c.hidden.to_string()),
-            ]),
-            ModelConfig::Gpt(c) => out.extend([
-                ("block_size", c.block_size.to_string()),
-                ("n_embd", c.n_embd.to_string()),
-                ("n_head", c.n_head.to_string()),
-                ("n_layer", c.n_layer.to_string()),
-                ("dropout", c.dropout.to_string()),
-            ]),
+    /// The parameters of the model over `vocab` symbols, counted without building it (`None`
+    /// if they cannot be counted in a `u128`).
+    pub fn param_count(&self, vocab: usize) -> Option<u128> {
+        let v = vocab as u128;
+        let sum = |terms: &[Option<u128>]| terms.iter().try_fold(0u128, |acc, t| acc.checked_add((*t)?));
+        match *self {
+            ModelConfig::Bigram(_) => v.checked_mul(v),
+            ModelConfig::Mlp(c) => {
+                let (k, e, h) = (c.context as u128, c.n_embd as u128, c.hidden as u128);
+                // embeddings, hidden layer (weight and bias), head (weight and bias)
+                sum(&[
+                    v.checked_mul(e),
+                    k.checked_mul(e).and_then(|ke| ke.checked_mul(h)),
+                    Some(h),
+                    h.checked_mul(v),
+                    Some(v),
+                ])
+            }
+            ModelConfig::Gpt(c) => {
+                let (b, e, l) = (c.block_size as u128, c.n_embd as u128, c.n_layer as u128);
+                // a block: two layer norms (4e), qkv (3e² + 3e), projection (e² + e), MLP (8e² + 5e)
+                let block = e.checked_mul(e).and_then(|ee| ee.checked_mul(12)).and_then(|x| x.checked_add(13 * e));
+                sum(&[v.checked_mul(e), b.checked_mul(e), block.and_then(|x| x.checked_mul(l)), Some(2 * e)])
+            }
         }
-        out
     }
+}
 
-    /// Reads [`ModelConfig::to_metadata`]'s entries; the name of the first missing or unreadable
-    /// one otherwise.
-    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, String> {
-        fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> Result<T, String> {
-            meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("no readable `{key}` in its metadata"))
-        }
-        Ok(match meta.get("kind").map(String::as_str) {
-            Some("bigram") => ModelConfig::Bigram(BigramConfig { smoothing: get(meta, "smoothing")? }),
-            Some("mlp") => ModelConfig::Mlp(MlpConfig {
-                context: get(meta, "context")?,
-                n_embd: get(meta, "n_embd")?,
-                hidden: get(meta, "hidden")?,
-            }),
-            Some("gpt") => ModelConfig::Gpt(GptConfig {
-                block_size: get(meta, "block_size")?,
-                n_embd: get(meta, "n_embd")?,
-                n_head: get(meta, "n_head")?,
-                n_layer: get(meta, "n_layer")?,
-                dropout: get(meta, "dropout")?,
-            }),
-            other => return Err(format!("unknown model kind {other:?}")),
-        })
-    }
+/// What a char-lm checkpoint's [`config::CONFIG_KEY`] entry holds: the model's configuration
+/// and its vocabulary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Which model, with its hyperparameters.
+    pub config: ModelConfig,
+    /// The vocabulary's code points, comma-separated ([`Vocab::to_metadata`]).
+    pub vocab: String,
+    /// Whether the vocabulary ends with the unknown symbol.
+    pub unknown_symbol: bool,
 }
 
 /// The network of a [`CharLm`].
@@ -155,12 +176,7 @@ impl CharLm {
     /// # Errors
     /// [`Error::Config`] for a configuration that cannot be built.
     pub fn new(vocab: Vocab, config: ModelConfig, seed: u64) -> Result<Self, Error> {
-        if let Some(p) = config.problem() {
-            return Err(Error::Config(p));
-        }
-        if vocab.is_empty() {
-            return Err(Error::Config("the vocabulary is empty".into()));
-        }
+        config.validate(vocab.len())?;
         let mut store = ParamStore::<f32>::with_seed(seed);
         let v = vocab.len();
         let net = match config {
@@ -289,14 +305,14 @@ impl CharLm {
 
     /// A checkpoint of the parameters with the vocabulary and configuration in its metadata.
     pub fn checkpoint(&self) -> Checkpoint {
-        let mut ckpt = Checkpoint::from_store(&self.store)
+        let saved = Saved {
+            config: self.config,
+            vocab: self.vocab.to_metadata(),
+            unknown_symbol: self.vocab.has_unknown_symbol(),
+        };
+        Checkpoint::from_store(&self.store)
             .with_metadata("model", MODEL_NAME)
-            .with_metadata("vocab", self.vocab.to_metadata())
-            .with_metadata("unknown_symbol", self.vocab.has_unknown_symbol().to_string());
-        for (k, v) in self.config.to_metadata() {
-            ckpt = ckpt.with_metadata(k, v);
-        }
-        ckpt
+            .with_metadata(config::CONFIG_KEY, config::to_json(&saved))
     }
 
     /// Rebuilds the model a checkpoint of [`CharLm::checkpoint`] holds.
@@ -310,13 +326,16 @@ impl CharLm {
         if meta.get("model").map(String::as_str) != Some(MODEL_NAME) {
             return Err(not_ours(format!("its metadata says model = {:?}", meta.get("model"))));
         }
-        let unknown = meta.get("unknown_symbol").map(String::as_str) == Some("true");
-        let vocab = meta
-            .get("vocab")
-            .and_then(|v| Vocab::from_metadata(v, unknown))
-            .ok_or_else(|| not_ours("no readable `vocab` in its metadata".into()))?;
-        let config = ModelConfig::from_metadata(meta).map_err(not_ours)?;
-        let mut model = CharLm::new(vocab, config, 0).map_err(|e| not_ours(e.to_string()))?;
+        let saved = match config::from_json::<Saved>(meta, config::CONFIG_KEY) {
+            Some(saved) => saved,
+            None => config::legacy::char_lm(meta),
+        }
+        .map_err(not_ours)?;
+        let vocab = Vocab::from_metadata(&saved.vocab, saved.unknown_symbol)
+            .ok_or_else(|| not_ours("its vocabulary is not a list of distinct characters".into()))?;
+        saved.config.validate(vocab.len()).map_err(|e| not_ours(e.to_string()))?;
+        config::check_described(saved.config.param_count(vocab.len()), config::present(ckpt)).map_err(not_ours)?;
+        let mut model = CharLm::new(vocab, saved.config, 0).map_err(|e| not_ours(e.to_string()))?;
         ckpt.load_into(&mut model.store, true)?;
         Ok(model)
     }
@@ -327,5 +346,39 @@ impl CharLm {
     /// As [`Checkpoint::load`] and [`CharLm::from_checkpoint`].
     pub fn load(path: &Path) -> Result<Self, Error> {
         Self::from_checkpoint(&Checkpoint::load(path)?, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count that guards loading (before anything is built) is the count of what is built.
+    #[test]
+    fn param_count_is_the_built_models() {
+        let vocab = Vocab::from_text("abcdefg\n", true);
+        for config in [
+            ModelConfig::Bigram(BigramConfig::default()),
+            ModelConfig::Mlp(MlpConfig { context: 3, n_embd: 5, hidden: 7 }),
+            ModelConfig::Gpt(GptConfig { block_size: 6, n_embd: 8, n_head: 2, n_layer: 3, dropout: 0.0 }),
+        ] {
+            let model = CharLm::new(vocab.clone(), config, 0).expect("valid");
+            assert_eq!(config.param_count(vocab.len()), Some(model.store.num_params() as u128), "{config:?}");
+        }
+        let huge = ModelConfig::Gpt(GptConfig { n_embd: usize::MAX, ..GptConfig::default() });
+        assert_eq!(huge.param_count(65), None, "an overflow is not a count");
+    }
+
+    #[test]
+    fn validate_names_the_field_and_its_bound() {
+        let gpt = |c: GptConfig| ModelConfig::Gpt(c).validate(65).unwrap_err().to_string();
+        assert_eq!(
+            gpt(GptConfig { n_embd: 1 << 40, ..Default::default() }),
+            "n_embd = 1099511627776 is above the limit 65536"
+        );
+        assert_eq!(gpt(GptConfig { block_size: 0, ..Default::default() }), "block_size = 0 must be at least 1");
+        assert!(gpt(GptConfig { n_head: 3, ..Default::default() }).contains("does not divide n_embd = 128"));
+        let e = ModelConfig::Bigram(BigramConfig::default()).validate(100_000).unwrap_err().to_string();
+        assert_eq!(e, "vocab = 100000 is above the limit 65536");
     }
 }

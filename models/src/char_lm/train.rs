@@ -28,13 +28,16 @@ use std::time::Instant;
 use autograd::Tape;
 use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
 use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
 
-use super::data::{batch_starts, gather_windows, step_rng, Corpus};
+use super::data::{batch_starts, gather_windows, step_rng, Corpus, CorpusId};
 use super::model::{CharLm, ModelConfig};
+use crate::config::limits::{self, MAX_SHARDS, MAX_STEPS};
+use crate::config::{self, Invalid};
 use crate::Error;
 
-/// How to train.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// How to train. Saved as JSON in every checkpoint of the run ([`RunRecord`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Optimizer steps in the whole run (the schedule's length).
     pub steps: u64,
@@ -62,6 +65,9 @@ pub struct TrainConfig {
     /// other models always use one tape. Dropout masks depend on it, so the checkpoint keeps
     /// it and a resumed run repeats the same steps on any machine.
     pub shards: usize,
+    /// Save a checkpoint every this many steps (0: only at the end of [`Trainer::run`]), when
+    /// [`Trainer::save`] is set.
+    pub save_every: u64,
 }
 
 impl TrainConfig {
@@ -79,8 +85,9 @@ impl TrainConfig {
             eval_windows: 4096,
             seed: 0,
             shards: 0,
+            save_every: 0,
         };
-        match config {
+        let c = match config {
             ModelConfig::Bigram(_) => TrainConfig {
                 steps: 400,
                 batch_size: 4096,
@@ -113,24 +120,44 @@ impl TrainConfig {
                 eval_windows: (16_384 / g.block_size).max(1),
                 ..base
             },
-        }
+        };
+        TrainConfig { save_every: c.eval_every, ..c }
     }
 
-    fn problem(&self) -> Option<String> {
-        if self.batch_size == 0 || self.eval_every == 0 {
-            return Some("batch size and eval interval must be positive".into());
+    /// Checks every field against its bound, and that a step of `model` over `vocab` symbols
+    /// fits in memory, before anything is built (for flags and checkpoints alike).
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the field and its bound.
+    pub fn validate(&self, model: &ModelConfig, vocab: usize) -> Result<(), Invalid> {
+        Invalid::at_most("steps", u128::from(self.steps), u128::from(MAX_STEPS), "")?;
+        Invalid::in_range("eval_every", u128::from(self.eval_every), u128::from(MAX_STEPS))?;
+        Invalid::at_most("save_every", u128::from(self.save_every), u128::from(MAX_STEPS), "")?;
+        Invalid::at_most("shards", self.shards as u128, MAX_SHARDS as u128, "threads of one step")?;
+        if self.batch_size == 0 {
+            return Err(Invalid::new("batch_size", "= 0 must be at least 1"));
         }
         if self.shards > self.batch_size {
-            return Some(format!(
-                "{} shards for a batch of {} windows: at most one per window",
-                self.shards, self.batch_size
+            return Err(Invalid::new(
+                "shards",
+                format!(
+                    "= {}: {} shards for a batch of {} windows: at most one per window",
+                    self.shards, self.shards, self.batch_size
+                ),
             ));
         }
-        let finite = [self.learning_rate, self.min_lr_fraction, self.weight_decay, self.grad_clip];
-        if finite.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || self.learning_rate == 0.0 {
-            return Some(format!("rates, decay and clipping must be finite and non-negative: {self:?}"));
+        for (field, v) in [
+            ("learning_rate", self.learning_rate),
+            ("min_lr_fraction", self.min_lr_fraction),
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
+        ] {
+            if !(v.is_finite() && v >= 0.0) || (field == "learning_rate" && v == 0.0) {
+                return Err(Invalid::new(field, format!("= {v} must be finite and positive")));
+            }
         }
-        None
+        let activations = step_bytes(model, vocab, self.batch_size);
+        limits::fits_in_memory("batch_size", self.batch_size as u128, "one step's activations", activations)
     }
 
     /// The learning-rate schedule.
@@ -141,67 +168,52 @@ impl TrainConfig {
             decay: Decay::Cosine { total_steps: self.steps, min_lr: self.learning_rate * self.min_lr_fraction },
         }
     }
+}
 
-    fn to_metadata(self) -> Vec<(&'static str, String)> {
-        vec![
-            ("train.steps", self.steps.to_string()),
-            ("train.batch_size", self.batch_size.to_string()),
-            ("train.learning_rate", self.learning_rate.to_string()),
-            ("train.min_lr_fraction", self.min_lr_fraction.to_string()),
-            ("train.warmup_steps", self.warmup_steps.to_string()),
-            ("train.weight_decay", self.weight_decay.to_string()),
-            ("train.grad_clip", self.grad_clip.to_string()),
-            ("train.eval_every", self.eval_every.to_string()),
-            ("train.eval_windows", self.eval_windows.to_string()),
-            ("train.seed", self.seed.to_string()),
-            ("train.shards", self.shards.to_string()),
-        ]
-    }
-
-    fn from_metadata(meta: &std::collections::BTreeMap<String, String>) -> Result<Self, String> {
-        fn get<T: std::str::FromStr>(meta: &std::collections::BTreeMap<String, String>, k: &str) -> Result<T, String> {
-            meta.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| format!("no readable `{k}` in its metadata"))
+/// Bytes the tape of one step over `batch` windows holds, estimated from the model's sizes (the
+/// activations of every layer, kept for the backward pass, about twice over with their
+/// gradients): what bounds the batch.
+pub fn step_bytes(model: &ModelConfig, vocab: usize, batch: usize) -> Option<u128> {
+    let v = vocab as u128;
+    let per_window = match *model {
+        ModelConfig::Bigram(_) => v.checked_mul(4),
+        ModelConfig::Mlp(c) => {
+            let (k, e, h) = (c.context as u128, c.n_embd as u128, c.hidden as u128);
+            k.checked_mul(e)?.checked_add(h.checked_mul(2)?)?.checked_add(v.checked_mul(4)?)
         }
-        Ok(TrainConfig {
-            steps: get(meta, "train.steps")?,
-            batch_size: get(meta, "train.batch_size")?,
-            learning_rate: get(meta, "train.learning_rate")?,
-            min_lr_fraction: get(meta, "train.min_lr_fraction")?,
-            warmup_steps: get(meta, "train.warmup_steps")?,
-            weight_decay: get(meta, "train.weight_decay")?,
-            grad_clip: get(meta, "train.grad_clip")?,
-            eval_every: get(meta, "train.eval_every")?,
-            eval_windows: get(meta, "train.eval_windows")?,
-            seed: get(meta, "train.seed")?,
-            // Checkpoints from before data parallelism trained on one tape.
-            shards: if meta.contains_key("train.shards") { get(meta, "train.shards")? } else { 1 },
-        })
-    }
+        ModelConfig::Gpt(c) => {
+            let (b, e, heads, l) = (c.block_size as u128, c.n_embd as u128, c.n_head as u128, c.n_layer as u128);
+            // per position and layer: ~24 vectors of n_embd, and 3 rows of attention weights
+            let layer = e.checked_mul(24)?.checked_add(heads.checked_mul(b)?.checked_mul(3)?)?;
+            b.checked_mul(l.checked_mul(layer)?.checked_add(v.checked_mul(4)?)?)
+        }
+    };
+    per_window?.checked_mul(batch as u128)?.checked_mul(8)
+}
+
+/// What a char-lm training checkpoint's [`config::TRAIN_KEY`] entry holds: everything the run
+/// needs to continue besides the model and the optimizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// How the run trains, its save cadence included.
+    pub config: TrainConfig,
+    /// The text it trains on (`None` in checkpoints written before it was recorded).
+    pub corpus: Option<CorpusId>,
+    /// The losses so far.
+    pub history: History,
+    /// Seconds of training so far.
+    pub train_seconds: f64,
+    /// The summed training loss and the steps since the last validation.
+    pub interval: (f64, u64),
 }
 
 /// The losses of a run, for the figures: `(step, nats per character)` pairs.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Mean training cross-entropy of each interval between validations, at its last step.
     pub train: Vec<(u64, f64)>,
     /// Validation loss at each validation.
     pub val: Vec<(u64, f64)>,
-}
-
-fn points_to_string(points: &[(u64, f64)]) -> String {
-    points.iter().map(|(s, l)| format!("{s}:{l:?}")).collect::<Vec<_>>().join(";")
-}
-
-fn points_from_string(s: &str) -> Option<Vec<(u64, f64)>> {
-    if s.is_empty() {
-        return Some(Vec::new());
-    }
-    s.split(';')
-        .map(|p| {
-            let (a, b) = p.split_once(':')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
-        .collect()
 }
 
 /// What [`Trainer::run`] reports as it goes.
@@ -243,8 +255,12 @@ pub struct Trainer {
     /// Seconds spent in training steps (validation and saving excluded), over every process
     /// that trained this run (a resumed run adds to it).
     pub train_seconds: f64,
-    /// Where to save checkpoints, and every how many steps (also at the end of [`Trainer::run`]).
-    pub save: Option<(PathBuf, u64)>,
+    /// Where to save checkpoints, every [`TrainConfig::save_every`] steps and at the end of
+    /// [`Trainer::run`].
+    pub save: Option<PathBuf>,
+    /// The corpus the run trains on: set by the first [`Trainer::run`], kept in the checkpoint,
+    /// and checked by every later one.
+    pub corpus: Option<CorpusId>,
     tape: Tape<f32>,
     /// The GPT's shards ([`TrainConfig::shards`]); `None` on one tape.
     shards: Option<DataParallel>,
@@ -276,6 +292,7 @@ impl Trainer {
             history: History::default(),
             train_seconds: 0.0,
             save: None,
+            corpus: None,
             tape: Tape::new(),
             shards,
             interval: (0.0, 0),
@@ -287,16 +304,20 @@ impl Trainer {
         self.opt.steps()
     }
 
-    /// The checkpoint: model, optimizer state, step, training configuration and history.
+    /// The checkpoint: model, optimizer state, step, and the [`RunRecord`].
     pub fn checkpoint(&self) -> Checkpoint {
-        let mut ckpt = self.model.checkpoint().with_optimizer(&self.opt, &self.model.store).with_step(self.step());
-        for (k, v) in self.config.to_metadata() {
-            ckpt = ckpt.with_metadata(k, v);
-        }
-        ckpt.with_metadata("history.train", points_to_string(&self.history.train))
-            .with_metadata("history.val", points_to_string(&self.history.val))
-            .with_metadata("train_seconds", format!("{:?}", self.train_seconds))
-            .with_metadata("interval", format!("{:?}:{}", self.interval.0, self.interval.1))
+        let record = RunRecord {
+            config: self.config,
+            corpus: self.corpus.clone(),
+            history: self.history.clone(),
+            train_seconds: self.train_seconds,
+            interval: self.interval,
+        };
+        self.model
+            .checkpoint()
+            .with_optimizer(&self.opt, &self.model.store)
+            .with_step(self.step())
+            .with_metadata(config::TRAIN_KEY, config::to_json(&record))
     }
 
     /// Writes [`Trainer::checkpoint`] to `path` (crash-safely).
@@ -308,28 +329,55 @@ impl Trainer {
         Ok(self.checkpoint().save(path)?)
     }
 
-    /// Restores a trainer from a checkpoint written by [`Trainer::save_to`], to continue its run.
+    /// Restores a trainer from a checkpoint written by [`Trainer::save_to`], to continue its run
+    /// as it was configured.
     ///
     /// # Errors
-    /// As [`CharLm::load`], and [`Error::NotAModel`] if the training state is missing.
+    /// As [`Trainer::resume_with`].
     pub fn resume(path: &Path) -> Result<Self, Error> {
-        let ckpt = Checkpoint::load(path)?;
-        let model = CharLm::from_checkpoint(&ckpt, path)?;
+        Self::resume_with(path, |_, _| Ok(()))
+    }
+
+    /// Restores a trainer from a checkpoint written by [`Trainer::save_to`], letting `adjust`
+    /// change the recorded training configuration first (more steps, another rate: the command
+    /// line's explicit overrides), with the loaded model at hand. The result is validated as a
+    /// new configuration is.
+    ///
+    /// # Errors
+    /// As [`CharLm::load`]; [`Error::NotAModel`] if the training record is missing, unreadable
+    /// or out of range; what `adjust` returns.
+    pub fn resume_with(
+        path: &Path,
+        adjust: impl FnOnce(&mut TrainConfig, &CharLm) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
+        Self::from_checkpoint(&Checkpoint::load(path)?, path, adjust)
+    }
+
+    /// [`Trainer::resume_with`] on a checkpoint already read from `path`.
+    ///
+    /// # Errors
+    /// As [`Trainer::resume_with`].
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        path: &Path,
+        adjust: impl FnOnce(&mut TrainConfig, &CharLm) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
+        let model = CharLm::from_checkpoint(ckpt, path)?;
         let not_ours = |reason: String| Error::NotAModel { path: path.to_path_buf(), expected: "char-lm", reason };
-        let meta = &ckpt.metadata;
-        let config = TrainConfig::from_metadata(meta).map_err(not_ours)?;
-        let mut t = Trainer::new(model, config);
+        let mut record = match config::from_json::<RunRecord>(&ckpt.metadata, config::TRAIN_KEY) {
+            Some(record) => record,
+            None => config::legacy::char_lm_run(&ckpt.metadata),
+        }
+        .map_err(not_ours)?;
+        record.config.validate(&model.config, model.vocab.len()).map_err(|e| not_ours(e.to_string()))?;
+        adjust(&mut record.config, &model)?;
+        record.config.validate(&model.config, model.vocab.len())?;
+        let mut t = Trainer::new(model, record.config);
         ckpt.restore_optimizer(&mut t.opt, &t.model.store)?;
-        let points = |k: &str| {
-            meta.get(k).and_then(|s| points_from_string(s)).ok_or_else(|| not_ours(format!("unreadable `{k}`")))
-        };
-        t.history = History { train: points("history.train")?, val: points("history.val")? };
-        t.train_seconds = meta.get("train_seconds").and_then(|s| s.parse().ok()).unwrap_or(0.0);
-        t.interval = meta
-            .get("interval")
-            .and_then(|s| s.split_once(':'))
-            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-            .unwrap_or((0.0, 0));
+        t.history = record.history;
+        t.train_seconds = record.train_seconds;
+        t.interval = record.interval;
+        t.corpus = record.corpus;
         Ok(t)
     }
 
@@ -378,8 +426,22 @@ impl Trainer {
     /// [`Error::Config`] for an invalid configuration or a training text shorter than one
     /// window; saving errors.
     pub fn run(&mut self, corpus: &Corpus, until: Option<u64>, observe: &mut dyn FnMut(Event)) -> Result<(), Error> {
-        if let Some(p) = self.config.problem() {
-            return Err(Error::Config(p));
+        self.config.validate(&self.model.config, self.model.vocab.len())?;
+        match &self.corpus {
+            Some(id) if id.sha256 != corpus.id.sha256 => {
+                return Err(Error::Config(format!(
+                    "this run trains on {} ({} characters, sha256 {}), not on {} ({} characters, sha256 {}): \
+                     a run continues on its own corpus",
+                    id.path.display(),
+                    id.chars,
+                    &id.sha256[..12.min(id.sha256.len())],
+                    corpus.id.path.display(),
+                    corpus.id.chars,
+                    &corpus.id.sha256[..12]
+                )))
+            }
+            Some(_) => {}
+            None => self.corpus = Some(corpus.id.clone()),
         }
         let window = self.model.config.window();
         if corpus.train.len() < window || corpus.val.len() < window {
@@ -405,14 +467,15 @@ impl Trainer {
             if step.is_multiple_of(self.config.eval_every) || step == self.config.steps {
                 self.validate(corpus, observe);
             }
-            if let Some((path, every)) = &self.save {
-                if *every > 0 && step.is_multiple_of(*every) && step < until {
+            if let Some(path) = &self.save {
+                let every = self.config.save_every;
+                if every > 0 && step.is_multiple_of(every) && step < until {
                     self.save_to(path)?;
                     observe(Event::Saved { step });
                 }
             }
         }
-        if let Some((path, _)) = &self.save {
+        if let Some(path) = &self.save {
             self.save_to(path)?;
             observe(Event::Saved { step: self.step() });
         }
@@ -521,11 +584,8 @@ mod tests {
         let resolved = rayon::current_num_threads().min(tc.batch_size).max(1);
         assert_eq!(t.config.shards, resolved);
         let meta = t.checkpoint().metadata;
-        assert_eq!(TrainConfig::from_metadata(&meta).expect("ours").shards, resolved);
-        // A checkpoint from before data parallelism trained on one tape, and resumes so.
-        let mut old = meta.clone();
-        old.remove("train.shards");
-        assert_eq!(TrainConfig::from_metadata(&old).expect("still ours").shards, 1);
+        let record: RunRecord = config::from_json(&meta, config::TRAIN_KEY).expect("present").expect("ours");
+        assert_eq!(record.config.shards, resolved);
         // The other models always run on one tape.
         let mlp = ModelConfig::Mlp(MlpConfig { context: 3, n_embd: 4, hidden: 8 });
         let t = Trainer::new(CharLm::new(corpus.vocab.clone(), mlp, 1).expect("valid"), TrainConfig::for_model(&mlp));
@@ -558,7 +618,8 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("run.ckpt");
         let mut first = fresh();
-        first.save = Some((path.clone(), 5));
+        first.save = Some(path.clone());
+        first.config.save_every = 5;
         first.run(&corpus, Some(12), &mut |_| {}).expect("trains"); // "interrupted" after step 12
         drop(first);
         let mut resumed = Trainer::resume(&path).expect("just saved");
@@ -582,12 +643,14 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("run.ckpt");
         let mut good = Trainer::new(CharLm::new(corpus.vocab.clone(), config, 7).expect("valid"), tc);
-        good.save = Some((path.clone(), 5));
+        good.save = Some(path.clone());
+        good.config.save_every = 5;
         good.run(&corpus, Some(5), &mut |_| {}).expect("trains");
 
         let mut wild = Trainer::resume(&path).expect("resumes");
         wild.config.learning_rate = 1e30; // Adam moves every weight by about lr: they overflow
-        wild.save = Some((path.clone(), 1)); // a save after every step
+        wild.save = Some(path.clone());
+        wild.config.save_every = 1; // a save after every step
         let diverged = match wild.run(&corpus, None, &mut |_| {}) {
             Err(Error::Checkpoint(nn::Error::Diverged { step, loss })) => {
                 assert!(step > 5 && !loss.is_finite(), "step {step}, loss {loss}");

@@ -61,6 +61,9 @@ pub enum DigitsCommand {
     },
 }
 
+/// Configuration fields whose flag is not `--` and the field's name with `-` for `_`.
+const FLAGS: &[(&str, &str)] = &[("learning_rate", "--lr"), ("data_dir", "--data")];
+
 /// `pente digits train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -68,45 +71,46 @@ pub struct TrainArgs {
     /// the one in the --resume file].
     #[arg(long, value_parser = ["mlp", "cnn"])]
     pub model: Option<String>,
-    /// Passes over the training images [default: 10 for both].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Passes over the training images.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=DigitsConfig::MAX_EPOCHS as i64),
+          help = per_arch("Passes over the training images", |c| c.epochs.to_string()))]
     pub epochs: Option<u32>,
     /// Images per batch.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    #[arg(long, default_value_t = DigitsConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub batch_size: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = DigitsConfig::default().learning_rate)]
     pub lr: f64,
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = DigitsConfig::default().weight_decay)]
     pub weight_decay: f64,
     /// Keep the learning rate constant (no cosine decay).
     #[arg(long)]
     pub constant_lr: bool,
     /// Training images held out for validation (0: train on all 60,000).
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..59_000))]
+    #[arg(long, default_value_t = DigitsConfig::default().validation as u32, value_parser = clap::value_parser!(u32).range(0..59_000))]
     pub validation: u32,
     /// Move each training image by up to this many pixels (augmentation; 0 off).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    #[arg(long, default_value_t = DigitsConfig::default().shift as u32, value_parser = clap::value_parser!(u32).range(0..=8))]
     pub shift: u32,
     /// Standardize inputs by the training mean and standard deviation (instead of [0, 1]).
     #[arg(long)]
     pub normalize: bool,
     /// Directory of the four MNIST files.
-    #[arg(long, default_value = "data/mnist", value_name = "DIR")]
+    #[arg(long, default_value_os_t = DigitsConfig::default().data_dir, value_name = "DIR")]
     pub data: PathBuf,
     /// Skip the SHA-256 check of the MNIST files.
     #[arg(long)]
     pub no_verify: bool,
     /// Measure test accuracy every N steps and report when --target is first met (off the
     /// training clock), as the PyTorch reference does.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = DigitsConfig::default().eval_every as u32, value_name = "N")]
     pub eval_every: u32,
-    /// Test accuracy for --eval-every [default: 0.98 MLP, 0.99 CNN].
-    #[arg(long)]
+    /// Test accuracy for --eval-every.
+    #[arg(long, help = per_arch("Test accuracy for --eval-every", |c| c.target.to_string()))]
     pub target: Option<f64>,
     /// Stop after this many optimizer steps (e.g. a fraction of an epoch).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = DigitsConfig::default().max_steps as u32, value_name = "N")]
     pub max_steps: u32,
     /// Where to save the model [default: OUT/digits_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
@@ -118,6 +122,12 @@ pub struct TrainArgs {
     /// Do not draw figures.
     #[arg(long)]
     pub no_figures: bool,
+}
+
+/// A help text ending with each architecture's default, read from [`DigitsConfig::for_arch`].
+fn per_arch(text: &str, value: impl Fn(&DigitsConfig) -> String) -> String {
+    let (mlp, cnn) = (value(&DigitsConfig::for_arch(Arch::Mlp)), value(&DigitsConfig::for_arch(Arch::Cnn)));
+    format!("{text} [default: mlp {mlp}, cnn {cnn}]")
 }
 
 /// Runs `pente digits …` with the global `--seed` and `--out`.
@@ -172,6 +182,7 @@ pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
                         max_steps: t.max_steps as usize,
                         ..defaults
                     };
+                    config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;
                     (DigitsModel::new(&config)?, None)
                 }
             };

@@ -136,7 +136,7 @@ impl Mnist {
 
 /// How bytes become network inputs: `(byte / 255 − mean) / std`. The identity scaling
 /// (`mean = 0`, `std = 1`) keeps pixels in `[0, 1]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalization {
     /// Subtracted from the scaled pixel.
     pub mean: f32,

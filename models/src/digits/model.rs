@@ -8,14 +8,15 @@
 //!
 //! Both output logits `(batch, 10)`; training minimizes the fused softmax cross-entropy.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use autograd::{Tape, Tensor, Var};
 use nn::{Activation, Bound, Checkpoint, Conv2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d, Mlp, ParamStore};
+use serde::{Deserialize, Serialize};
 
 use super::data::{default_data_dir, Normalization, CLASSES, PIXELS, SIDE};
 use super::train::History;
+use crate::config::{self, Invalid};
 use crate::Error;
 
 /// Images per forward pass in evaluation.
@@ -25,7 +26,8 @@ const EVAL_CHUNK: usize = 256;
 pub const MODEL_NAME: &str = "digits";
 
 /// Which network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// `784 → 512 → 256 → 10`, ReLU.
     #[default]
@@ -64,8 +66,8 @@ impl Arch {
     }
 }
 
-/// The network and how it is trained. Every field is saved in the checkpoint's metadata.
-#[derive(Clone, Debug, PartialEq)]
+/// The network and how it is trained. Saved as JSON in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DigitsConfig {
     /// Which network.
     pub arch: Arch,
@@ -137,90 +139,48 @@ impl DigitsConfig {
         }
     }
 
-    /// Checks that the configuration can run.
+    /// Most passes over the training part.
+    pub const MAX_EPOCHS: usize = 1000;
+
+    /// Checks that the configuration can run, every size within its bound (for flags and for
+    /// checkpoints alike).
     ///
     /// # Errors
-    /// [`Error::Config`] naming the field.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |msg: String| Err(Error::Config(msg));
-        if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
-        }
+    /// [`Invalid`] naming the field and its bound.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        Invalid::in_range("epochs", self.epochs as u128, Self::MAX_EPOCHS as u128)?;
+        Invalid::in_range("batch_size", self.batch_size as u128, TRAIN_IMAGES as u128)?;
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!("learning_rate must be positive, got {}", self.learning_rate));
+            return Err(Invalid::new("learning_rate", format!("= {} must be positive", self.learning_rate)));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("weight_decay must be non-negative, got {}", self.weight_decay));
+            return Err(Invalid::new("weight_decay", format!("= {} must be non-negative", self.weight_decay)));
         }
-        if self.shift > 8 {
-            return bad(format!("shift must be at most 8 pixels, got {}", self.shift));
-        }
-        if self.validation >= 60_000 {
-            return bad(format!("validation must leave training images, got {}", self.validation));
-        }
+        Invalid::at_most("shift", self.shift as u128, 8, "pixels")?;
+        Invalid::at_most(
+            "validation",
+            self.validation as u128,
+            TRAIN_IMAGES as u128 - 1,
+            "it must leave training images",
+        )?;
         if !(0.0..=1.0).contains(&self.target) {
-            return bad(format!("target must be an accuracy in [0, 1], got {}", self.target));
+            return Err(Invalid::new("target", format!("= {} must be an accuracy in [0, 1]", self.target)));
         }
         Ok(())
     }
+}
 
-    /// The configuration as checkpoint metadata.
-    pub fn to_metadata(&self) -> BTreeMap<String, String> {
-        [
-            ("arch", self.arch.name().to_string()),
-            ("seed", self.seed.to_string()),
-            ("epochs", self.epochs.to_string()),
-            ("batch_size", self.batch_size.to_string()),
-            ("learning_rate", self.learning_rate.to_string()),
-            ("weight_decay", self.weight_decay.to_string()),
-            ("cosine", self.cosine.to_string()),
-            ("validation", self.validation.to_string()),
-            ("shift", self.shift.to_string()),
-            ("normalize", self.normalize.to_string()),
-            ("data_dir", self.data_dir.display().to_string()),
-            ("verify_sha256", self.verify_sha256.to_string()),
-            ("eval_every", self.eval_every.to_string()),
-            ("target", self.target.to_string()),
-            ("max_steps", self.max_steps.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
+/// The MNIST training images.
+const TRAIN_IMAGES: usize = 60_000;
 
-    /// Reads [`DigitsConfig::to_metadata`] back; a missing optional field takes its default,
-    /// a missing or unknown `arch` is an error.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the field that does not parse.
-    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, Error> {
-        let arch = Arch::parse(meta.get("arch").map_or("", String::as_str))?;
-        let mut c = DigitsConfig::for_arch(arch);
-        fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str, into: &mut T) -> Result<(), Error> {
-            if let Some(v) = meta.get(key) {
-                *into = v.parse().map_err(|_| Error::Config(format!("metadata `{key}` = {v:?} does not parse")))?;
-            }
-            Ok(())
-        }
-        get(meta, "seed", &mut c.seed)?;
-        get(meta, "epochs", &mut c.epochs)?;
-        get(meta, "batch_size", &mut c.batch_size)?;
-        get(meta, "learning_rate", &mut c.learning_rate)?;
-        get(meta, "weight_decay", &mut c.weight_decay)?;
-        get(meta, "cosine", &mut c.cosine)?;
-        get(meta, "validation", &mut c.validation)?;
-        get(meta, "shift", &mut c.shift)?;
-        get(meta, "normalize", &mut c.normalize)?;
-        get(meta, "verify_sha256", &mut c.verify_sha256)?;
-        get(meta, "eval_every", &mut c.eval_every)?;
-        get(meta, "target", &mut c.target)?;
-        get(meta, "max_steps", &mut c.max_steps)?;
-        if let Some(d) = meta.get("data_dir") {
-            c.data_dir = PathBuf::from(d);
-        }
-        c.validate()?;
-        Ok(c)
-    }
+/// What a digits checkpoint's [`config::CONFIG_KEY`] entry holds: the configuration and the
+/// input normalization fitted in training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The configuration.
+    pub config: DigitsConfig,
+    /// How bytes become inputs.
+    pub norm: Normalization,
 }
 
 /// The layers of one of the two networks.
@@ -379,16 +339,12 @@ impl DigitsModel {
     /// A checkpoint of the model: parameters, configuration, normalization and history in the
     /// metadata (the optimizer's state is added by training, for `--resume`).
     pub fn checkpoint(&self) -> Checkpoint {
-        let mut ckpt = Checkpoint::from_store(&self.store)
+        let saved = Saved { config: self.config.clone(), norm: self.norm };
+        Checkpoint::from_store(&self.store)
             .with_step(self.history.steps)
             .with_metadata("model", MODEL_NAME)
-            .with_metadata("norm_mean", self.norm.mean.to_string())
-            .with_metadata("norm_std", self.norm.std.to_string())
-            .with_metadata("history", self.history.to_text());
-        for (k, v) in self.config.to_metadata() {
-            ckpt = ckpt.with_metadata(k, v);
-        }
-        ckpt
+            .with_metadata(config::CONFIG_KEY, config::to_json(&saved))
+            .with_metadata("history", self.history.to_text())
     }
 
     /// Saves the model (without optimizer state) to `path`.
@@ -414,18 +370,19 @@ impl DigitsModel {
         if meta.get("model").map(String::as_str) != Some(MODEL_NAME) {
             return Err(not_ours(format!("its metadata says model = {:?}", meta.get("model"))));
         }
-        let config = DigitsConfig::from_metadata(meta).map_err(|e| not_ours(e.to_string()))?;
-        let mut model = DigitsModel::new(&config).map_err(|e| not_ours(e.to_string()))?;
-        let num = |key: &str| -> Result<f32, Error> {
-            meta.get(key)
-                .and_then(|v| v.parse::<f32>().ok())
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| not_ours(format!("no readable `{key}` in its metadata")))
-        };
-        model.norm = Normalization { mean: num("norm_mean")?, std: num("norm_std")? };
-        if model.norm.std <= 0.0 {
-            return Err(not_ours(format!("norm_std = {} is not positive", model.norm.std)));
+        let saved = match config::from_json::<Saved>(meta, config::CONFIG_KEY) {
+            Some(saved) => saved,
+            None => config::legacy::digits(meta),
         }
+        .map_err(not_ours)?;
+        saved.config.validate().map_err(|e| not_ours(e.to_string()))?;
+        let norm = saved.norm;
+        if !(norm.mean.is_finite() && norm.std.is_finite() && norm.std > 0.0) {
+            return Err(not_ours(format!("its normalization {norm:?} is not finite with a positive std")));
+        }
+        let mut model = DigitsModel::new(&saved.config).map_err(|e| not_ours(e.to_string()))?;
+        config::check_described(Some(model.num_params() as u128), config::present(ckpt)).map_err(not_ours)?;
+        model.norm = norm;
         model.history = History::from_text(meta.get("history").map_or("", String::as_str))
             .map_err(|e| not_ours(format!("unreadable `history`: {e}")))?;
         model.history.steps = ckpt.step;
@@ -498,18 +455,27 @@ mod tests {
         let path = dir.join("x.ckpt");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cnn = DigitsModel::new(&DigitsConfig::for_arch(Arch::Cnn)).expect("valid");
-        // A CNN's tensors under metadata claiming an MLP: the tensors do not fit.
-        cnn.checkpoint().with_metadata("arch", "mlp").save(&path).expect("writable");
-        assert!(matches!(DigitsModel::load(&path), Err(Error::Checkpoint(_))));
+        // A CNN's tensors under a configuration claiming an MLP: refused before building.
+        let lying = |json: String| cnn.checkpoint().with_metadata(config::CONFIG_KEY, json);
+        let as_mlp = config::to_json(&Saved { config: DigitsConfig::for_arch(Arch::Mlp), norm: cnn.norm });
+        lying(as_mlp).save(&path).expect("writable");
+        let err = DigitsModel::load(&path).expect_err("the tensors are a CNN's");
+        assert!(err.to_string().contains("describes 535818 parameters, its tensors hold 1199882"), "{err}");
         cnn.checkpoint().with_metadata("model", "attractor").save(&path).expect("writable");
         assert!(matches!(DigitsModel::load(&path), Err(Error::NotAModel { .. })));
-        cnn.checkpoint().with_metadata("arch", "transformer").save(&path).expect("writable");
-        assert!(matches!(DigitsModel::load(&path), Err(Error::NotAModel { .. })));
+        let transformer =
+            config::to_json(&Saved { config: cnn.config.clone(), norm: cnn.norm }).replace("cnn", "transformer");
+        lying(transformer).save(&path).expect("writable");
+        let err = DigitsModel::load(&path).expect_err("no such architecture");
+        assert!(
+            matches!(err, Error::NotAModel { .. }) && err.to_string().contains("unknown variant `transformer`"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn config_metadata_round_trips() {
+    fn config_json_round_trips_and_sizes_are_bounded() {
         let c = DigitsConfig {
             arch: Arch::Cnn,
             seed: 9,
@@ -518,8 +484,11 @@ mod tests {
             weight_decay: 0.01,
             ..Default::default()
         };
-        assert_eq!(DigitsConfig::from_metadata(&c.to_metadata()).expect("parses"), c);
-        let bad = DigitsConfig { batch_size: 0, ..Default::default() };
-        assert!(bad.validate().is_err());
+        let back: DigitsConfig = serde_json::from_str(&config::to_json(&c)).expect("parses");
+        assert_eq!(back, c);
+        let e = DigitsConfig { batch_size: 0, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "batch_size = 0 must be at least 1");
+        let e = DigitsConfig { epochs: 1 << 40, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "epochs = 1099511627776 is above the limit 1000");
     }
 }

@@ -5,7 +5,8 @@
 //!   [`atomic`] (temporary file, `sync_all`, rename, directory sync), so the file on disk is
 //!   always the complete old checkpoint or the complete new one.
 //! - [`Checkpoint::load`] checks the magic number, version, lengths and checksums before decoding
-//!   ([`format`] describes the layout; [`codec`] is the one place that knows bincode).
+//!   ([`format`] describes the layout; [`codec`] is the one place that knows bincode), and reads
+//!   no more of the file than its first 40 bytes declare ([`untrusted`]: regular files only).
 //! - [`Checkpoint::load_into`] puts the tensors into a [`ParamStore`], reporting every missing,
 //!   unexpected and mis-shaped tensor by name in one [`LoadReport`].
 //!

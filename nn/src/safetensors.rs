@@ -26,9 +26,9 @@ use std::path::Path;
 
 use autograd::Float;
 use indexmap::IndexMap;
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use safetensors::tensor::{Dtype, Metadata, SafeTensors, View};
 
-use crate::checkpoint::{atomic, load_tensors};
+use crate::checkpoint::{atomic, load_tensors, untrusted};
 use crate::{AnyTensor, DType, Error, LoadReport, ParamStore, Result};
 
 /// One tensor's bytes, as the `safetensors` crate wants to see it.
@@ -117,13 +117,47 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(IndexMap<String, AnyTensor>, BTreeMap
     Ok((out, metadata))
 }
 
+/// The `safetensors` crate's limit on the JSON header, in bytes.
+const MAX_HEADER: u64 = 100_000_000;
+
 /// Reads a safetensors file: its tensors in file order and its `__metadata__`.
 ///
+/// Nothing is read beyond what the file's header accounts for: first the 8-byte header length
+/// (at most 100 MB, and within the file), then the JSON header, and the data only if the
+/// tensors it describes end exactly at the end of the file. A large file that is not safetensors
+/// fails after its first bytes.
+///
 /// # Errors
-/// [`Error::Io`], or as [`from_bytes`], naming the file.
+/// [`Error::Io`] if it cannot be read or is not a regular file (a directory, a device, a named
+/// pipe: each named as such); [`Error::Safetensors`] naming the file for a header that does not
+/// fit or does not describe the file; otherwise as [`from_bytes`], naming the file.
 pub fn import(path: impl AsRef<Path>) -> Result<(IndexMap<String, AnyTensor>, BTreeMap<String, String>)> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let io = |e| Error::io(path, e);
+    let bad = |reason: String| Error::Safetensors { path: path.into(), reason };
+    let (file, file_len) = untrusted::open_regular(path).map_err(io)?;
+    let mut file = std::io::BufReader::new(file);
+    if file_len < 8 {
+        return Err(bad(format!("{file_len} bytes, fewer than the 8 of the header length")));
+    }
+    let mut bytes = untrusted::read_exactly(&mut file, 8).map_err(io)?;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    if n > MAX_HEADER || n > file_len - 8 {
+        return Err(bad(format!(
+            "header length {n} exceeds {} (the file's {file_len} bytes, or the limit of {MAX_HEADER})",
+            MAX_HEADER.min(file_len - 8)
+        )));
+    }
+    let header = untrusted::read_exactly(&mut file, n).map_err(io)?;
+    let meta: Metadata = serde_json::from_slice(&header).map_err(|e| bad(format!("invalid header: {e}")))?;
+    let data_len = meta.data_len() as u64;
+    let held = file_len - 8 - n;
+    if data_len != held {
+        return Err(bad(format!("the header describes {data_len} bytes of data but the file holds {held}")));
+    }
+    bytes.extend_from_slice(&header);
+    drop(header);
+    bytes.extend_from_slice(&untrusted::read_exactly(&mut file, data_len).map_err(io)?);
     from_bytes(&bytes).map_err(|e| relabel(e, path))
 }
 

@@ -11,6 +11,10 @@
 //!   decompressor along with the CRC;
 //! - that no declared size exceeds [`MAX_DATA_BYTES`], so a hostile header cannot ask for
 //!   terabytes;
+//! - that the file is a regular file (a device such as `/dev/zero` or a named pipe is refused
+//!   by name instead of being read forever or blocking), and that nothing past the declared data
+//!   is read: a gzip stream is inflated to the declared size and one byte more, so a "gzip bomb"
+//!   behind a small header stops there ([`IdxErrorKind::TrailingData`]);
 //! - that every label is a digit (0-9), and images have non-zero sides.
 //!
 //! Each failure is an [`IdxError`] naming the file. The SHA-256 of the uncompressed content is
@@ -18,7 +22,6 @@
 //! (those of `data/README.md`), and [`read_labels`]/[`read_images`] compare them when asked to.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,13 @@ pub enum IdxErrorKind {
         /// Bytes of data the file holds after its header.
         found: u64,
     },
+    /// The content goes on past the data the IDX header declares, although the file's size (or a
+    /// gzip stream's trailer) said it would not: a gzip stream that inflates to more than it
+    /// claims, or a file that grew while read. Reading stopped at the first byte past the data.
+    TrailingData {
+        /// Bytes of data the header declares.
+        declared: u64,
+    },
     /// An image side is zero.
     EmptyImages {
         /// Rows per image.
@@ -140,6 +150,11 @@ impl fmt::Display for IdxError {
                 f,
                 "{path}: IDX header declares {declared} bytes of data but the file holds {found}{}",
                 if found < declared { " (truncated)" } else { " (trailing bytes)" }
+            ),
+            IdxErrorKind::TrailingData { declared } => write!(
+                f,
+                "{path}: IDX header declares {declared} bytes of data but the content goes on past them \
+                 (trailing bytes, not read further: a gzip stream inflating to more than its trailer says)"
             ),
             IdxErrorKind::EmptyImages { rows, cols } => write!(f, "{path}: images of {rows}×{cols} pixels"),
             IdxErrorKind::BadLabel { index, value } => write!(f, "{path}: label {index} is {value}, not a digit"),
@@ -231,8 +246,19 @@ impl<R: Read> Read for Hashing<R> {
 /// An [`IdxError`] naming `path` for every check that fails.
 pub fn read_idx(path: &Path, magic: u32) -> Result<IdxArray, IdxError> {
     let err = |kind| IdxError { path: path.to_path_buf(), kind };
-    let mut file = File::open(path).map_err(|e| err(IdxErrorKind::Io(e)))?;
-    let file_len = file.metadata().map_err(|e| err(IdxErrorKind::Io(e)))?.len();
+    let (file, _) = nn::checkpoint::untrusted::open_regular(path).map_err(|e| err(IdxErrorKind::Io(e)))?;
+    read_idx_from(BufReader::new(file), path, magic)
+}
+
+/// [`read_idx`] on any seekable source (a file, an in-memory `Cursor`): the same checks, with
+/// `path` naming the source in errors.
+///
+/// # Errors
+/// As [`read_idx`].
+pub fn read_idx_from<R: Read + Seek>(mut file: R, path: &Path, magic: u32) -> Result<IdxArray, IdxError> {
+    let err = |kind| IdxError { path: path.to_path_buf(), kind };
+    let file_len = file.seek(SeekFrom::End(0)).and_then(|n| file.seek(SeekFrom::Start(0)).map(|_| n));
+    let file_len = file_len.map_err(|e| err(IdxErrorKind::Io(e)))?;
     let mut head = [0u8; 2];
     let gzip = file_len >= 2 && {
         file.read_exact(&mut head).map_err(|e| err(IdxErrorKind::Io(e)))?;
@@ -252,10 +278,12 @@ pub fn read_idx(path: &Path, magic: u32) -> Result<IdxArray, IdxError> {
         file_len
     };
     file.seek(SeekFrom::Start(0)).map_err(|e| err(IdxErrorKind::Io(e)))?;
-    let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+    // Never inflate more than the content the trailer claims (which the header must match,
+    // checked before the data is read) and one byte to find out whether the stream goes on.
+    let reader: Box<dyn Read + '_> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)).take(content_len + 1))
     } else {
-        Box::new(BufReader::new(file))
+        Box::new(file)
     };
     let mut r = Hashing { inner: reader, hasher: Sha256::new() };
     // Raw files fail with Io, gzip ones with Gzip (a damaged stream) unless the header is short.
@@ -270,7 +298,7 @@ pub fn read_idx(path: &Path, magic: u32) -> Result<IdxArray, IdxError> {
         return Err(err(IdxErrorKind::ShortHeader { needed: header_len, found: content_len }));
     }
     let mut word = [0u8; 4];
-    let mut read_u32 = |r: &mut Hashing<Box<dyn Read>>| -> Result<u32, IdxError> {
+    let mut read_u32 = |r: &mut Hashing<Box<dyn Read + '_>>| -> Result<u32, IdxError> {
         r.read_exact(&mut word).map_err(|e| err(read_err(e)))?;
         Ok(u32::from_be_bytes(word))
     };
@@ -298,11 +326,7 @@ pub fn read_idx(path: &Path, magic: u32) -> Result<IdxArray, IdxError> {
     let mut rest = [0u8; 1];
     match r.read(&mut rest) {
         Ok(0) => {}
-        Ok(_) => {
-            let mut extra = Vec::new();
-            let more = r.read_to_end(&mut extra).map_err(|e| err(read_err(e)))?;
-            return Err(err(IdxErrorKind::SizeMismatch { declared, found: declared + 1 + more as u64 }));
-        }
+        Ok(_) => return Err(err(IdxErrorKind::TrailingData { declared })),
         Err(e) => return Err(err(read_err(e))),
     }
     let sha256 = r.hasher.finalize().into();
@@ -376,6 +400,7 @@ pub fn encode_idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
     use std::io::Write;
 
     use super::*;
@@ -488,6 +513,87 @@ mod tests {
         ));
         let p = write(&d, "empty", &encode_idx(IMAGES_MAGIC, &[5, 0, 28], &[]));
         assert!(matches!(read_images(&p, false).map_err(|e| e.kind), Err(IdxErrorKind::EmptyImages { .. })));
+    }
+
+    /// A source that counts the bytes read from it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+    impl<R: Seek> Seek for Counting<R> {
+        fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    #[test]
+    fn a_gzip_bomb_behind_a_small_header_is_not_inflated_past_the_declared_size() {
+        // 100 labels, then 256 MiB of zeros in the same gzip stream, whose trailer (ISIZE) claims
+        // only the 108 bytes of the IDX content, as a hostile file's would: the header and the
+        // trailer agree, and only inflating the stream shows what follows.
+        let idx = encode_idx(LABELS_MAGIC, &[100], &[0; 100]);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&idx).expect("in memory");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            e.write_all(&zeros).expect("in memory");
+        }
+        let mut bomb = e.finish().expect("in memory");
+        let n = bomb.len();
+        bomb[n - 4..].copy_from_slice(&(idx.len() as u32).to_le_bytes());
+        let mut src = Counting { inner: std::io::Cursor::new(&bomb), read: 0 };
+        let e = read_idx_from(&mut src, Path::new("bomb.gz"), LABELS_MAGIC).expect_err("trailing data");
+        assert!(matches!(e.kind, IdxErrorKind::TrailingData { declared: 100 }), "{e}");
+        assert!(e.to_string().contains("bomb.gz") && e.to_string().contains("more"), "{e}");
+        // Inflating stopped one byte after the declared content: a few buffers of the stream read.
+        assert!(src.read < n as u64 / 4, "{} of the {n} compressed bytes read", src.read);
+    }
+
+    #[test]
+    fn a_3_gb_sparse_file_fails_without_being_read() {
+        let d = dir("sparse");
+        for (name, start) in [("zeros", vec![]), ("labels", encode_idx(LABELS_MAGIC, &[100], &[0; 100]))] {
+            let p = d.0.join(name);
+            let mut f = File::create(&p).expect("temp file");
+            f.write_all(&start).expect("write");
+            f.set_len(3 << 30).expect("sparse file");
+            drop(f);
+            let start = std::time::Instant::now();
+            let e = read_labels(&p, false).expect_err("not a label file");
+            assert!(start.elapsed() < std::time::Duration::from_secs(5), "{name}: {:?}", start.elapsed());
+            match (name, e.kind) {
+                ("zeros", IdxErrorKind::WrongMagic { found: 0, .. }) => {}
+                ("labels", IdxErrorKind::SizeMismatch { declared: 100, found }) => assert_eq!(found, (3 << 30) - 8),
+                (_, other) => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_or_a_fifo_is_refused_by_name_without_reading() {
+        let e = read_images(Path::new("/dev/zero"), false).expect_err("a device");
+        assert!(e.to_string().contains("/dev/zero: not a regular file but a character device"), "{e}");
+        let d = dir("fifo");
+        let fifo = d.0.join("train-labels-idx1-ubyte");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+        assert!(status.success());
+        let p = fifo.clone();
+        let worker = std::thread::spawn(move || read_labels(&p, false).map(|_| ()).map_err(|e| e.to_string()));
+        let start = std::time::Instant::now();
+        while !worker.is_finished() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "reading a FIFO blocked");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let msg = worker.join().expect("no panic").expect_err("a FIFO");
+        assert!(msg.contains("train-labels-idx1-ubyte: not a regular file but a FIFO"), "{msg}");
     }
 
     #[test]

@@ -16,16 +16,18 @@
 //!
 //! Tensor data sits outside the header so that its bytes are copied, not decoded element by
 //! element, and so that every length the header claims is checked against `D` (itself checked
-//! against the file's size) before anything is allocated for it.
+//! against the file's size) before anything is allocated for it. A file is read in that order:
+//! the prefix, whose lengths must add up to the file's size; the header (at most 16 MiB), whose
+//! tensors must end exactly at `D`; only then the data.
 
 use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::codec;
 use super::crc32::{crc32, Crc32};
 use super::Checkpoint;
+use super::{codec, untrusted};
 use crate::optim::{OptimizerState, SlotState};
 use crate::{AnyTensor, DType, Error, Result};
 
@@ -136,51 +138,101 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Parses and validates a whole file. `path` only labels errors.
-pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
-    let found = bytes.len() as u64;
-    let magic_len = bytes.len().min(MAGIC.len());
-    if bytes[..magic_len] != MAGIC[..magic_len] {
+/// The lengths and body checksum of a checked 40-byte prefix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Prefix {
+    /// The header's length, H (at most `codec::MAX_HEADER`).
+    pub header_len: u64,
+    /// The data section's length, D.
+    pub data_len: u64,
+    /// The CRC-32 of the header and the data.
+    body_crc: u32,
+}
+
+/// Checks the start of a file of `file_len` bytes, of which `start` holds the first
+/// `min(file_len, 40)`: magic number, version, prefix checksum, flags, and that the lengths it
+/// declares are exactly what the file holds, with a header within `codec::MAX_HEADER`. So a
+/// reader knows, from 40 bytes, whether and how much more to read. `path` only labels errors.
+pub(crate) fn check_prefix(start: &[u8], file_len: u64, path: &Path) -> Result<Prefix> {
+    let found = file_len;
+    let magic_len = start.len().min(MAGIC.len());
+    if start[..magic_len] != MAGIC[..magic_len] {
         return Err(Error::Foreign { path: path.into() });
     }
-    if bytes.len() < 12 {
+    if start.len() < 12 {
         return Err(Error::Truncated { path: path.into(), expected: PREFIX_LEN as u64, found });
     }
-    let version = u32_at(bytes, 8);
+    let version = u32_at(start, 8);
     if version > FORMAT_VERSION {
         return Err(Error::FutureVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
     }
     if version == 0 {
         return Err(Error::corrupt(path, "format version 0"));
     }
-    if bytes.len() < PREFIX_LEN {
+    if start.len() < PREFIX_LEN {
         return Err(Error::Truncated { path: path.into(), expected: PREFIX_LEN as u64, found });
     }
-    if crc32(&bytes[..36]) != u32_at(bytes, 36) {
+    if crc32(&start[..36]) != u32_at(start, 36) {
         return Err(Error::corrupt(path, "checksum mismatch in the 40-byte prefix"));
     }
-    let flags = u32_at(bytes, 12);
+    let flags = u32_at(start, 12);
     if flags != 0 {
         return Err(Error::corrupt(path, format!("unknown flags {flags:#x}")));
     }
-    let (h, d) = (u64_at(bytes, 16), u64_at(bytes, 24));
+    let (h, d) = (u64_at(start, 16), u64_at(start, 24));
     let expected = (PREFIX_LEN as u64)
         .checked_add(h)
         .and_then(|n| n.checked_add(d))
         .ok_or_else(|| Error::corrupt(path, format!("impossible lengths: header {h}, data {d}")))?;
+    if h > codec::MAX_HEADER as u64 {
+        return Err(Error::corrupt(path, format!("header of {h} bytes exceeds the {}-byte limit", codec::MAX_HEADER)));
+    }
     if expected > found {
         return Err(Error::Truncated { path: path.into(), expected, found });
     }
     if expected < found {
         return Err(Error::corrupt(path, format!("{} bytes after the end of the data", found - expected)));
     }
-    // Every length now fits in the slice, hence in usize.
-    let body = &bytes[PREFIX_LEN..];
-    if crc32(body) != u32_at(bytes, 32) {
+    Ok(Prefix { header_len: h, data_len: d, body_crc: u32_at(start, 32) })
+}
+
+/// Decodes the header's bytes and checks that its tensors end exactly at the end of the data
+/// section, so that the data is read only when the header accounts for all of it.
+pub(crate) fn decode_header(prefix: &Prefix, bytes: &[u8], path: &Path) -> Result<Header> {
+    let header: Header = codec::decode(bytes)
+        .map_err(|e| Error::corrupt(path, format!("header: {e} (the file is damaged or not written by pente)")))?;
+    let slots = header.optimizer.iter().flat_map(|o| o.slots.iter().map(|s| &s.tensor));
+    let mut used = 0u64;
+    for e in header.tensors.iter().chain(slots) {
+        let end = e.offset.checked_add(e.len).ok_or_else(|| {
+            Error::corrupt(path, format!("tensor `{}`: bytes {}..+{} overflow", e.name, e.offset, e.len))
+        })?;
+        used = used.max(end);
+    }
+    if used != prefix.data_len {
+        return Err(Error::corrupt(
+            path,
+            format!("the tensors end at byte {used} of the {}-byte data section", prefix.data_len),
+        ));
+    }
+    Ok(header)
+}
+
+/// Checks the body's checksum and builds the checkpoint from a decoded header and the data
+/// section. `header_bytes` are the header's bytes, for the checksum.
+pub(crate) fn build(
+    prefix: &Prefix,
+    header_bytes: &[u8],
+    header: Header,
+    data: &[u8],
+    path: &Path,
+) -> Result<Checkpoint> {
+    let mut crc = Crc32::new();
+    crc.update(header_bytes);
+    crc.update(data);
+    if crc.finish() != prefix.body_crc {
         return Err(Error::corrupt(path, "checksum mismatch (the file is damaged)"));
     }
-    let (header, data) = body.split_at(h as usize);
-    let header: Header = codec::decode(header).map_err(|e| Error::corrupt(path, format!("header: {e}")))?;
     let tensor = |e: &Entry| -> Result<AnyTensor> {
         let dtype = DType::from_name(&e.dtype)
             .ok_or_else(|| Error::UnsupportedDtype { name: e.name.clone(), dtype: e.dtype.clone() })?;
@@ -217,6 +269,29 @@ pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         }),
     };
     Ok(Checkpoint { tensors, optimizer, step: header.step, metadata: header.metadata.into_iter().collect() })
+}
+
+/// Parses and validates a whole file held in memory. `path` only labels errors.
+pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let prefix = check_prefix(&bytes[..bytes.len().min(PREFIX_LEN)], bytes.len() as u64, path)?;
+    // The prefix matched the slice's length, so every length fits in it, hence in usize.
+    let (header_bytes, data) = bytes[PREFIX_LEN..].split_at(prefix.header_len as usize);
+    let header = decode_header(&prefix, header_bytes, path)?;
+    build(&prefix, header_bytes, header, data, path)
+}
+
+/// Reads and validates the file at `path`, reading no more than its prefix declares: the prefix
+/// (40 bytes) first, then the header, and the data section only once the header accounts for it.
+pub(crate) fn load(path: &Path) -> Result<Checkpoint> {
+    let io = |e| Error::io(path, e);
+    let (file, file_len) = untrusted::open_regular(path).map_err(io)?;
+    let mut file = std::io::BufReader::new(file);
+    let start = untrusted::read_exactly(&mut file, file_len.min(PREFIX_LEN as u64)).map_err(io)?;
+    let prefix = check_prefix(&start, file_len, path)?;
+    let header_bytes = untrusted::read_exactly(&mut file, prefix.header_len).map_err(io)?;
+    let header = decode_header(&prefix, &header_bytes, path)?;
+    let data = untrusted::read_exactly(&mut file, prefix.data_len).map_err(io)?;
+    build(&prefix, &header_bytes, header, &data, path)
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //!   [`atomic`] (temporary file, `sync_all`, rename, directory sync), so the file on disk is
 //!   always the complete old checkpoint or the complete new one.
 //! - [`Checkpoint::load`] checks the magic number, version, lengths and checksums before decoding
-//!   ([`format`](mod@format) describes the layout; `codec` is the one place that knows bincode).
+//!   ([`format`](mod@format) describes the layout; `codec` is the one place that knows bincode),
+//!   and reads no more of the file than its first 40 bytes declare ([`untrusted`]: regular files
+//!   only).
 //! - [`Checkpoint::load_into`] puts the tensors into a [`ParamStore`], reporting every missing,
 //!   unexpected and mis-shaped tensor by name in one [`LoadReport`].
 //!
@@ -42,6 +44,7 @@ pub mod atomic;
 pub(crate) mod codec;
 mod crc32;
 pub mod format;
+pub mod untrusted;
 
 pub use format::{FORMAT_VERSION, MAGIC};
 
@@ -142,15 +145,16 @@ impl Checkpoint {
         atomic::write_atomic(path.as_ref(), &self.to_bytes())
     }
 
-    /// Reads and validates a checkpoint file.
+    /// Reads and validates a checkpoint file, reading no more than its 40-byte prefix declares
+    /// and its size allows (see [`format`]): a large file that is not a checkpoint fails after
+    /// its first bytes.
     ///
     /// # Errors
-    /// [`Error::Io`] if it cannot be read; otherwise as [`Checkpoint::from_bytes`], naming the
-    /// file.
+    /// [`Error::Io`] if it cannot be read or is not a regular file (a directory, a device such
+    /// as `/dev/zero`, a named pipe: each named as such); otherwise as
+    /// [`Checkpoint::from_bytes`], naming the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        format::decode(&bytes, path)
+        format::load(path.as_ref())
     }
 
     /// Copies the tensors into `store`, matched by name and converted to its element type.

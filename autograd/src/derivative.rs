@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use autograd::derivative::{Derived, Elementwise, Value};
-//! use autograd::{check, Float, Tape, Tensor};
+//! use autograd::{check, Float, Tape};
 //!
 //! struct Cube;
 //!
@@ -27,8 +27,8 @@
 //!     fn name(&self) -> &'static str {
 //!         "cube"
 //!     }
-//!     fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-//!         x.map(|x| x * x * x)
+//!     fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+//!         x * x * x
 //!     }
 //!     // g · d x³/dx = g · 3x².
 //!     fn df<T: Float, X: Value<T>>(&self, _i: usize, [x]: [X; 1], _out: X, g: X) -> X {
@@ -186,13 +186,14 @@ impl<'t, T: Float> Value<T> for Var<'t, T> {
 }
 
 /// An element-wise op of `N` inputs (1 or 2; two broadcast against each other as NumPy does),
-/// given by its forward and its derivative rule. [`Derived`] makes it an [`Op`].
+/// given by what it computes on numbers and its derivative rule. [`Derived`] makes it an
+/// [`Op`]; the built-in rules without parameters are declared with `rules!`.
 pub trait Elementwise<const N: usize>: Send + Sync + 'static {
     /// The op's name, as [`Op::name`].
     fn name(&self) -> &'static str;
 
-    /// The output, from the inputs' values (for two inputs, of their broadcast shape).
-    fn forward<T: Float>(&self, x: [&Tensor<T>; N]) -> Tensor<T>;
+    /// The op on numbers.
+    fn f<T: Float>(&self, x: [T; N]) -> T;
 
     /// The rule: `g · ∂out/∂xᵢ` at one point, where `x` are the inputs, `out` the output and `g`
     /// the gradient flowing into the output. Written once over [`Value`], it runs on numbers
@@ -209,7 +210,69 @@ pub trait Elementwise<const N: usize>: Send + Sync + 'static {
         let _ = i;
         false
     }
+
+    /// The output over tensors: [`f`](Elementwise::f) element by element, in one pass (for two
+    /// inputs, over their broadcast shape). Override it to hoist a choice on the op's
+    /// parameters out of the loop.
+    ///
+    /// # Panics
+    /// If two inputs do not broadcast; the message names the op.
+    fn forward<T: Float>(&self, x: [&Tensor<T>; N]) -> Tensor<T> {
+        match N {
+            1 => x[0].map(|v| self.f(std::array::from_fn(|_| v))),
+            _ => x[0].zip_map(x[N - 1], self.name(), |a, b| {
+                let ab = [a, b];
+                self.f(std::array::from_fn(|k| ab[k]))
+            }),
+        }
+    }
 }
+
+/// Declares element-wise rules without parameters, one entry each, as
+///
+/// ```text
+/// /// What it is; its derivative in math notation.
+/// Name = "name", fn(x) value_of_x, d(i, [x], out, g) g_times_the_derivative;
+/// ```
+///
+/// for [`Elementwise::f`] and [`Elementwise::df`] (two inputs: `fn(a, b)` and `[a, b]`), with
+/// `, passes(i) bool` after the derivative for [`Elementwise::passes_gradient`]. In the
+/// derivative, `T` is the element type and the values are any [`Value`]`<T>`.
+macro_rules! rules {
+    ($(
+        $(#[$attr:meta])*
+        $rule:ident = $name:literal, fn($($x:ident),+) $f:expr,
+        d($i:pat, [$($dx:pat),+], $out:pat, $g:pat) $df:expr $(, passes($pi:pat) $pass:expr)?;
+    )*) => {$(
+        $(#[$attr])*
+        struct $rule;
+
+        impl $crate::derivative::Elementwise<{ [$(stringify!($x)),+].len() }> for $rule {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            #[inline(always)]
+            fn f<T: $crate::Float>(&self, [$($x),+]: [T; { [$(stringify!($x)),+].len() }]) -> T {
+                $f
+            }
+            #[inline(always)]
+            fn df<T: $crate::Float, X: $crate::derivative::Value<T>>(
+                &self,
+                $i: usize,
+                [$($dx),+]: [X; { [$(stringify!($x)),+].len() }],
+                $out: X,
+                $g: X,
+            ) -> X {
+                $df
+            }
+            $(fn passes_gradient(&self, $pi: usize) -> bool {
+                $pass
+            })?
+        }
+    )*};
+}
+
+pub(crate) use rules;
 
 /// The [`Op`] of an [`Elementwise`] rule: its forward, and a backward on every path from
 /// [`Elementwise::df`].

@@ -1,11 +1,10 @@
 //! Element-wise activations: tanh, sigmoid, relu, gelu (exact and tanh approximation), softplus.
 //!
-//! Each op is an [`Elementwise`] rule: its derivative is written once, for numbers and `Var`s
-//! alike (see [`derivative`](crate::derivative)).
+//! Each op is a [`derivative`](crate::derivative) rule: its derivative is written once, for
+//! numbers and `Var`s alike.
 
-// `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
-use crate::derivative::{self, Derived, Elementwise};
-use crate::{Float, Tensor, Var};
+use crate::derivative::{rules, Derived};
+use crate::{Float, Var};
 
 /// `√(2/π)`, the scale inside the tanh approximation of GELU.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -25,103 +24,34 @@ pub(crate) fn sigmoid_scalar<T: Float>(x: T) -> T {
     }
 }
 
-struct Tanh;
-
-impl Elementwise<1> for Tanh {
-    fn name(&self) -> &'static str {
-        "tanh"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::tanh)
-    }
-    // d tanh(x)/dx = 1 − tanh²(x) = 1 − out².
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], out: X, g: X) -> X {
-        g * (out * out).affine(-1.0, 1.0)
-    }
-}
-
-struct Sigmoid;
-
-impl Elementwise<1> for Sigmoid {
-    fn name(&self) -> &'static str {
-        "sigmoid"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(sigmoid_scalar)
-    }
-    // dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], out: X, g: X) -> X {
-        g * out * out.affine(-1.0, 1.0)
-    }
-}
-
-struct Relu;
-
-impl Elementwise<1> for Relu {
-    fn name(&self) -> &'static str {
-        "relu"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        // `Float::max` keeps NaN as NaN, as `torch.relu` does.
-        x.map(|x| x.max(T::ZERO))
-    }
-    // d relu(x)/dx = 1 for x > 0, else 0 (0 at the kink, as in PyTorch): the gradient where
-    // x > 0, exactly 0 elsewhere (also for an infinite gradient).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
-        g.keep_where(x, |v| v > T::ZERO)
-    }
-}
-
-struct Gelu;
-
-impl Elementwise<1> for Gelu {
-    fn name(&self) -> &'static str {
-        "gelu"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(|x| x * x.normal_cdf())
-    }
-    // d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF (read back from the output
-    // by numbers, see `normal_cdf_given_gelu`) and φ(x) = e^(−x²/2)/√(2π) its density.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], out: X, g: X) -> X {
+rules! {
+    /// `tanh x`; d tanh(x)/dx = 1 − tanh²(x) = 1 − out².
+    Tanh = "tanh", fn(x) x.tanh(), d(_, [_], out, g) g * (out * out).affine(-1.0, 1.0);
+    /// `σ(x)`; dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
+    Sigmoid = "sigmoid", fn(x) sigmoid_scalar(x), d(_, [_], out, g) g * out * out.affine(-1.0, 1.0);
+    /// `max(x, 0)` (`Float::max` keeps NaN as NaN, as `torch.relu` does); d relu(x)/dx = 1 for
+    /// x > 0, else 0 (0 at the kink, as in PyTorch): the gradient where x > 0, exactly 0
+    /// elsewhere (also for an infinite gradient).
+    Relu = "relu", fn(x) x.max(T::ZERO), d(_, [x], _, g) g.keep_where(x, |v| v > T::ZERO);
+    /// `x·Φ(x)`; d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF (which numbers
+    /// read back from the output, see `normal_cdf_given_gelu`) and φ(x) = e^(−x²/2)/√(2π).
+    Gelu = "gelu", fn(x) x * x.normal_cdf(), d(_, [x], out, g) {
         let pdf = (x * x).scale(-0.5).exp().scale(INV_SQRT_2PI);
         g * (x.normal_cdf_given_gelu(out) + x * pdf)
-    }
-}
-
-struct GeluTanh;
-
-impl Elementwise<1> for GeluTanh {
-    fn name(&self) -> &'static str {
-        "gelu_tanh"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
+    };
+    /// `½x(1 + tanh(k(x + a·x³)))`; with t that tanh, d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
+    GeluTanh = "gelu_tanh", fn(x) {
         let (half, k, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_TANH_CUBIC));
-        x.map(|x| half * x * (T::ONE + (k * (x + a * x * x * x)).tanh()))
-    }
-    // With u = k(x + a·x³) and t = tanh(u): d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
+        half * x * (T::ONE + (k * (x + a * x * x * x)).tanh())
+    }, d(_, [x], _, g) {
         let x2 = x * x;
         let t = (x + (x2 * x).scale(GELU_TANH_CUBIC)).scale(SQRT_2_OVER_PI).tanh();
         let slope = x * (t * t).affine(-1.0, 1.0) * x2.affine(3.0 * GELU_TANH_CUBIC, 1.0);
         g * (t.affine(0.5, 0.5) + slope.scale(0.5 * SQRT_2_OVER_PI))
-    }
-}
-
-struct Softplus;
-
-impl Elementwise<1> for Softplus {
-    fn name(&self) -> &'static str {
-        "softplus"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        // ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): no overflow, and accurate for large −x.
-        x.map(|x| x.max(T::ZERO) + (-x.abs()).exp().ln_1p())
-    }
-    // d softplus(x)/dx = σ(x).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
-        g * x.sigmoid()
-    }
+    };
+    /// `ln(1 + eˣ)` as `max(x, 0) + ln(1 + e^(−|x|))` (no overflow, and accurate for large −x);
+    /// d softplus(x)/dx = σ(x).
+    Softplus = "softplus", fn(x) x.max(T::ZERO) + (-x.abs()).exp().ln_1p(), d(_, [x], _, g) g * x.sigmoid();
 }
 
 impl<'t, T: Float> Var<'t, T> {

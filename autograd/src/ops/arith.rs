@@ -4,109 +4,31 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 // `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
-use crate::derivative::{self, Derived, Elementwise};
+use crate::derivative::{self, rules, Derived, Elementwise};
 use crate::{Float, Tensor, Var};
 
-struct AddOp;
-struct SubOp;
-struct MulOp;
-struct DivOp;
-
-impl Elementwise<2> for AddOp {
-    fn name(&self) -> &'static str {
-        "add"
-    }
-    fn forward<T: Float>(&self, [a, b]: [&Tensor<T>; 2]) -> Tensor<T> {
-        a.zip_map(b, "add", |a, b| a + b)
-    }
-    // ∂(a+b)/∂a = 1, ∂(a+b)/∂b = 1 (each summed back over its broadcast dims).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 2], _: X, g: X) -> X {
-        g
-    }
-    fn passes_gradient(&self, _: usize) -> bool {
-        true
-    }
-}
-
-impl Elementwise<2> for SubOp {
-    fn name(&self) -> &'static str {
-        "sub"
-    }
-    fn forward<T: Float>(&self, [a, b]: [&Tensor<T>; 2]) -> Tensor<T> {
-        a.zip_map(b, "sub", |a, b| a - b)
-    }
-    // ∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1.
-    fn df<T: Float, X: derivative::Value<T>>(&self, i: usize, _: [X; 2], _: X, g: X) -> X {
-        match i {
-            0 => g,
-            _ => -g,
-        }
-    }
-    fn passes_gradient(&self, i: usize) -> bool {
-        i == 0
-    }
-}
-
-impl Elementwise<2> for MulOp {
-    fn name(&self) -> &'static str {
-        "mul"
-    }
-    fn forward<T: Float>(&self, [a, b]: [&Tensor<T>; 2]) -> Tensor<T> {
-        a.zip_map(b, "mul", |a, b| a * b)
-    }
-    // ∂(a·b)/∂a = b, ∂(a·b)/∂b = a.
-    fn df<T: Float, X: derivative::Value<T>>(&self, i: usize, [a, b]: [X; 2], _: X, g: X) -> X {
-        match i {
-            0 => g * b,
-            _ => g * a,
-        }
-    }
-}
-
-impl Elementwise<2> for DivOp {
-    fn name(&self) -> &'static str {
-        "div"
-    }
-    fn forward<T: Float>(&self, [a, b]: [&Tensor<T>; 2]) -> Tensor<T> {
-        a.zip_map(b, "div", |a, b| a / b)
-    }
-    // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² = −out/b.
-    fn df<T: Float, X: derivative::Value<T>>(&self, i: usize, [_, b]: [X; 2], out: X, g: X) -> X {
-        match i {
-            0 => g / b,
-            _ => -(g * out / b),
-        }
-    }
-}
-
-struct NegOp;
-
-impl Elementwise<1> for NegOp {
-    fn name(&self) -> &'static str {
-        "neg"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(|x| -x)
-    }
-    // ∂(−x)/∂x = −1.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], _: X, g: X) -> X {
-        -g
-    }
-}
-
-struct RecipOp;
-
-impl Elementwise<1> for RecipOp {
-    fn name(&self) -> &'static str {
-        "recip"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(|x| T::ONE / x)
-    }
-    // d(1/x)/dx = −1/x² = −out².
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], out: X, g: X) -> X {
-        -(g * out * out)
-    }
+rules! {
+    /// `a + b`; ∂(a+b)/∂a = 1, ∂(a+b)/∂b = 1 (each summed back over its broadcast dims).
+    AddOp = "add", fn(a, b) a + b, d(_, [_, _], _, g) g, passes(_) true;
+    /// `a − b`; ∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1.
+    SubOp = "sub", fn(a, b) a - b, d(i, [_, _], _, g) match i {
+        0 => g,
+        _ => -g,
+    }, passes(i) i == 0;
+    /// `a·b`; ∂(a·b)/∂a = b, ∂(a·b)/∂b = a.
+    MulOp = "mul", fn(a, b) a * b, d(i, [a, b], _, g) match i {
+        0 => g * b,
+        _ => g * a,
+    };
+    /// `a/b`; ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² = −out/b.
+    DivOp = "div", fn(a, b) a / b, d(i, [_, b], out, g) match i {
+        0 => g / b,
+        _ => -(g * out / b),
+    };
+    /// `−x`; ∂(−x)/∂x = −1.
+    NegOp = "neg", fn(x) -x, d(_, [_], _, g) -g;
+    /// `1/x`; d(1/x)/dx = −1/x² = −out².
+    RecipOp = "recip", fn(x) T::ONE / x, d(_, [_], out, g) -(g * out * out);
 }
 
 /// `scale · x + shift` with constants `scale` and `shift`: how `x * 2.0`, `1.0 - x` and friends
@@ -120,6 +42,14 @@ impl Elementwise<1> for AffineOp {
     fn name(&self) -> &'static str {
         "affine"
     }
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        derivative::Value::affine(x, self.scale, self.shift)
+    }
+    // d(s·x + c)/dx = s.
+    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], _: X, g: X) -> X {
+        g.scale(self.scale)
+    }
+    // Which of the scale and the shift to apply, chosen once per tensor.
     fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
         let (scale, shift) = (T::from_f64(self.scale), T::from_f64(self.shift));
         match (self.scale == 1.0, self.shift == 0.0) {
@@ -127,10 +57,6 @@ impl Elementwise<1> for AffineOp {
             (false, true) => x.map(|x| x * scale),
             (false, false) => x.map(|x| x * scale + shift),
         }
-    }
-    // d(s·x + c)/dx = s.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], _: X, g: X) -> X {
-        g.scale(self.scale)
     }
 }
 

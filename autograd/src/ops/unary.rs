@@ -1,97 +1,39 @@
 //! Element-wise functions of one input: exp, ln, sqrt, abs, powf, powi, erf.
 
 // `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
-use crate::derivative::{self, Derived, Elementwise};
+use crate::derivative::{self, rules, Derived, Elementwise};
 use crate::{Float, Tensor, Var};
 
-struct Exp;
-struct Ln;
-struct Sqrt;
-struct Abs;
-struct Erf;
+rules! {
+    /// `eˣ`; d eˣ/dx = eˣ = out.
+    Exp = "exp", fn(x) x.exp(), d(_, [_], out, g) g * out;
+    /// `ln x`; d ln x/dx = 1/x.
+    Ln = "ln", fn(x) x.ln(), d(_, [x], _, g) g / x;
+    /// `√x`; d √x/dx = 1/(2√x) = 0.5/out.
+    Sqrt = "sqrt", fn(x) x.sqrt(), d(_, [_], out, g) (g / out).scale(0.5);
+    /// `|x|`; d|x|/dx = sign(x), taken as 0 at x = 0 (PyTorch's choice), piecewise constant.
+    Abs = "abs", fn(x) x.abs(), d(_, [x], _, g) g * x.step(|v| {
+        if v > T::ZERO {
+            T::ONE
+        } else if v < T::ZERO {
+            -T::ONE
+        } else {
+            T::ZERO
+        }
+    });
+    /// `erf x`; d erf(x)/dx = 2/√π · e^(−x²).
+    Erf = "erf", fn(x) x.erf(), d(_, [x], _, g) (g * (-(x * x)).exp()).scale(std::f64::consts::FRAC_2_SQRT_PI);
+}
+
+/// `xᵖ` for a real constant `p`.
 struct Powf(f64);
-struct Powi(i32);
-
-impl Elementwise<1> for Exp {
-    fn name(&self) -> &'static str {
-        "exp"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::exp)
-    }
-    // d eˣ/dx = eˣ = out.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], out: X, g: X) -> X {
-        g * out
-    }
-}
-
-impl Elementwise<1> for Ln {
-    fn name(&self) -> &'static str {
-        "ln"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::ln)
-    }
-    // d ln x/dx = 1/x.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
-        g / x
-    }
-}
-
-impl Elementwise<1> for Sqrt {
-    fn name(&self) -> &'static str {
-        "sqrt"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::sqrt)
-    }
-    // d √x/dx = 1/(2√x) = 0.5/out.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], out: X, g: X) -> X {
-        (g / out).scale(0.5)
-    }
-}
-
-impl Elementwise<1> for Abs {
-    fn name(&self) -> &'static str {
-        "abs"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::abs)
-    }
-    // d|x|/dx = sign(x), taken as 0 at x = 0 (PyTorch's choice); piecewise constant.
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
-        g * x.step(|v| {
-            if v > T::ZERO {
-                T::ONE
-            } else if v < T::ZERO {
-                -T::ONE
-            } else {
-                T::ZERO
-            }
-        })
-    }
-}
-
-impl Elementwise<1> for Erf {
-    fn name(&self) -> &'static str {
-        "erf"
-    }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        x.map(T::erf)
-    }
-    // d erf(x)/dx = 2/√π · e^(−x²).
-    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
-        (g * (-(x * x)).exp()).scale(std::f64::consts::FRAC_2_SQRT_PI)
-    }
-}
 
 impl Elementwise<1> for Powf {
     fn name(&self) -> &'static str {
         "powf"
     }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        let p = T::from_f64(self.0);
-        x.map(|x| x.powf(p))
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        x.powf(T::from_f64(self.0))
     }
     // d xᵖ/dx = p·xᵖ⁻¹; exactly 0 for p = 0 (x⁰ is constant), where the formula would give
     // 0·0⁻¹ = NaN at x = 0 (PyTorch returns 0 there too).
@@ -103,16 +45,15 @@ impl Elementwise<1> for Powf {
     }
 }
 
+/// `xⁿ` for an integer constant `n`.
+struct Powi(i32);
+
 impl Elementwise<1> for Powi {
     fn name(&self) -> &'static str {
         "powi"
     }
-    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
-        let n = self.0;
-        match n {
-            2 => x.map(|x| x * x),
-            _ => x.map(|x| x.powi(n)),
-        }
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        x.powi(self.0)
     }
     // d xⁿ/dx = n·xⁿ⁻¹, with x²'s as g·x·2 and x⁰'s exactly 0.
     fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
@@ -121,6 +62,13 @@ impl Elementwise<1> for Powi {
             1 => g,
             2 => (g * x).scale(2.0),
             n => (g * x.powi(n - 1)).scale(f64::from(n)),
+        }
+    }
+    // x² as x·x, chosen once per tensor.
+    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
+        match self.0 {
+            2 => x.map(|x| x * x),
+            n => x.map(|x| x.powi(n)),
         }
     }
 }

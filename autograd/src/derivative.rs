@@ -398,9 +398,11 @@ mod tests {
             ("zero", |x, _| x.zero(), |x, _| x.zero()),
             ("step", |x, _| x.step(f64::signum), |x, _| x.step(f64::signum)),
             ("keep_where", |x, y| y.keep_where(x, |v| v > 0.0), |x, y| y.keep_where(x, |v| v > 0.0)),
-            ("normal_cdf_given_gelu", |x, _| x.normal_cdf_given_gelu(x * gelu_cdf(x)), |x, y| {
-                x.normal_cdf_given_gelu(y)
-            }),
+            (
+                "normal_cdf_given_gelu",
+                |x, _| x.normal_cdf_given_gelu(x * gelu_cdf(x)),
+                |x, y| x.normal_cdf_given_gelu(y),
+            ),
         ];
         let points = [-3.0, -0.7, -1e-30, 0.0, 1e-30, 0.3, 2.5];
         for (name, number, method) in methods {

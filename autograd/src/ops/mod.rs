@@ -176,4 +176,3 @@ mod tests {
         assert_eq!(names, ELEMENTWISE, "one op per name, in order");
     }
 }
-

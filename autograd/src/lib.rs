@@ -12,7 +12,9 @@
 //!   every node by its `Var`. [`Tape::grad`] returns gradients as `Var`s that can be
 //!   differentiated again (Hessian-vector products, gradient penalties).
 //! - [`Op`] is the trait every op implements, built-in or yours; [`op`] walks through a complete
-//!   custom op, and [`check`] verifies its gradient against finite differences.
+//!   custom op, and [`check`] verifies its gradient against finite differences. An element-wise
+//!   op can instead state its derivative once, as a [`derivative`] rule, and get every backward
+//!   path from it.
 //! - The speed needs nothing from your program: [`simd`] picks AVX-512, AVX2 or baseline code for
 //!   the kernels when the program runs, [`recycle`] reuses large buffers from step to step, and
 //!   [`threads`] makes the main thread one of rayon's workers at its first tape.
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod derivative;
 pub mod fastmath;
 mod float;
 mod grads;

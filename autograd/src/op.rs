@@ -4,6 +4,10 @@
 //! `Var` operations on the same tape is what makes gradients differentiable again: a second
 //! derivative is just another backward through the nodes the first one recorded.
 //!
+//! An element-wise op is simpler to write as a [`derivative`](crate::derivative) rule: its
+//! derivative is stated once, and the differentiable backward and the fast paths over tensors
+//! and single numbers all come from it.
+//!
 //! # A complete custom op
 //!
 //! `cube(x) = x³`, with `d cube / dx = 3x²`:
@@ -77,8 +81,9 @@ pub trait Op<T: Float>: 'static {
     /// `needs_grad[i]` says whether input `i` wants a gradient (`None` may be returned for the
     /// others). Return `None` (the default) to use `backward`.
     ///
-    /// Built-in ops implement it where the tape overhead would dominate (scalar graphs,
-    /// element-wise ops); the test suite checks that both paths agree for every op.
+    /// Element-wise ops get it from their [`derivative`](crate::derivative) rule. Ops with a
+    /// kernel of their own (a matrix product, a fused attention) implement it by hand, and the
+    /// test suite checks it against `backward` for each of them.
     fn backward_values(
         &self,
         inputs: &[&Tensor<T>],
@@ -96,8 +101,8 @@ pub trait Op<T: Float>: 'static {
     /// `true`. Return `false` (the default) to use [`Op::backward_values`] or [`Op::backward`].
     ///
     /// The tape keeps the gradients of 0-d nodes as plain numbers during the sweep, so an op
-    /// that implements this costs no tensor at all in backward. The test suite checks it against
-    /// the differentiable backward for every op that has it.
+    /// that implements this costs no tensor at all in backward. Element-wise ops get it from
+    /// their [`derivative`](crate::derivative) rule, the same rule as their other backwards.
     fn backward_scalar(&self, inputs: &[T], out: T, grad_out: T, grads: &mut [T]) -> bool {
         let _ = (inputs, out, grad_out, grads);
         false

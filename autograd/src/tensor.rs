@@ -32,40 +32,51 @@ fn zip_into<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> 
     zip3_into(a, b, b, |x, y, _| f(x, y))
 }
 
-/// `[f(a₀, b₀, c₀), f(a₁, b₁, c₁), …]` as a new vector, computed over chunks in parallel from
-/// [`PAR_THRESHOLD`] elements. Each chunk is a plain slice loop, which the compiler vectorizes
-/// when `f` inlines (a per-element parallel iterator does not).
+/// `[f(a₀, b₀, c₀), f(a₁, b₁, c₁), …]` as a new vector: [`zip4_into`] with `c` passed as its
+/// fourth operand too, and ignored there.
 ///
 /// # Panics
 /// If `a`, `b` and `c` differ in length.
 fn zip3_into<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
-    assert!(a.len() == b.len() && a.len() == c.len(), "zip_into: operands differ in length");
+    zip4_into(a, b, c, c, |x, y, z, _| f(x, y, z))
+}
+
+/// `[f(a₀, b₀, c₀, d₀), …]` as a new vector, computed over chunks in parallel from
+/// [`PAR_THRESHOLD`] elements. Each chunk is a plain slice loop, which the compiler vectorizes
+/// when `f` inlines (a per-element parallel iterator does not); an operand `f` ignores is not
+/// read.
+///
+/// # Panics
+/// If the operands differ in length.
+fn zip4_into<T: Float>(a: &[T], b: &[T], c: &[T], d: &[T], f: impl Fn(T, T, T, T) -> T + Sync + Send) -> Vec<T> {
     let n = a.len();
+    assert!(b.len() == n && c.len() == n && d.len() == n, "zip_into: operands differ in length");
     let mut out = recycle::take(n);
     let dst = &mut out.spare_capacity_mut()[..n];
-    let fill = |d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T]| fill3(d, a, b, c, &f);
+    let fill = |o: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T], d: &[T]| fill4(o, (a, b, c, d), &f);
     if n >= PAR_THRESHOLD {
         let chunks = |s| <[T]>::par_chunks(s, ELEMENTWISE_CHUNK);
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(chunks(a).zip(chunks(b)).zip(chunks(c)))
-            .for_each(|(d, ((a, b), c))| fill(d, a, b, c));
+            .zip(chunks(a).zip(chunks(b)).zip(chunks(c)).zip(chunks(d)))
+            .for_each(|(o, (((a, b), c), d))| fill(o, a, b, c, d));
     } else {
-        fill(dst, a, b, c);
+        fill(dst, a, b, c, d);
     }
-    // SAFETY: `dst` is the first `n` slots of `out`'s capacity. `dst`, `a`, `b` and `c` all hold
-    // `n` elements and are cut into chunks of the same size, so each destination chunk is zipped
-    // with source chunks of its own length and every one of its slots is written; the chunks
-    // partition `dst`. So all `n` slots are initialized.
+    // SAFETY: `dst` is the first `n` slots of `out`'s capacity. `dst` and the four operands all
+    // hold `n` elements and are cut into chunks of the same size, so each destination chunk is
+    // zipped with source chunks of its own length and every one of its slots is written; the
+    // chunks partition `dst`. So all `n` slots are initialized.
     unsafe { out.set_len(n) };
     out
 }
 
 simd::kernel! {
-    /// Writes `f(aᵢ, bᵢ, cᵢ)` into every slot of `d` (the operands as long as `d`), compiled for the
-    /// CPU's vector instructions.
-    fn fill3[T: Float, F: Fn(T, T, T) -> T](d: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T], f: &F) where [] {
-        for (((d, &x), &y), &z) in d.iter_mut().zip(a).zip(b).zip(c) {
-            d.write(f(x, y, z));
+    /// Writes `f(aᵢ, bᵢ, cᵢ, dᵢ)` into every slot of `o` (the operands as long as `o`), compiled
+    /// for the CPU's vector instructions.
+    fn fill4[T: Float, F: Fn(T, T, T, T) -> T](o: &mut [MaybeUninit<T>], operands: (&[T], &[T], &[T], &[T]), f: &F) where [] {
+        let (a, b, c, d) = operands;
+        for ((((o, &w), &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+            o.write(f(w, x, y, z));
         }
     }
 }
@@ -364,6 +375,29 @@ impl<T: Float> Tensor<T> {
             );
         }
         Self::from_parts(Shape::from_slice(&self.shape), zip3_into(self.data(), b.data(), c.data(), f))
+    }
+
+    /// `[f(a₀, b₀, c₀, d₀), …]` over four tensors of the same shape (`self` is `a`), for the
+    /// tensor pass of a [derived](crate::derivative) derivative.
+    ///
+    /// # Panics
+    /// If the shapes differ; the message names `op`.
+    #[track_caller]
+    pub(crate) fn zip4_map(
+        &self,
+        b: &Self,
+        c: &Self,
+        d: &Self,
+        op: &str,
+        f: impl Fn(T, T, T, T) -> T + Sync + Send,
+    ) -> Self {
+        if [b, c, d].iter().any(|t| !shape::same(&self.shape, &t.shape)) {
+            crate::tape::shape_panic(
+                op,
+                &format!("shapes {:?}, {:?}, {:?} and {:?} differ", self.shape(), b.shape(), c.shape(), d.shape()),
+            );
+        }
+        Self::from_parts(Shape::from_slice(&self.shape), zip4_into(self.data(), b.data(), c.data(), d.data(), f))
     }
 
     /// Combines two tensors element by element after broadcasting them to a common shape.

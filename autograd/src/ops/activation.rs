@@ -1,14 +1,10 @@
 //! Element-wise activations: tanh, sigmoid, relu, gelu (exact and tanh approximation), softplus.
 //!
-//! Each backward has two paths. When the tape is recording ([`Tape::grad`](crate::Tape::grad),
-//! second order) the gradient is composed from `Var` ops so that it can be differentiated again;
-//! otherwise (plain [`Var::backward`]) it is computed in one fused pass over the input and the
-//! incoming gradient and enters the tape as a constant.
+//! Each op is a [`derivative`](crate::derivative) rule: its derivative is written once, for
+//! numbers and `Var`s alike.
 
-use smallvec::smallvec;
-
-use crate::op::TensorGrads;
-use crate::{Float, Op, Tensor, Var};
+use crate::derivative::{rules, Derived};
+use crate::{Float, Var};
 
 /// `√(2/π)`, the scale inside the tanh approximation of GELU.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -19,7 +15,7 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// The logistic function `1/(1 + e^(−x))`, without overflow for large `|x|`.
 #[inline(always)]
-fn sigmoid_scalar<T: Float>(x: T) -> T {
+pub(crate) fn sigmoid_scalar<T: Float>(x: T) -> T {
     if x >= T::ZERO {
         T::ONE / (T::ONE + (-x).exp())
     } else {
@@ -28,195 +24,34 @@ fn sigmoid_scalar<T: Float>(x: T) -> T {
     }
 }
 
-/// The non-recording backward: `f(a, g)` over a saved value `a` (the input or the output) and
-/// the incoming gradient `g`, in one pass, entered as a constant.
-fn fused_grad<'t, T: Float>(
-    a: Var<'t, T>,
-    grad_out: Var<'t, T>,
-    op: &str,
-    f: impl Fn(T, T) -> T + Sync + Send,
-) -> Var<'t, T> {
-    let g = a.value().zip_map(&grad_out.value(), op, f);
-    a.tape().constant(g)
-}
-
-/// `g · d tanh(x)/dx` from the output: `g · (1 − out²)`. Shared by the tensor and the scalar
-/// backward.
-fn tanh_grad<T: Float>(g: T, out: T) -> T {
-    g * (T::ONE - out * out)
-}
-
-/// `g · dσ(x)/dx` from the output `y`: `g · y · (1 − y)`.
-fn sigmoid_grad<T: Float>(y: T, g: T) -> T {
-    g * y * (T::ONE - y)
-}
-
-/// `g · d relu(x)/dx`: `g` where `x > 0`, else 0 (0 at the kink, as in PyTorch).
-fn relu_grad<T: Float>(x: T, g: T) -> T {
-    if x > T::ZERO {
-        g
-    } else {
-        T::ZERO
-    }
-}
-
-struct TanhOp;
-
-impl<T: Float> Op<T> for TanhOp {
-    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = tanh_grad(g, out);
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "tanh", tanh_grad))])
-    }
-    fn name(&self) -> &'static str {
-        "tanh"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::tanh)
-    }
-    // d tanh(x)/dx = 1 − tanh²(x) = 1 − out².
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(grad_out * (1.0 - out * out))]
-    }
-}
-
-struct SigmoidOp;
-
-impl<T: Float> Op<T> for SigmoidOp {
-    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = sigmoid_grad(out, g);
-        true
-    }
-    fn name(&self) -> &'static str {
-        "sigmoid"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(sigmoid_scalar)
-    }
-    // dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(out, grad_out, "sigmoid", sigmoid_grad))];
-        }
-        vec![Some(grad_out * out * (1.0 - out))]
-    }
-}
-
-struct ReluOp;
-
-impl<T: Float> Op<T> for ReluOp {
-    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = relu_grad(inputs[0], g);
-        true
-    }
-    fn name(&self) -> &'static str {
-        "relu"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        // `Float::max` keeps NaN as NaN, as `torch.relu` does.
-        inputs[0].map(|x| x.max(T::ZERO))
-    }
-    // d relu(x)/dx = 1 for x > 0, else 0 (0 at the kink, as in PyTorch). The mask is piecewise
-    // constant, so it enters as a constant.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(x, grad_out, "relu", relu_grad))];
-        }
-        let mask = x.value().map(|v| if v > T::ZERO { T::ONE } else { T::ZERO });
-        vec![Some(grad_out * x.tape().constant(mask))]
-    }
-}
-
-struct GeluOp;
-
-/// `g · (Φ(x) + x·φ(x))`, GELU's gradient, with `Φ(x)` read back from the output `y = x·Φ(x)`
-/// as `y / x` instead of computed again (its erfc costs a division, an exponential and a
-/// polynomial; the quotient is within an ulp or two of it). Where `|x| < 1e-20`, so that `y`
-/// could round to zero, `Φ(x)` is ½ to working precision and taken as such.
-fn gelu_grad<T: Float>(x: &Tensor<T>, y: &Tensor<T>, g: &Tensor<T>) -> Tensor<T> {
-    let (half, c, tiny) = (T::from_f64(0.5), T::from_f64(INV_SQRT_2PI), T::from_f64(1e-20));
-    x.zip3_map(y, g, "gelu", move |x, y, g| {
-        let cdf = if x.abs() < tiny { half } else { y / x };
-        let pdf = c * (-half * x * x).exp();
-        g * (cdf + x * pdf)
-    })
-}
-
-impl<T: Float> Op<T> for GeluOp {
-    fn name(&self) -> &'static str {
-        "gelu"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(|x| x * x.normal_cdf())
-    }
-    // d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        if !grad_out.tape().is_recording() {
-            return vec![Some(x.tape().constant(gelu_grad(&x.value(), &out.value(), &grad_out.value())))];
-        }
-        let cdf = ((x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
-        let pdf = (x * x * -0.5).exp() * INV_SQRT_2PI;
-        vec![Some(grad_out * (cdf + x * pdf))]
-    }
-}
-
-struct GeluTanhOp;
-
-impl<T: Float> Op<T> for GeluTanhOp {
-    fn name(&self) -> &'static str {
-        "gelu_tanh"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+rules! {
+    /// `tanh x`; d tanh(x)/dx = 1 − tanh²(x) = 1 − out².
+    Tanh = "tanh", fn(x) x.tanh(), d(_, [_], out, g) g * (out * out).affine(-1.0, 1.0);
+    /// `σ(x)`; dσ(x)/dx = σ(x)·(1 − σ(x)) = out·(1 − out).
+    Sigmoid = "sigmoid", fn(x) sigmoid_scalar(x), d(_, [_], out, g) g * out * out.affine(-1.0, 1.0);
+    /// `max(x, 0)` (`Float::max` keeps NaN as NaN, as `torch.relu` does); d relu(x)/dx = 1 for
+    /// x > 0, else 0 (0 at the kink, as in PyTorch): the gradient where x > 0, exactly 0
+    /// elsewhere (also for an infinite gradient).
+    Relu = "relu", fn(x) x.max(T::ZERO), d(_, [x], _, g) g.keep_where(x, |v| v > T::ZERO);
+    /// `x·Φ(x)`; d gelu(x)/dx = Φ(x) + x·φ(x), with Φ the standard normal CDF (which numbers
+    /// read back from the output, see `normal_cdf_given_gelu`) and φ(x) = e^(−x²/2)/√(2π).
+    Gelu = "gelu", fn(x) x * x.normal_cdf(), d(_, [x], out, g) {
+        let pdf = (x * x).scale(-0.5).exp().scale(INV_SQRT_2PI);
+        g * (x.normal_cdf_given_gelu(out) + x * pdf)
+    };
+    /// `½x(1 + tanh(k(x + a·x³)))`; with t that tanh, d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
+    GeluTanh = "gelu_tanh", fn(x) {
         let (half, k, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_TANH_CUBIC));
-        inputs[0].map(|x| half * x * (T::ONE + (k * (x + a * x * x * x)).tanh()))
-    }
-    // With u = k(x + a·x³) and t = tanh(u): d/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3a·x²).
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        if !grad_out.tape().is_recording() {
-            let (half, k, a) = (T::from_f64(0.5), T::from_f64(SQRT_2_OVER_PI), T::from_f64(GELU_TANH_CUBIC));
-            let a3 = T::from_f64(3.0 * GELU_TANH_CUBIC);
-            return vec![Some(fused_grad(x, grad_out, "gelu_tanh", move |x, g| {
-                let x2 = x * x;
-                let t = (k * (x + a * x2 * x)).tanh();
-                g * (half * (T::ONE + t) + half * x * (T::ONE - t * t) * k * (T::ONE + a3 * x2))
-            }))];
-        }
+        half * x * (T::ONE + (k * (x + a * x * x * x)).tanh())
+    }, d(_, [x], _, g) {
         let x2 = x * x;
-        let t = ((x + x2 * x * GELU_TANH_CUBIC) * SQRT_2_OVER_PI).tanh();
-        let d = (t + 1.0) * 0.5 + x * (1.0 - t * t) * (x2 * (3.0 * GELU_TANH_CUBIC) + 1.0) * (0.5 * SQRT_2_OVER_PI);
-        vec![Some(grad_out * d)]
-    }
-}
-
-struct SoftplusOp;
-
-impl<T: Float> Op<T> for SoftplusOp {
-    fn name(&self) -> &'static str {
-        "softplus"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        // ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): no overflow, and accurate for large −x.
-        inputs[0].map(|x| x.max(T::ZERO) + (-x.abs()).exp().ln_1p())
-    }
-    // d softplus(x)/dx = σ(x).
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        if !grad_out.tape().is_recording() {
-            return vec![Some(fused_grad(x, grad_out, "softplus", |x, g| g * sigmoid_scalar(x)))];
-        }
-        vec![Some(grad_out * x.sigmoid())]
-    }
+        let t = (x + (x2 * x).scale(GELU_TANH_CUBIC)).scale(SQRT_2_OVER_PI).tanh();
+        let slope = x * (t * t).affine(-1.0, 1.0) * x2.affine(3.0 * GELU_TANH_CUBIC, 1.0);
+        g * (t.affine(0.5, 0.5) + slope.scale(0.5 * SQRT_2_OVER_PI))
+    };
+    /// `ln(1 + eˣ)` as `max(x, 0) + ln(1 + e^(−|x|))` (no overflow, and accurate for large −x);
+    /// d softplus(x)/dx = σ(x).
+    Softplus = "softplus", fn(x) x.max(T::ZERO) + (-x.abs()).exp().ln_1p(), d(_, [x], _, g) g * x.sigmoid();
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -229,7 +64,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn tanh(self) -> Var<'t, T> {
-        self.tape().apply(TanhOp, &[self])
+        self.tape().apply(Derived::unary(Tanh), &[self])
     }
 
     /// The logistic sigmoid `σ(x) = 1/(1 + e^(−x))`, element-wise, computed without overflow for
@@ -246,7 +81,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn sigmoid(self) -> Var<'t, T> {
-        self.tape().apply(SigmoidOp, &[self])
+        self.tape().apply(Derived::unary(Sigmoid), &[self])
     }
 
     /// The rectified linear unit `max(x, 0)`, element-wise. The derivative is 1 for `x > 0`
@@ -263,7 +98,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn relu(self) -> Var<'t, T> {
-        self.tape().apply(ReluOp, &[self])
+        self.tape().apply(Derived::unary(Relu), &[self])
     }
 
     /// The exact Gaussian error linear unit `x·Φ(x) = ½x(1 + erf(x/√2))`, element-wise. The
@@ -280,7 +115,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn gelu(self) -> Var<'t, T> {
-        self.tape().apply(GeluOp, &[self])
+        self.tape().apply(Derived::unary(Gelu), &[self])
     }
 
     /// The tanh approximation of GELU, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`, element-wise.
@@ -298,7 +133,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn gelu_tanh(self) -> Var<'t, T> {
-        self.tape().apply(GeluTanhOp, &[self])
+        self.tape().apply(Derived::unary(GeluTanh), &[self])
     }
 
     /// `ln(1 + eˣ)`, element-wise, computed stably as `max(x, 0) + ln(1 + e^(−|x|))`. The
@@ -316,14 +151,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn softplus(self) -> Var<'t, T> {
-        self.tape().apply(SoftplusOp, &[self])
+        self.tape().apply(Derived::unary(Softplus), &[self])
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::check::{assert_close, gradcheck, gradgradcheck};
-    use crate::{Tape, Tensor, Var};
+    use crate::check::{gradcheck, gradgradcheck};
+    use crate::{Tape, Tensor};
 
     fn xs() -> Tensor<f64> {
         Tensor::from_vec(vec![-2.5, -0.7, 0.3, 1.1, 3.0, -0.05], &[2, 3])
@@ -395,20 +230,6 @@ mod tests {
         gradgradcheck(|v| v[0].gelu().exp().mean(), &[xs()]);
         gradgradcheck(|v| v[0].gelu_tanh().exp().mean(), &[xs()]);
         gradgradcheck(|v| v[0].softplus().exp().mean(), &[xs()]);
-    }
-
-    #[test]
-    fn fused_and_composed_backward_agree() {
-        type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
-        let acts: [Act; 5] = [|x| x.sigmoid(), |x| x.relu(), |x| x.gelu(), |x| x.gelu_tanh(), |x| x.softplus()];
-        for act in acts {
-            let tape = Tape::<f64>::new();
-            let x = tape.var(xs());
-            let y = act(x).exp().mean();
-            let fast = y.backward()[x].clone();
-            let composed = tape.grad(y, &[x])[0].value();
-            assert_close(&fast, &composed, 1e-14, 1e-12);
-        }
     }
 
     /// GELU's f32 gradient, which reads `Φ(x)` back from the output, against the f64 derivative

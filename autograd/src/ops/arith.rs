@@ -3,211 +3,32 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use smallvec::smallvec;
+// `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
+use crate::derivative::{self, rules, Derived, Elementwise};
+use crate::{Float, Tensor, Var};
 
-use crate::op::TensorGrads;
-use crate::{Float, Op, Tensor, Var};
-
-struct AddOp;
-struct SubOp;
-struct MulOp;
-struct DivOp;
-
-impl<T: Float> Op<T> for AddOp {
-    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g;
-        grads[1] = g;
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let (x, y) = (inputs[0], inputs[1]);
-        Some(smallvec![needs[0].then(|| grad_out.sum_to(x.shape())), needs[1].then(|| grad_out.sum_to(y.shape()))])
-    }
-    fn name(&self) -> &'static str {
-        "add"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].zip_map(inputs[1], "add", |a, b| a + b)
-    }
-    // ∂(a+b)/∂a = 1, ∂(a+b)/∂b = 1, each summed back over its broadcast dims.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        inputs.iter().map(|x| x.requires_grad().then(|| grad_out.sum_to(&x.shape()))).collect()
-    }
-}
-
-impl<T: Float> Op<T> for SubOp {
-    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g;
-        grads[1] = -g;
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let (x, y) = (inputs[0], inputs[1]);
-        Some(smallvec![
-            needs[0].then(|| grad_out.sum_to(x.shape())),
-            needs[1].then(|| grad_out.map(|g| -g).sum_to(y.shape()))
-        ])
-    }
-    fn name(&self) -> &'static str {
-        "sub"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].zip_map(inputs[1], "sub", |a, b| a - b)
-    }
-    // ∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let (a, b) = (inputs[0], inputs[1]);
-        vec![
-            a.requires_grad().then(|| grad_out.sum_to(&a.shape())),
-            b.requires_grad().then(|| (-grad_out).sum_to(&b.shape())),
-        ]
-    }
-}
-
-impl<T: Float> Op<T> for MulOp {
-    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * inputs[1];
-        grads[1] = g * inputs[0];
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let (x, y) = (inputs[0], inputs[1]);
-        Some(smallvec![
-            needs[0].then(|| grad_out.zip_map(y, "mul", |g, b| g * b).sum_to(x.shape())),
-            needs[1].then(|| grad_out.zip_map(x, "mul", |g, a| g * a).sum_to(y.shape()))
-        ])
-    }
-    fn name(&self) -> &'static str {
-        "mul"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].zip_map(inputs[1], "mul", |a, b| a * b)
-    }
-    // ∂(a·b)/∂a = b, ∂(a·b)/∂b = a.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let (a, b) = (inputs[0], inputs[1]);
-        vec![
-            a.requires_grad().then(|| (grad_out * b).sum_to(&a.shape())),
-            b.requires_grad().then(|| (grad_out * a).sum_to(&b.shape())),
-        ]
-    }
-}
-
-impl<T: Float> Op<T> for DivOp {
-    fn backward_scalar(&self, inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g / inputs[1];
-        grads[1] = -(g * out / inputs[1]);
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let (x, y) = (inputs[0], inputs[1]);
-        Some(smallvec![
-            needs[0].then(|| grad_out.zip_map(y, "div", |g, b| g / b).sum_to(x.shape())),
-            needs[1].then(|| grad_out
-                .zip_map(out, "div", |g, o| g * o)
-                .zip_map(y, "div", |go, b| -(go / b))
-                .sum_to(y.shape()))
-        ])
-    }
-    fn name(&self) -> &'static str {
-        "div"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].zip_map(inputs[1], "div", |a, b| a / b)
-    }
-    // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² = −out/b.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let (a, b) = (inputs[0], inputs[1]);
-        vec![
-            a.requires_grad().then(|| (grad_out / b).sum_to(&a.shape())),
-            b.requires_grad().then(|| (-(grad_out * out / b)).sum_to(&b.shape())),
-        ]
-    }
-}
-
-struct NegOp;
-
-impl<T: Float> Op<T> for NegOp {
-    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = -g;
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.map(|g| -g))])
-    }
-    fn name(&self) -> &'static str {
-        "neg"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(|x| -x)
-    }
-    // ∂(−x)/∂x = −1.
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(-grad_out)]
-    }
-}
-
-struct RecipOp;
-
-/// `g · d(1/x)/dx` from the output: `−g · out²`. Shared by the tensor and the scalar backward.
-fn recip_grad<T: Float>(g: T, out: T) -> T {
-    -(g * out * out)
-}
-
-impl<T: Float> Op<T> for RecipOp {
-    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = recip_grad(g, out);
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "recip", recip_grad))])
-    }
-    fn name(&self) -> &'static str {
-        "recip"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(|x| T::ONE / x)
-    }
-    // d(1/x)/dx = −1/x² = −out².
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(-(grad_out * out * out))]
-    }
+rules! {
+    /// `a + b`; ∂(a+b)/∂a = 1, ∂(a+b)/∂b = 1 (each summed back over its broadcast dims).
+    AddOp = "add", fn(a, b) a + b, d(_, [_, _], _, g) g, passes(_) true;
+    /// `a − b`; ∂(a−b)/∂a = 1, ∂(a−b)/∂b = −1.
+    SubOp = "sub", fn(a, b) a - b, d(i, [_, _], _, g) match i {
+        0 => g,
+        _ => -g,
+    }, passes(i) i == 0;
+    /// `a·b`; ∂(a·b)/∂a = b, ∂(a·b)/∂b = a.
+    MulOp = "mul", fn(a, b) a * b, d(i, [a, b], _, g) match i {
+        0 => g * b,
+        _ => g * a,
+    };
+    /// `a/b`; ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² = −out/b.
+    DivOp = "div", fn(a, b) a / b, d(i, [_, b], out, g) match i {
+        0 => g / b,
+        _ => -(g * out / b),
+    };
+    /// `−x`; ∂(−x)/∂x = −1.
+    NegOp = "neg", fn(x) -x, d(_, [_], _, g) -g;
+    /// `1/x`; d(1/x)/dx = −1/x² = −out².
+    RecipOp = "recip", fn(x) T::ONE / x, d(_, [_], out, g) -(g * out * out);
 }
 
 /// `scale · x + shift` with constants `scale` and `shift`: how `x * 2.0`, `1.0 - x` and friends
@@ -217,35 +38,25 @@ struct AffineOp {
     shift: f64,
 }
 
-impl<T: Float> Op<T> for AffineOp {
-    fn backward_scalar(&self, _inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = g * T::from_f64(self.scale);
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let s = T::from_f64(self.scale);
-        Some(smallvec![Some(grad_out.map(|g| g * s))])
-    }
+impl Elementwise<1> for AffineOp {
     fn name(&self) -> &'static str {
         "affine"
     }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let (scale, shift) = (T::from_f64(self.scale), T::from_f64(self.shift));
-        match (self.scale == 1.0, self.shift == 0.0) {
-            (true, _) => inputs[0].map(|x| x + shift),
-            (false, true) => inputs[0].map(|x| x * scale),
-            (false, false) => inputs[0].map(|x| x * scale + shift),
-        }
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        derivative::Value::affine(x, self.scale, self.shift)
     }
     // d(s·x + c)/dx = s.
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(grad_out.affine(self.scale, 0.0))]
+    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, _: [X; 1], _: X, g: X) -> X {
+        g.scale(self.scale)
+    }
+    // Which of the scale and the shift to apply, chosen once per tensor.
+    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
+        let (scale, shift) = (T::from_f64(self.scale), T::from_f64(self.shift));
+        match (self.scale == 1.0, self.shift == 0.0) {
+            (true, _) => x.map(|x| x + shift),
+            (false, true) => x.map(|x| x * scale),
+            (false, false) => x.map(|x| x * scale + shift),
+        }
     }
 }
 
@@ -264,7 +75,7 @@ impl<'t, T: Float> Var<'t, T> {
         if scale == 1.0 && shift == 0.0 {
             return self;
         }
-        self.tape().apply(AffineOp { scale, shift }, &[self])
+        self.tape().apply(Derived::unary(AffineOp { scale, shift }), &[self])
     }
 
     /// `1 / self`, element-wise; the derivative is `−1/x²`. PyTorch: `torch.reciprocal`.
@@ -276,7 +87,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn recip(self) -> Var<'t, T> {
-        self.tape().apply(RecipOp, &[self])
+        self.tape().apply(Derived::unary(RecipOp), &[self])
     }
 }
 
@@ -290,7 +101,7 @@ macro_rules! var_binary {
             /// If the shapes do not broadcast.
             #[track_caller]
             fn $method(self, rhs: Var<'t, T>) -> Var<'t, T> {
-                self.tape().apply($op, &[self, rhs])
+                self.tape().apply(Derived::binary($op), &[self, rhs])
             }
         }
     };
@@ -305,7 +116,7 @@ impl<'t, T: Float> Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     #[track_caller]
     fn neg(self) -> Var<'t, T> {
-        self.tape().apply(NegOp, &[self])
+        self.tape().apply(Derived::unary(NegOp), &[self])
     }
 }
 

@@ -308,14 +308,11 @@ impl<T: Float> Op<T> for CausalAttentionOp<T> {
         out
     }
 
+    // The differentiable backward, for `Tape::grad`: `backward_kernel`'s formulas with `Var` ops
+    // (a plain backward always takes `backward_values`).
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let qkv = inputs[0];
         let dims = Dims::of(&qkv.shape(), self.n_head);
-        let tape = qkv.tape();
-        if !tape.is_recording() {
-            let kept = self.probabilities.borrow();
-            return vec![Some(tape.constant(backward_kernel(&qkv.value(), &grad_out.value(), dims, &kept)))];
-        }
         let Dims { b, t, h, d, .. } = dims;
         let [q, k, v, p] = composed(qkv, dims);
         let g = grad_out.reshape(&[b, t, h, d]).permute(&[0, 2, 1, 3]).reshape(&[b * h, t, d]);

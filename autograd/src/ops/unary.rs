@@ -1,244 +1,75 @@
 //! Element-wise functions of one input: exp, ln, sqrt, abs, powf, powi, erf.
 
-use smallvec::smallvec;
+// `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
+use crate::derivative::{self, rules, Derived, Elementwise};
+use crate::{Float, Tensor, Var};
 
-use crate::op::TensorGrads;
-use crate::{Float, Op, Tensor, Var};
-
-struct ExpOp;
-struct LnOp;
-struct SqrtOp;
-struct AbsOp;
-struct ErfOp;
-struct PowfOp(f64);
-struct PowiOp(i32);
-
-/// `g · d eˣ/dx` from the output: `g · out`. Shared by the tensor and the scalar backward.
-fn exp_grad<T: Float>(g: T, out: T) -> T {
-    g * out
-}
-
-/// `g · d ln x/dx = g / x`.
-fn ln_grad<T: Float>(g: T, x: T) -> T {
-    g / x
-}
-
-/// `g · d √x/dx` from the output: `g / out · ½`.
-fn sqrt_grad<T: Float>(g: T, out: T) -> T {
-    g / out * T::from_f64(0.5)
-}
-
-impl PowfOp {
-    /// `g · d xᵖ/dx = g · xᵖ⁻¹ · p`; exactly 0 for `p = 0` (`x⁰` is constant), where the formula
-    /// would give `0 · 0⁻¹ = NaN` at `x = 0` (PyTorch returns 0 there too).
-    fn grad<T: Float>(&self, g: T, x: T) -> T {
-        if self.0 == 0.0 {
-            return T::ZERO;
+rules! {
+    /// `eˣ`; d eˣ/dx = eˣ = out.
+    Exp = "exp", fn(x) x.exp(), d(_, [_], out, g) g * out;
+    /// `ln x`; d ln x/dx = 1/x.
+    Ln = "ln", fn(x) x.ln(), d(_, [x], _, g) g / x;
+    /// `√x`; d √x/dx = 1/(2√x) = 0.5/out.
+    Sqrt = "sqrt", fn(x) x.sqrt(), d(_, [_], out, g) (g / out).scale(0.5);
+    /// `|x|`; d|x|/dx = sign(x), taken as 0 at x = 0 (PyTorch's choice), piecewise constant.
+    Abs = "abs", fn(x) x.abs(), d(_, [x], _, g) g * x.step(|v| {
+        if v > T::ZERO {
+            T::ONE
+        } else if v < T::ZERO {
+            -T::ONE
+        } else {
+            T::ZERO
         }
-        g * x.powf(T::from_f64(self.0 - 1.0)) * T::from_f64(self.0)
-    }
+    });
+    /// `erf x`; d erf(x)/dx = 2/√π · e^(−x²).
+    Erf = "erf", fn(x) x.erf(), d(_, [x], _, g) (g * (-(x * x)).exp()).scale(std::f64::consts::FRAC_2_SQRT_PI);
 }
 
-impl PowiOp {
-    /// `g · d xⁿ/dx = g · xⁿ⁻¹ · n`, with `x²`'s as `g · x · 2`.
-    fn grad<T: Float>(&self, g: T, x: T) -> T {
-        match self.0 {
-            0 => T::ZERO,
-            1 => g,
-            2 => g * x * T::from_f64(2.0),
-            n => g * x.powi(n - 1) * T::from_f64(f64::from(n)),
-        }
-    }
-}
+/// `xᵖ` for a real constant `p`.
+struct Powf(f64);
 
-impl<T: Float> Op<T> for ExpOp {
-    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = exp_grad(g, out);
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "exp", exp_grad))])
-    }
-    fn name(&self) -> &'static str {
-        "exp"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::exp)
-    }
-    // d eˣ/dx = eˣ = out.
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(grad_out * out)]
-    }
-}
-
-impl<T: Float> Op<T> for LnOp {
-    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = ln_grad(g, inputs[0]);
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(inputs[0], "ln", ln_grad))])
-    }
-    fn name(&self) -> &'static str {
-        "ln"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::ln)
-    }
-    // d ln x/dx = 1/x.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(grad_out / inputs[0])]
-    }
-}
-
-impl<T: Float> Op<T> for SqrtOp {
-    fn backward_scalar(&self, _inputs: &[T], out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = sqrt_grad(g, out);
-        true
-    }
-    fn backward_values(
-        &self,
-        _inputs: &[&Tensor<T>],
-        out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        Some(smallvec![Some(grad_out.zip_map(out, "sqrt", sqrt_grad))])
-    }
-    fn name(&self) -> &'static str {
-        "sqrt"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::sqrt)
-    }
-    // d √x/dx = 1/(2√x) = 0.5/out.
-    fn backward<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        vec![Some(grad_out / out * 0.5)]
-    }
-}
-
-impl<T: Float> Op<T> for AbsOp {
-    fn name(&self) -> &'static str {
-        "abs"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::abs)
-    }
-    // d|x|/dx = sign(x), taken as 0 at x = 0 (PyTorch's choice). Piecewise constant: a constant.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        let sign = x.value().map(|v| {
-            if v > T::ZERO {
-                T::ONE
-            } else if v < T::ZERO {
-                -T::ONE
-            } else {
-                T::ZERO
-            }
-        });
-        vec![Some(grad_out * x.tape().constant(sign))]
-    }
-}
-
-impl<T: Float> Op<T> for ErfOp {
-    fn name(&self) -> &'static str {
-        "erf"
-    }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        inputs[0].map(T::erf)
-    }
-    // d erf(x)/dx = 2/√π · e^(−x²).
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let x = inputs[0];
-        vec![Some(grad_out * (-(x * x)).exp() * std::f64::consts::FRAC_2_SQRT_PI)]
-    }
-}
-
-impl<T: Float> Op<T> for PowfOp {
-    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = self.grad(g, inputs[0]);
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        if self.0 == 0.0 {
-            return Some(smallvec![Some(Tensor::zeros(inputs[0].shape()))]);
-        }
-        Some(smallvec![Some(grad_out.zip_map(inputs[0], "powf", |g, x| self.grad(g, x)))])
-    }
+impl Elementwise<1> for Powf {
     fn name(&self) -> &'static str {
         "powf"
     }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let p = T::from_f64(self.0);
-        inputs[0].map(|x| x.powf(p))
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        x.powf(T::from_f64(self.0))
     }
-    // d xᵖ/dx = p·xᵖ⁻¹, and zeros for p = 0, as `grad` says.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    // d xᵖ/dx = p·xᵖ⁻¹; exactly 0 for p = 0 (x⁰ is constant), where the formula would give
+    // 0·0⁻¹ = NaN at x = 0 (PyTorch returns 0 there too).
+    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
         if self.0 == 0.0 {
-            return vec![Some(grad_out.tape().constant(Tensor::zeros(&inputs[0].shape())))];
+            return g.zero();
         }
-        vec![Some(grad_out * inputs[0].powf(self.0 - 1.0) * self.0)]
+        (g * x.powf(self.0 - 1.0)).scale(self.0)
     }
 }
 
-impl<T: Float> Op<T> for PowiOp {
-    fn backward_scalar(&self, inputs: &[T], _out: T, g: T, grads: &mut [T]) -> bool {
-        grads[0] = self.grad(g, inputs[0]);
-        true
-    }
-    fn backward_values(
-        &self,
-        inputs: &[&Tensor<T>],
-        _out: &Tensor<T>,
-        grad_out: &Tensor<T>,
-        _needs: &[bool],
-    ) -> Option<TensorGrads<T>> {
-        let d = match self.0 {
-            0 => grad_out.map(|_| T::ZERO),
-            1 => grad_out.clone(),
-            _ => grad_out.zip_map(inputs[0], "powi", |g, x| self.grad(g, x)),
-        };
-        Some(smallvec![Some(d)])
-    }
+/// `xⁿ` for an integer constant `n`.
+struct Powi(i32);
+
+impl Elementwise<1> for Powi {
     fn name(&self) -> &'static str {
         "powi"
     }
-    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        let n = self.0;
-        match n {
-            2 => inputs[0].map(|x| x * x),
-            _ => inputs[0].map(|x| x.powi(n)),
+    fn f<T: Float>(&self, [x]: [T; 1]) -> T {
+        x.powi(self.0)
+    }
+    // d xⁿ/dx = n·xⁿ⁻¹, with x²'s as g·x·2 and x⁰'s exactly 0.
+    fn df<T: Float, X: derivative::Value<T>>(&self, _: usize, [x]: [X; 1], _: X, g: X) -> X {
+        match self.0 {
+            0 => g.zero(),
+            1 => g,
+            2 => (g * x).scale(2.0),
+            n => (g * x.powi(n - 1)).scale(f64::from(n)),
         }
     }
-    // d xⁿ/dx = n·xⁿ⁻¹.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let n = self.0;
-        let x = inputs[0];
-        let d = match n {
-            0 => return vec![Some(grad_out * 0.0)],
-            1 => grad_out,
-            2 => grad_out * x * 2.0,
-            _ => grad_out * x.powi(n - 1) * f64::from(n),
-        };
-        vec![Some(d)]
+    // x² as x·x, chosen once per tensor.
+    fn forward<T: Float>(&self, [x]: [&Tensor<T>; 1]) -> Tensor<T> {
+        match self.0 {
+            2 => x.map(|x| x * x),
+            n => x.map(|x| x.powi(n)),
+        }
     }
 }
 
@@ -252,7 +83,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn exp(self) -> Var<'t, T> {
-        self.tape().apply(ExpOp, &[self])
+        self.tape().apply(Derived::unary(Exp), &[self])
     }
 
     /// Natural logarithm, element-wise. The derivative is `1/x`. PyTorch: `torch.log`.
@@ -264,7 +95,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn ln(self) -> Var<'t, T> {
-        self.tape().apply(LnOp, &[self])
+        self.tape().apply(Derived::unary(Ln), &[self])
     }
 
     /// Square root, element-wise. The derivative is `1/(2√x)` (infinite at 0). PyTorch:
@@ -277,7 +108,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn sqrt(self) -> Var<'t, T> {
-        self.tape().apply(SqrtOp, &[self])
+        self.tape().apply(Derived::unary(Sqrt), &[self])
     }
 
     /// Absolute value, element-wise. The derivative is `sign(x)`, taken as 0 at the kink
@@ -291,7 +122,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn abs(self) -> Var<'t, T> {
-        self.tape().apply(AbsOp, &[self])
+        self.tape().apply(Derived::unary(Abs), &[self])
     }
 
     /// The Gauss error function, element-wise. The derivative is `2/√π · e^(−x²)`.
@@ -304,7 +135,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn erf(self) -> Var<'t, T> {
-        self.tape().apply(ErfOp, &[self])
+        self.tape().apply(Derived::unary(Erf), &[self])
     }
 
     /// `xᵖ` for a real constant `p`, element-wise. The derivative is `p·xᵖ⁻¹`. For negative `x`
@@ -319,7 +150,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn powf(self, p: f64) -> Var<'t, T> {
-        self.tape().apply(PowfOp(p), &[self])
+        self.tape().apply(Derived::unary(Powf(p)), &[self])
     }
 
     /// `xⁿ` for an integer constant `n`, element-wise; defined for negative `x`. The derivative
@@ -334,7 +165,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn powi(self, n: i32) -> Var<'t, T> {
-        self.tape().apply(PowiOp(n), &[self])
+        self.tape().apply(Derived::unary(Powi(n)), &[self])
     }
 
     /// `x²`, element-wise (a shorthand for `powi(2)`).

@@ -13,7 +13,9 @@ const N: usize = 100_000;
 /// Logits in [995, 1005): a low-discrepancy sequence per row, rounded to f32.
 fn logits() -> Vec<f32> {
     (0..ROWS)
-        .flat_map(|r| (0..N).map(move |i| (1000.0 + 10.0 * (((i + 7919 * r) as f64 * 0.618033988749895) % 1.0) - 5.0) as f32))
+        .flat_map(|r| {
+            (0..N).map(move |i| (1000.0 + 10.0 * (((i + 7919 * r) as f64 * 0.618033988749895) % 1.0) - 5.0) as f32)
+        })
         .collect()
 }
 

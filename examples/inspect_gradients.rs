@@ -39,7 +39,7 @@ fn main() {
     let h = a * 10.0;
     h.register_hook(|g| {
         println!("hook saw gradient {g}");
-        (g.norm() > 1.0).then(|| g.map(|v| v / v.abs()))
+        (g.value().norm() > 1.0).then(|| g / g.abs())
     });
     let grads = (h * h).backward();
     println!("clipped dL/dh = {}, so dL/da = {}", grads[h], grads[a]);

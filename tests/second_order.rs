@@ -50,7 +50,7 @@ fn gradient_hook_replacement_and_detach_stop_as_documented() {
     let b = a.detach() * a; // d/da = detach(a) = 2
     assert_eq!(b.backward()[a].item(), 2.0);
     let c = a * 3.0;
-    c.register_hook(|g| Some(g.map(|_| 0.0)));
+    c.register_hook(|g| Some(g * 0.0));
     let grads = (c * c + a).backward();
     assert_eq!(grads[a].item(), 1.0, "the zeroed path through c contributes nothing");
 }

@@ -21,8 +21,9 @@ use crate::{Float, Grads, KeepWarm, Op, Shape, Tensor};
 
 mod sweep;
 
-/// A gradient hook: sees the gradient arriving at a node and may return a replacement.
-type Hook<T> = Rc<dyn Fn(&Tensor<T>) -> Option<Tensor<T>>>;
+/// A gradient hook: sees the gradient arriving at a node, as a `Var` on the same tape, and may
+/// return a replacement (see [`Var::register_hook`]).
+type Hook<T> = Rc<dyn for<'t> Fn(Var<'t, T>) -> Option<Var<'t, T>>>;
 
 /// One entry of the Wengert list.
 pub(crate) struct Node<T: Float> {
@@ -455,20 +456,36 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Registers a hook that sees the gradient arriving at this node during backward, before it
     /// flows on to the node's inputs, and may return a replacement of the same shape (for
-    /// clipping, logging or surgery). Hooks run in registration order. A replaced gradient is a
-    /// constant: a differentiable gradient ([`Tape::grad`]) does not differentiate through it.
+    /// clipping, logging or surgery); `None` leaves the gradient as it is. Hooks run in
+    /// registration order, each on the previous one's result.
+    ///
+    /// The hook receives the gradient as a [`Var`] on this tape and returns a `Var`, like
+    /// PyTorch's tensor hooks (`Tensor.register_hook`): in a differentiable gradient
+    /// ([`Tape::grad`], PyTorch's `create_graph=True`) the ops a hook applies to `g` are recorded
+    /// like any other, so a replacement built from `g` (`Some(g)`, `Some(g * 0.5)`,
+    /// `Some(g.clamp(-1.0, 1.0))`) is differentiated through and second-order results see exactly
+    /// the function the hook computes. A replacement built from values alone
+    /// (`tape.constant(...)` of `g.value()`) is a constant, as a detached tensor is in PyTorch.
+    /// As in PyTorch, a hook runs in every sweep through its node, so differentiating a
+    /// gradient again runs it again on the second-order gradient. In [`Var::backward`] nothing
+    /// is recorded and only the replacement's value matters. To only read the gradient, look at
+    /// `g.value()` and return `None`.
     ///
     /// ```
     /// use autograd::Tape;
     /// let tape = Tape::<f64>::new();
     /// let x = tape.var(3.0);
     /// let h = x * 2.0;
-    /// h.register_hook(|g| Some(g.map(|v| v * 10.0))); // scale what flows through h
-    /// let grads = (h * h).backward();                  // d(h²)/dh = 2h = 12
+    /// h.register_hook(|g| Some(g * 10.0)); // scale what flows through h
+    /// let grads = (h * h).backward();      // d(h²)/dh = 2h = 12
     /// assert_eq!(grads[h].item(), 120.0);
     /// assert_eq!(grads[x].item(), 240.0);
     /// ```
-    pub fn register_hook(self, hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + 'static) {
+    ///
+    /// # Panics
+    /// During backward, if a hook returns a gradient of another shape (naming the node's op and
+    /// line) or a `Var` of another tape.
+    pub fn register_hook(self, hook: impl for<'a> Fn(Var<'a, T>) -> Option<Var<'a, T>> + 'static) {
         self.tape.inner.borrow_mut().hooks.entry(self.id).or_default().push(Rc::new(hook));
     }
 }

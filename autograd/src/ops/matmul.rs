@@ -57,7 +57,8 @@ fn dims(lhs: &[usize], rhs: &[usize], trans_lhs: bool, trans_rhs: bool) -> Dims 
     if batch_lhs != batch_rhs && batch_lhs != 1 && batch_rhs != 1 {
         shape_panic("matmul", &format!("batch dims differ: lhs {lhs:?}, rhs {rhs:?}"));
     }
-    let batch = batch_lhs.max(batch_rhs);
+    // A batch of 1 broadcasts to the other's, 0 included (an empty batch stays empty).
+    let batch = if batch_lhs == 1 { batch_rhs } else { batch_lhs };
     let out_shape =
         if lhs.len() == 2 && rhs.len() == 2 { Shape::from_slice(&[m, n]) } else { Shape::from_slice(&[batch, m, n]) };
     Dims { batch_lhs, batch_rhs, batch, m, k, n, out_shape }
@@ -279,9 +280,10 @@ impl<T: Float> Op<T> for MatMul {
             if !ta && (b_shape.len() == 2 || b_shape[0] == 1) {
                 // B is shared by every batch: flatten (B, M, ·) to (B·M, ·) and let one gemm
                 // sum over the batch.
-                let a2 = a.reshape(&[a.numel() / a_shape[a_shape.len() - 1], a_shape[a_shape.len() - 1]]);
-                let g_shape = g.shape();
-                let g2 = g.reshape(&[g.numel() / g_shape[g_shape.len() - 1], g_shape[g_shape.len() - 1]]);
+                // Rows are the product of the leading dims (not numel / last dim, which may be 0).
+                let flat = |s: &[usize]| [s[..s.len() - 1].iter().product(), s[s.len() - 1]];
+                let a2 = a.reshape(&flat(&a_shape));
+                let g2 = g.reshape(&flat(&g.shape()));
                 let gb = if tb {
                     g2.matmul_t(a2, true, false) // (A·ᵀG)ᵀ = Gᵀ·A
                 } else {
@@ -305,8 +307,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// Matrix product over the last two dims: `(M, K)·(K, N) → (M, N)`, batched
     /// `(B, M, K)·(B, K, N) → (B, M, N)`, with a batch dim of 1 or a 2-d operand broadcast
     /// against the other's batch. The gradients are `G·Bᵀ` for the left side and `Aᵀ·G` for the
-    /// right, summed over a broadcast batch. PyTorch: `torch.matmul(a, b)` (`a @ b`) for 2-d and
-    /// 3-d operands.
+    /// right, summed over a broadcast batch. Size-0 dims work as in PyTorch: an empty inner dim
+    /// gives zeros, an empty batch (broadcast against a batch of 1 or a 2-d operand) stays
+    /// empty. PyTorch: `torch.matmul(a, b)` (`a @ b`) for 2-d and 3-d operands.
     ///
     /// ```
     /// # use autograd::{Tape, Tensor};

@@ -163,8 +163,15 @@ impl<T: Float> Op<T> for MaxOp {
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let t = inputs[0];
-        if t.numel() == 0 {
-            shape_panic("max", "cannot take the maximum of an empty tensor");
+        // The maximum of nothing is undefined: PyTorch refuses a reduced dim of size 0 too.
+        if let Some(d) = (0..t.rank()).find(|&d| self.0.mask[d] == 1 && t.shape()[d] == 0) {
+            shape_panic(
+                "max",
+                &format!(
+                    "reduced dim {d} of shape {:?} has size 0: the maximum of an empty set is undefined",
+                    t.shape()
+                ),
+            );
         }
         Tensor::from_parts(self.0.out_shape(t), max_kept(t, &self.0.kept(t)))
     }
@@ -304,12 +311,16 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Maximum of all elements. The gradient goes to the maximal element (shared equally among
     /// ties). PyTorch: `x.amax()`.
+    ///
+    /// # Panics
+    /// If the tensor is empty (PyTorch refuses it too).
     #[track_caller]
     pub fn max(self) -> Var<'t, T> {
         self.max_axes(&[], false)
     }
 
     /// Maximum over `axes` (empty means all). PyTorch: `x.amax(dim=axes, keepdim=keepdim)`.
+    /// A size-0 dim that is not reduced gives an empty result.
     ///
     /// ```
     /// # use autograd::{Tape, Tensor};
@@ -317,6 +328,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// let x = tape.var(Tensor::from_vec(vec![1.0, 5.0, 3.0, 2.0], &[2, 2]));
     /// assert_eq!(x.max_axes(&[-1], false).value().data(), &[5.0, 3.0]);
     /// ```
+    ///
+    /// # Panics
+    /// If an axis is out of range or repeated, or if a reduced dim has size 0 (the maximum of
+    /// nothing is undefined; PyTorch refuses it too).
     #[track_caller]
     pub fn max_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
         let mask = axis_mask("max", axes, self.rank());

@@ -30,8 +30,8 @@ impl<T: Float> Tape<T> {
                 continue;
             }
             if any_hooks {
-                if let Some(new) = self.run_hooks(i, self.value_of(g)) {
-                    g = self.push_leaf(new, "const", false, Location::caller()).id;
+                if let Some(new) = self.run_hooks(i, g) {
+                    g = new;
                 }
             }
             if anomaly {
@@ -101,7 +101,7 @@ impl<T: Float> Tape<T> {
                 let Some(g) = acc.take(i) else { continue };
                 let has_op = node.op.is_some();
                 drop(inner);
-                let g = match any_hooks.then(|| self.run_hooks(i, g.clone())).flatten() {
+                let g = match any_hooks.then(|| self.run_hooks_on_value(i, &g)).flatten() {
                     Some(new) => new,
                     None => g,
                 };
@@ -221,25 +221,42 @@ impl<T: Float> Tape<T> {
         true
     }
 
-    /// Runs node `i`'s hooks in registration order on the gradient `current`; returns the last
-    /// replacement, or `None` if no hook replaced it.
-    fn run_hooks(&self, node: usize, mut current: Tensor<T>) -> Option<Tensor<T>> {
+    /// Runs node `i`'s hooks in registration order on the gradient held by node `g`; returns
+    /// the node holding the last replacement, or `None` if no hook replaced it. The hooks' ops
+    /// are recorded when the tape is recording, so a replacement built from `g` stays
+    /// differentiable.
+    fn run_hooks(&self, node: usize, g: usize) -> Option<usize> {
         let hooks = self.inner.borrow().hooks.get(&node).cloned()?;
+        let mut current = Var { id: g, tape: self };
         let mut replaced = false;
         for hook in hooks {
-            if let Some(new) = hook(&current) {
-                assert_eq!(
-                    new.shape(),
-                    current.shape(),
-                    "a gradient hook on node {node} replaced a gradient of shape {:?} with shape {:?}",
-                    current.shape(),
-                    new.shape()
-                );
+            if let Some(new) = hook(current) {
+                assert!(std::ptr::eq(new.tape, self), "a gradient hook on node {node} returned a Var of another tape");
+                if new.shape() != current.shape() {
+                    let inner = self.inner.borrow();
+                    let n = &inner.nodes[node];
+                    panic!(
+                        "a gradient hook on `{}` (created at {}) replaced a gradient of shape {:?} with shape {:?}",
+                        n.name,
+                        n.location,
+                        current.shape(),
+                        new.shape()
+                    );
+                }
                 current = new;
                 replaced = true;
             }
         }
-        replaced.then_some(current)
+        replaced.then_some(current.id)
+    }
+
+    /// [`Self::run_hooks`] on a plain gradient: the value of the replacement, if any.
+    fn run_hooks_on_value(&self, node: usize, g: &Tensor<T>) -> Option<Tensor<T>> {
+        if !self.inner.borrow().hooks.contains_key(&node) {
+            return None;
+        }
+        let gid = self.push_leaf(g.clone(), "const", false, Location::caller()).id;
+        self.run_hooks(node, gid).map(|id| self.value_of(id))
     }
 
     fn report_backward_anomaly(&self, node: usize) -> ! {

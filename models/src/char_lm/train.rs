@@ -282,9 +282,10 @@ impl Trainer {
         } else if config.shards == 0 {
             config.shards = DataParallel::per_thread_count(config.batch_size);
         }
-        // More shards than windows is refused by `run` (no threads started for it here).
-        let shards =
-            (config.shards > 1 && config.shards <= config.batch_size).then(|| DataParallel::new(config.shards));
+        // More shards than windows, or than MAX_SHARDS, is refused by `run` (no threads started
+        // for it here).
+        let runs = config.shards > 1 && config.shards <= config.batch_size.min(MAX_SHARDS);
+        let shards = runs.then(|| DataParallel::new(config.shards));
         Trainer {
             model,
             config,
@@ -590,6 +591,20 @@ mod tests {
         let mlp = ModelConfig::Mlp(MlpConfig { context: 3, n_embd: 4, hidden: 8 });
         let t = Trainer::new(CharLm::new(corpus.vocab.clone(), mlp, 1).expect("valid"), TrainConfig::for_model(&mlp));
         assert_eq!(t.config.shards, 1);
+    }
+
+    #[test]
+    fn more_shards_than_the_bound_are_refused_without_starting_their_threads() {
+        let corpus = tiny_corpus();
+        let gpt = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.0 });
+        let tc = TrainConfig { batch_size: 5000, shards: 4096, ..TrainConfig::for_model(&gpt) };
+        let mut t = Trainer::new(CharLm::new(corpus.vocab.clone(), gpt, 1).expect("valid"), tc);
+        assert!(t.shards.is_none(), "no thread was started for 4096 shards");
+        match t.run(&corpus, None, &mut |_| {}) {
+            Err(Error::Config(msg)) => assert!(msg.contains("shards = 4096 is above the limit 256"), "{msg}"),
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+        assert_eq!(t.step(), 0, "nothing was trained");
     }
 
     #[test]

@@ -40,7 +40,9 @@
 //! let x = tape.var(2.0);
 //! let y = tape.apply(Derived::unary(Cube), &[x]);
 //! assert_eq!(y.backward()[x].item(), 12.0);
-//! let cube = |v: &[autograd::Var<'_, f64>]| v[0].tape().apply(Derived::unary(Cube), &[v[0]]).sum();
+//! fn cube<'t>(v: &[autograd::Var<'t, f64>]) -> autograd::Var<'t, f64> {
+//!     v[0].tape().apply(Derived::unary(Cube), &[v[0]]).sum()
+//! }
 //! check::gradcheck(cube, &[vec![0.5, -1.5, 2.0].into()]);
 //! check::gradgradcheck(cube, &[vec![0.5, -1.5, 2.0].into()]);
 //! ```

@@ -17,6 +17,8 @@ const SECOND_ORDER_CASES: u32 = 32;
 
 type Inputs = Vec<Tensor<f64>>;
 type Build = Box<dyn for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>>;
+/// Which inputs an op refuses, and what its panic message must contain.
+type Refusal = (fn(&Inputs) -> bool, &'static str);
 
 /// One property: an op applied to random inputs.
 struct Row {
@@ -26,7 +28,7 @@ struct Row {
     second_order: bool,
     /// The empty inputs the op refuses, as PyTorch does (the maximum of nothing), and what its
     /// panic message must say.
-    refuses: Option<(fn(&Inputs) -> bool, &'static str)>,
+    refuses: Option<Refusal>,
 }
 
 fn row<F>(op: &'static str, inputs: BoxedStrategy<Inputs>, second_order: bool, f: F) -> Row

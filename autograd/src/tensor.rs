@@ -8,10 +8,10 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use crate::recycle::{self, Buffer};
-use crate::shape::{self, Shape};
 use crate::kernels::simd;
 use crate::kernels::zip::zip4_into;
+use crate::recycle::{self, Buffer};
+use crate::shape::{self, Shape};
 use crate::Float;
 
 /// Element count above which element-wise kernels split their work across threads. Below it,

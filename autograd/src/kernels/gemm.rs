@@ -171,7 +171,6 @@ pub(crate) fn gemm_accumulate<T: Float>(
     unsafe { gemm_raw(dst.as_mut_ptr(), mkn, lhs, rhs, true, parallelism) }
 }
 
-
 /// `dst = a · b` for a row-major `m × k` matrix `a` and `k × n` matrix `b`, straight through the
 /// `gemm` crate on rayon's threads, with no tape, no tensor and no buffer reuse: the reference
 /// that `pente bench` measures `matmul` against.

@@ -135,7 +135,6 @@ pub(crate) fn logsumexp_parts<T: Float>(x: &[T]) -> (T, T) {
     (m, s.ln())
 }
 
-
 simd::kernel! {
     /// [`logsumexp_parts`] of one row, compiled for the CPU's vector instructions.
     pub(crate) fn logsumexp_row[T: Float](x: &[T]) -> (T, T) where [] {

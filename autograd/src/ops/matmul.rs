@@ -78,9 +78,8 @@ fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans
             return gemm_into(dst, (d.batch * m, k, n), lhs(a.data()), rhs(b.data()), Parallelism::Rayon(0));
         }
         let (a_step, b_step) = (if d.batch_lhs == 1 { 0 } else { m * k }, if d.batch_rhs == 1 { 0 } else { k * n });
-        let operands = |i: usize| {
-            (lhs(&a.data()[i * a_step..i * a_step + m * k]), rhs(&b.data()[i * b_step..i * b_step + k * n]))
-        };
+        let operands =
+            |i: usize| (lhs(&a.data()[i * a_step..i * a_step + m * k]), rhs(&b.data()[i * b_step..i * b_step + k * n]));
         // An empty `dst` (m·n = 0 or an empty batch) is not cut into chunks.
         if m * n * k < BATCH_PAR_WORK {
             uninit::par_fill_chunks(dst, m * n, |i, chunk| {

@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
-use crate::shape::{self, Shape};
 use crate::kernels::runs::{max_runs, sum_runs};
+use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
 use smallvec::smallvec;
 

@@ -11,11 +11,11 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::recycle;
-use crate::shape;
 use crate::kernels::lanes::{
     cross_entropy_grad_row, log_softmax_grad_lane, log_softmax_lane, logsumexp_row, softmax_grad_lane, softmax_lane,
 };
+use crate::recycle;
+use crate::shape;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
 

@@ -1,4 +1,4 @@
-//! Matrix products through the `gemm` crate: [`Operand`] (a matrix as a slice and two
+//! Matrix products through the `gemm` crate: `Operand` (a matrix as a slice and two
 //! strides, so that a transpose is a change of strides rather than a copy) and the safe
 //! wrappers every product in autograd goes through, which check that the strides stay inside
 //! each operand's slice before handing raw pointers to `gemm`.

@@ -34,6 +34,7 @@
 //! Shape mistakes are programming errors: ops panic with the op's name, the shapes and the
 //! caller's source line (see [`shape_panic`]).
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod check;
 pub mod derivative;
@@ -41,11 +42,11 @@ pub mod fastmath;
 mod float;
 mod grads;
 pub mod inspect;
+pub mod kernels;
 pub mod op;
 pub mod ops;
 pub mod recycle;
 pub mod shape;
-pub mod simd;
 mod tape;
 mod tensor;
 pub mod threads;
@@ -53,6 +54,7 @@ pub mod warm;
 
 pub use float::Float;
 pub use grads::Grads;
+pub use kernels::simd;
 pub use op::Op;
 pub use shape::Shape;
 pub use tape::{shape_panic, Tape, Var};

@@ -2,16 +2,16 @@
 //! `Arc`, with its constructors, element-wise kernels and `Display`.
 
 use std::fmt;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use crate::kernels::simd;
+use crate::kernels::zip::zip4_into;
 use crate::recycle::{self, Buffer};
 use crate::shape::{self, Shape};
-use crate::simd;
 use crate::Float;
 
 /// Element count above which element-wise kernels split their work across threads. Below it,
@@ -20,7 +20,7 @@ pub const PAR_THRESHOLD: usize = 1 << 15;
 
 /// Elements per parallel task of an element-wise kernel: large enough to amortize a task, small
 /// enough to balance two cores.
-const ELEMENTWISE_CHUNK: usize = 1 << 13;
+pub(crate) const ELEMENTWISE_CHUNK: usize = 1 << 13;
 
 /// `[f(a₀, b₀), f(a₁, b₁), …]` as a new vector (`b` is `a` again for a one-input map), computed
 /// over chunks in parallel from [`PAR_THRESHOLD`] elements: [`zip3_into`] with `b` passed as its
@@ -39,46 +39,6 @@ fn zip_into<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> 
 /// If `a`, `b` and `c` differ in length.
 fn zip3_into<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
     zip4_into(a, b, c, c, |x, y, z, _| f(x, y, z))
-}
-
-/// `[f(a₀, b₀, c₀, d₀), …]` as a new vector, computed over chunks in parallel from
-/// [`PAR_THRESHOLD`] elements. Each chunk is a plain slice loop, which the compiler vectorizes
-/// when `f` inlines (a per-element parallel iterator does not); an operand `f` ignores is not
-/// read.
-///
-/// # Panics
-/// If the operands differ in length.
-fn zip4_into<T: Float>(a: &[T], b: &[T], c: &[T], d: &[T], f: impl Fn(T, T, T, T) -> T + Sync + Send) -> Vec<T> {
-    let n = a.len();
-    assert!(b.len() == n && c.len() == n && d.len() == n, "zip_into: operands differ in length");
-    let mut out = recycle::take(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
-    let fill = |o: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T], d: &[T]| fill4(o, (a, b, c, d), &f);
-    if n >= PAR_THRESHOLD {
-        let chunks = |s| <[T]>::par_chunks(s, ELEMENTWISE_CHUNK);
-        dst.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(chunks(a).zip(chunks(b)).zip(chunks(c)).zip(chunks(d)))
-            .for_each(|(o, (((a, b), c), d))| fill(o, a, b, c, d));
-    } else {
-        fill(dst, a, b, c, d);
-    }
-    // SAFETY: `dst` is the first `n` slots of `out`'s capacity. `dst` and the four operands all
-    // hold `n` elements and are cut into chunks of the same size, so each destination chunk is
-    // zipped with source chunks of its own length and every one of its slots is written; the
-    // chunks partition `dst`. So all `n` slots are initialized.
-    unsafe { out.set_len(n) };
-    out
-}
-
-simd::kernel! {
-    /// Writes `f(aᵢ, bᵢ, cᵢ, dᵢ)` into every slot of `o` (the operands as long as `o`), compiled
-    /// for the CPU's vector instructions.
-    fn fill4[T: Float, F: Fn(T, T, T, T) -> T](o: &mut [MaybeUninit<T>], operands: (&[T], &[T], &[T], &[T]), f: &F) where [] {
-        let (a, b, c, d) = operands;
-        for ((((o, &w), &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c).zip(d) {
-            o.write(f(w, x, y, z));
-        }
-    }
 }
 
 simd::kernel! {

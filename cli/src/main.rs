@@ -13,6 +13,7 @@
 //!
 //! `--seed` and `--out` (default `out/`) apply to every command. Errors are printed as one line
 //! on stderr with exit status 1; bad arguments get clap's message and exit status 2.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -59,6 +59,7 @@
 //!
 //! Errors at run time (files) are [`Error`]; shape mistakes are programming errors and panic.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod data;

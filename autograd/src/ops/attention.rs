@@ -20,8 +20,9 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::matmul::Operand;
-use super::tile::{self, Part};
+use crate::kernels::gemm::Operand;
+use crate::kernels::lanes;
+use crate::kernels::tile::{self, Part};
 use crate::op::TensorGrads;
 use crate::recycle;
 use crate::simd;
@@ -136,10 +137,10 @@ fn probabilities<T: Float>(qkv: &[T], dims: Dims, i: usize, head: usize, k_t: &[
     let scale = dims.scale::<T>();
     for (r, row) in p.chunks_exact_mut(t).enumerate() {
         let (live, masked) = row.split_at_mut(r + 1);
-        let m = super::softmax::lane_max(live);
+        let m = lanes::lane_max(live);
         // Separate passes, so that the exp loop vectorizes (a running sum would serialize it).
         live.iter_mut().for_each(|v| *v = ((*v - m) * scale).exp());
-        let inv = T::ONE / super::softmax::sum_zip(live, live, |v, _| v);
+        let inv = T::ONE / lanes::sum_zip(live, live, |v, _| v);
         live.iter_mut().for_each(|v| *v *= inv);
         masked.fill(T::ZERO);
     }
@@ -242,7 +243,7 @@ simd::kernel! {
             tile::product(ds, t, (t, d, t), g_h, rows(&s.v_t, t), Part::LowerColumns);
             for (r, (ds_row, p_row)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
                 let live = r + 1;
-                let dot = super::softmax::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
+                let dot = lanes::sum_zip(&ds_row[..live], &p_row[..live], |a, b| a * b);
                 for (x, &pv) in ds_row[..live].iter_mut().zip(&p_row[..live]) {
                     *x = pv * (*x - dot) * scale;
                 }

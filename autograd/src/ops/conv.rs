@@ -16,9 +16,10 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{gemm_accumulate, gemm_into, gemm_overwrite, Operand};
 use super::shape::fill_chunks;
-use super::winograd;
+use crate::kernels::gemm::{batch_split, gemm_accumulate, gemm_into, gemm_overwrite, Operand};
+use crate::kernels::uninit;
+use crate::kernels::winograd;
 use crate::op::TensorGrads;
 use crate::recycle::{self, Buffer};
 use crate::tape::shape_panic;
@@ -321,14 +322,6 @@ impl ConvDims {
     }
 }
 
-/// How a batch of `n` images is split across threads: the images per thread (one contiguous
-/// group each), and how each image's products run: alone when the batch keeps every thread
-/// busy, split across threads by gemm when it does not (a batch of one image, say).
-pub(super) fn batch_split(n: usize) -> (usize, Parallelism) {
-    let threads = rayon::current_num_threads();
-    (n.div_ceil(threads).max(1), if n >= threads { Parallelism::None } else { Parallelism::Rayon(0) })
-}
-
 /// 2-d convolution of an (N, C, H, W) input with an (O, C, kh, kw) weight, fused (see the
 /// [module docs](self)).
 struct Conv2dOp {
@@ -360,28 +353,23 @@ impl<T: Float> Op<T> for Conv2dOp {
         let src = x.data();
         let per = d.o * d.cols;
         let len = d.n * per;
-        let mut out: Vec<T> = recycle::take(len);
-        let dst = &mut out.spare_capacity_mut()[..len];
-        if per > 0 {
-            dst.par_chunks_mut(d.group * per).enumerate().for_each(|(g, chunk)| {
+        // An empty output (no image, or no output pixel) is not cut into chunks.
+        let out = uninit::new_vec(len, |dst| {
+            uninit::par_fill_chunks(dst, d.group * per, |g, chunk| {
                 let mut cols = d.columns_buffer(bias.is_some());
-                for (j, out_b) in chunk.chunks_mut(per).enumerate() {
+                uninit::fill_chunks(chunk, per, |j, out_b| {
                     let b = g * d.group + j;
                     d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
                     let cols = Operand::by_rows(&cols, d.cols);
-                    for (band, out) in out_b.chunks_mut(OUT_BAND * d.cols).enumerate() {
+                    uninit::fill_chunks(out_b, OUT_BAND * d.cols, |band, out| {
                         let lo = band * OUT_BAND;
                         let rows = out.len() / d.cols.max(1);
                         let weight = Operand::transposed(&w_t[lo..], d.o);
-                        gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner);
-                    }
-                }
-            });
-        }
-        // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity; the chunks of
-        // `per` = O·OH·OW elements partition it (or it is empty), and one gemm_into call wrote
-        // every element of each.
-        unsafe { out.set_len(len) };
+                        gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner)
+                    })
+                })
+            })
+        });
         Tensor::from_vec(out, &[d.n, d.o, d.win.oh, d.win.ow])
     }
     // out_b = W·cols_b (+ bias per row) per image b, with W the (O, C·kh·kw) weight matrix:

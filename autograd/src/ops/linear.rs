@@ -6,15 +6,12 @@
 //! costs one write of the output and no extra allocation. Backward is the composition's:
 //! `dx = G·Wᵀ`, `dW = xᵀ·G`, `db` the column sums of `G`.
 
-use std::mem::MaybeUninit;
-
 use gemm::Parallelism;
-use rayon::prelude::*;
 use smallvec::smallvec;
 
-use super::matmul::{gemm_accumulate, gemm_new, Operand};
+use crate::kernels::gemm::{gemm_accumulate, gemm_new, Operand};
+use crate::kernels::uninit;
 use crate::op::TensorGrads;
-use crate::recycle;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
 use crate::{Float, Op, Tensor, Var};
@@ -26,32 +23,18 @@ struct MatMulBias;
 /// zero-filling it first (`vec![0; n]`) cost as much as the copy.
 fn bias_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
     let (width, len) = (bias.len(), rows * bias.len());
-    let mut out = recycle::take(len);
-    if width == 0 {
-        return out;
-    }
-    let dst = &mut out.spare_capacity_mut()[..len];
-    let fill = |chunk: &mut [MaybeUninit<T>]| {
-        for row in chunk.chunks_exact_mut(width) {
-            for (d, &b) in row.iter_mut().zip(bias) {
-                d.write(b);
-            }
+    uninit::new_vec(len, |dst| {
+        if len >= PAR_THRESHOLD {
+            // Whole rows per task, about PAR_THRESHOLD / 4 elements each.
+            let per_task = (PAR_THRESHOLD / 4).div_ceil(width) * width;
+            uninit::par_fill_chunks(dst, per_task, |_, chunk| {
+                uninit::fill_chunks(chunk, width, |_, row| uninit::write_slice(row, bias))
+            })
+        } else {
+            // An empty `dst` (no rows, or `width` 0) is not cut into rows.
+            uninit::fill_chunks(dst, width, |_, row| uninit::write_slice(row, bias))
         }
-    };
-    if len >= PAR_THRESHOLD {
-        // Whole rows per task, about PAR_THRESHOLD / 4 elements each.
-        let per_task = (PAR_THRESHOLD / 4).div_ceil(width) * width;
-        dst.par_chunks_mut(per_task).for_each(fill);
-    } else {
-        fill(dst);
-    }
-    // SAFETY: `dst` is the first `len` = rows·width slots of `out`'s capacity. The chunks it is cut
-    // into partition it, and each is a whole number of rows (`per_task` is a multiple of
-    // `width`, and so is `len`, hence the last, shorter chunk too), so `chunks_exact_mut(width)`
-    // leaves no remainder and `zip` with the `width` elements of `bias` writes every slot of
-    // every row. So all `len` slots are initialized.
-    unsafe { out.set_len(len) };
-    out
+    })
 }
 
 impl<T: Float> Op<T> for MatMulBias {

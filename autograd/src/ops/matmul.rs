@@ -5,12 +5,10 @@
 //! transposes to `gemm` as strides instead of copying them. A 3-d·2-d product whose left side is
 //! not transposed is one `(B·M, K)·(K, N)` gemm, and so is the gradient of its right side.
 
-use std::mem::MaybeUninit;
-
 use gemm::Parallelism;
-use rayon::prelude::*;
 
-use crate::recycle;
+use crate::kernels::gemm::{gemm_into, Operand};
+use crate::kernels::uninit;
 use crate::shape::Shape;
 use crate::tape::shape_panic;
 use crate::{Float, Op, Tensor, Var};
@@ -64,160 +62,6 @@ fn dims(lhs: &[usize], rhs: &[usize], trans_lhs: bool, trans_rhs: bool) -> Dims 
     Dims { batch_lhs, batch_rhs, batch, m, k, n, out_shape }
 }
 
-/// One row-major matrix operand: its elements and the strides (in elements) of its logical
-/// rows and columns.
-#[derive(Clone, Copy)]
-pub(crate) struct Operand<'a, T> {
-    pub data: &'a [T],
-    pub row_stride: usize,
-    pub col_stride: usize,
-}
-
-impl<'a, T> Operand<'a, T> {
-    /// A row-major matrix whose rows are `row_stride` elements apart.
-    pub fn by_rows(data: &'a [T], row_stride: usize) -> Self {
-        Operand { data, row_stride, col_stride: 1 }
-    }
-
-    /// The transpose of a row-major `_ × row_stride` matrix.
-    pub fn transposed(data: &'a [T], row_stride: usize) -> Self {
-        Operand { data, row_stride: 1, col_stride: row_stride }
-    }
-}
-
-/// Runs `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`) for an `m × k` `lhs` and a
-/// `k × n` `rhs` into the row-major `m × n` matrix at `dst`, after checking that every operand
-/// element the strides reach lies inside its slice.
-///
-/// # Safety
-/// `dst` must be valid for writes of `m·n` elements, aliasing neither operand, and, when
-/// `accumulate`, initialized (it is read).
-///
-/// # Panics
-/// If a stride reaches past an operand's data.
-unsafe fn gemm_raw<T: Float>(
-    dst: *mut T,
-    (m, k, n): (usize, usize, usize),
-    lhs: Operand<'_, T>,
-    rhs: Operand<'_, T>,
-    accumulate: bool,
-    parallelism: Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k > 0 {
-        // The furthest element each operand is read at, for (row, col) = (m − 1, k − 1) and
-        // (k − 1, n − 1): strides are non-negative, so every other element read lies below it.
-        assert!(
-            (m - 1) * lhs.row_stride + (k - 1) * lhs.col_stride < lhs.data.len(),
-            "gemm: lhs strides reach past its data"
-        );
-        assert!(
-            (k - 1) * rhs.row_stride + (n - 1) * rhs.col_stride < rhs.data.len(),
-            "gemm: rhs strides reach past its data"
-        );
-    }
-    let isize_of = |x: usize| isize::try_from(x).expect("a stride fits in isize");
-    // SAFETY: `dst` is valid for writes (and, when accumulating, reads) of m·n elements laid out
-    // row-major (row stride n, column stride 1), by this function's contract; gemm writes each
-    // of them exactly once and reads them only with read_dst = accumulate (it zeroes them when
-    // k = 0 and not accumulating). The operands are valid for reads at every (i, p) ·
-    // (row_stride, col_stride) with i < m (resp. k) and p < k (resp. n): the largest such offset
-    // was checked against each slice's length above, and nothing is read when k = 0. `T: Float`
-    // is f32 or f64, both of which gemm supports (it panics, rather than misbehaving, on any
-    // other type).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            isize_of(n),
-            accumulate,
-            lhs.data.as_ptr(),
-            isize_of(lhs.col_stride),
-            isize_of(lhs.row_stride),
-            rhs.data.as_ptr(),
-            isize_of(rhs.col_stride),
-            isize_of(rhs.row_stride),
-            if accumulate { T::ONE } else { T::ZERO },
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-/// Writes `dst = lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, into a row-major `m × n`
-/// `dst`. Every element of `dst` is written and none is read, so `dst` may be uninitialized.
-///
-/// # Panics
-/// If `dst` does not hold `m·n` elements or a stride reaches past an operand's data.
-pub(crate) fn gemm_into<T: Float>(
-    dst: &mut [MaybeUninit<T>],
-    mkn: (usize, usize, usize),
-    lhs: Operand<'_, T>,
-    rhs: Operand<'_, T>,
-    parallelism: Parallelism,
-) {
-    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_into: destination size");
-    // SAFETY: `dst` holds m·n elements (checked) and is a distinct `&mut` borrow, so it aliases
-    // neither operand; without accumulating, gemm_raw does not read it, so it may be
-    // uninitialized.
-    unsafe { gemm_raw(dst.as_mut_ptr().cast::<T>(), mkn, lhs, rhs, false, parallelism) }
-}
-
-/// `lhs · rhs` for an `m × k` `lhs` and a `k × n` `rhs`, as a new row-major `m × n` vector.
-///
-/// # Panics
-/// If a stride reaches past an operand's data.
-pub(crate) fn gemm_new<T: Float>(
-    mkn: (usize, usize, usize),
-    lhs: Operand<'_, T>,
-    rhs: Operand<'_, T>,
-    parallelism: Parallelism,
-) -> Vec<T> {
-    let len = mkn.0 * mkn.2;
-    let mut out = recycle::take(len);
-    gemm_into(&mut out.spare_capacity_mut()[..len], mkn, lhs, rhs, parallelism);
-    // SAFETY: `gemm_into` writes every one of the `len` = m·n slots it is given, which are the
-    // first `len` slots of `out`'s capacity.
-    unsafe { out.set_len(len) };
-    out
-}
-
-/// [`gemm_into`] over an initialized destination, which it overwrites.
-pub(crate) fn gemm_overwrite<T: Float>(
-    dst: &mut [T],
-    mkn: (usize, usize, usize),
-    lhs: Operand<'_, T>,
-    rhs: Operand<'_, T>,
-    parallelism: Parallelism,
-) {
-    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_overwrite: destination size");
-    // SAFETY: `dst` holds m·n initialized elements (checked) and is a distinct `&mut` borrow,
-    // so it aliases neither operand.
-    unsafe { gemm_raw(dst.as_mut_ptr(), mkn, lhs, rhs, false, parallelism) }
-}
-
-/// `dst += lhs · rhs`, with the sizes and layout of [`gemm_into`].
-pub(crate) fn gemm_accumulate<T: Float>(
-    dst: &mut [T],
-    mkn: (usize, usize, usize),
-    lhs: Operand<'_, T>,
-    rhs: Operand<'_, T>,
-    parallelism: Parallelism,
-) {
-    assert_eq!(dst.len(), mkn.0 * mkn.2, "gemm_accumulate: destination size");
-    // SAFETY: `dst` holds m·n initialized elements (checked), which gemm reads and writes, and
-    // is a distinct `&mut` borrow, so it aliases neither operand.
-    unsafe { gemm_raw(dst.as_mut_ptr(), mkn, lhs, rhs, true, parallelism) }
-}
-
 /// The product of `a` and `b` (each read transposed per its flag), as a new tensor.
 #[track_caller]
 fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans_rhs: bool) -> Tensor<T> {
@@ -228,30 +72,27 @@ fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans
     let rhs =
         |data| Operand { data, row_stride: if trans_rhs { 1 } else { n }, col_stride: if trans_rhs { k } else { 1 } };
     let len = d.batch * m * n;
-    let mut out: Vec<T> = recycle::take(len);
-    let dst = &mut out.spare_capacity_mut()[..len];
-    if d.batch_rhs == 1 && !trans_lhs {
-        // (B, M, K)·(K, N) is one (B·M, K)·(K, N) product: the left side's rows are contiguous.
-        gemm_into(dst, (d.batch * m, k, n), lhs(a.data()), rhs(b.data()), Parallelism::Rayon(0));
-    } else {
-        let (a_step, b_step) = (if d.batch_lhs == 1 { 0 } else { m * k }, if d.batch_rhs == 1 { 0 } else { k * n });
-        let one = |i: usize, chunk: &mut [MaybeUninit<T>], par| {
-            let a_i = &a.data()[i * a_step..i * a_step + m * k];
-            let b_i = &b.data()[i * b_step..i * b_step + k * n];
-            gemm_into(chunk, (m, k, n), lhs(a_i), rhs(b_i), par);
-        };
-        if m * n == 0 {
-            // Nothing to write (and chunks of zero elements cannot be split).
-        } else if m * n * k < BATCH_PAR_WORK {
-            dst.par_chunks_mut(m * n).enumerate().for_each(|(i, chunk)| one(i, chunk, Parallelism::None));
-        } else {
-            dst.chunks_mut(m * n).enumerate().for_each(|(i, chunk)| one(i, chunk, Parallelism::Rayon(0)));
+    let out = uninit::new_vec(len, |dst| {
+        if d.batch_rhs == 1 && !trans_lhs {
+            // (B, M, K)·(K, N) is one (B·M, K)·(K, N) product: the left side's rows are contiguous.
+            return gemm_into(dst, (d.batch * m, k, n), lhs(a.data()), rhs(b.data()), Parallelism::Rayon(0));
         }
-    }
-    // SAFETY: `dst` is the first `len` slots of `out`'s spare capacity, and the gemm calls above
-    // wrote every one of them: either one call over all `len` = (B·M)·N elements, or one call
-    // per batch over the disjoint `M·N` chunks that partition `dst` (or `len` is 0).
-    unsafe { out.set_len(len) };
+        let (a_step, b_step) = (if d.batch_lhs == 1 { 0 } else { m * k }, if d.batch_rhs == 1 { 0 } else { k * n });
+        let operands =
+            |i: usize| (lhs(&a.data()[i * a_step..i * a_step + m * k]), rhs(&b.data()[i * b_step..i * b_step + k * n]));
+        // An empty `dst` (m·n = 0 or an empty batch) is not cut into chunks.
+        if m * n * k < BATCH_PAR_WORK {
+            uninit::par_fill_chunks(dst, m * n, |i, chunk| {
+                let (l, r) = operands(i);
+                gemm_into(chunk, (m, k, n), l, r, Parallelism::None)
+            })
+        } else {
+            uninit::fill_chunks(dst, m * n, |i, chunk| {
+                let (l, r) = operands(i);
+                gemm_into(chunk, (m, k, n), l, r, Parallelism::Rayon(0))
+            })
+        }
+    });
     Tensor::from_parts(d.out_shape, out)
 }
 

@@ -32,9 +32,7 @@ pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
-mod tile;
 pub mod unary;
-mod winograd;
 
 /// Every differentiable op pente provides, by the name it records on the tape (composite ops by
 /// their method name). `tests/gradcheck.rs` fails if one of them has no gradient property test.

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::ops::softmax::sum_zip;
+use crate::kernels::lanes::sum_zip;
 use crate::recycle;
 use crate::simd;
 use crate::tape::shape_panic;

@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::runs::{max_runs, sum_runs};
 use crate::shape::{self, Shape};
-use crate::simd;
 use crate::tape::shape_panic;
 use smallvec::smallvec;
 
@@ -42,27 +42,6 @@ fn reduced_shape(shape: &[usize], mask: &[usize], keep: bool) -> Shape {
         .collect()
 }
 
-/// Folds every element of `t` into the output slot it reduces to. `kept` is the shape of the
-/// result with reduced dims kept as 1. The innermost run is handed over whole, so sums over
-/// the last axis and over leading axes both vectorize.
-#[inline(always)]
-fn reduce_into<T: Float>(t: &Tensor<T>, kept: &[usize], init: T, fold_run: impl Fn(&mut [T], &[T], usize)) -> Vec<T> {
-    let mut out = vec![init; shape::numel(kept)];
-    let ostrides = shape::broadcast_strides(kept, t.shape());
-    let src = t.data();
-    let mut pos = 0;
-    shape::for_each_run(t.shape(), &ostrides, |o, s, n| {
-        let run = &src[pos..pos + n];
-        pos += n;
-        if s == 0 {
-            fold_run(&mut out[o..o + 1], run, 0);
-        } else {
-            fold_run(&mut out[o..o + n], run, 1);
-        }
-    });
-    out
-}
-
 /// Sum over the masked axes (keepdim shape).
 fn sum_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
     // Summing the last axis of a big row-major tensor: one row per task.
@@ -81,32 +60,6 @@ fn sum_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
 /// Maximum over the masked axes (keepdim shape); NaN propagates.
 fn max_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
     max_runs(t, kept)
-}
-
-simd::kernel! {
-    /// [`sum_kept`]'s general case: the runs folded by [`reduce_into`].
-    fn sum_runs[T: Float](t: &Tensor<T>, kept: &[usize]) -> Vec<T> where [] {
-        reduce_into(t, kept, T::ZERO, |acc, run, step| {
-            if step == 0 {
-                acc[0] += run.iter().copied().sum::<T>();
-            } else {
-                acc.iter_mut().zip(run).for_each(|(a, &x)| *a += x);
-            }
-        })
-    }
-}
-
-simd::kernel! {
-    /// [`max_kept`]'s runs folded by [`reduce_into`].
-    fn max_runs[T: Float](t: &Tensor<T>, kept: &[usize]) -> Vec<T> where [] {
-        reduce_into(t, kept, T::NEG_INFINITY, |acc, run, step| {
-            if step == 0 {
-                acc[0] = run.iter().fold(acc[0], |m, &x| m.max(x));
-            } else {
-                acc.iter_mut().zip(run).for_each(|(a, &x)| *a = a.max(x));
-            }
-        })
-    }
 }
 
 /// The reduction ops share their axis handling.

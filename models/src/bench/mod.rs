@@ -11,7 +11,7 @@
 //! Each measurement is one [`Measurement`], printed as a JSON object by `pente bench --json`.
 //! Figures from a shared machine are noisy: compare ratios measured in one run.
 
-pub mod peak;
+pub use autograd::kernels::peak;
 pub mod scalar_mlp;
 
 use std::fmt;
@@ -182,36 +182,12 @@ fn gemm() -> Vec<Measurement> {
     out
 }
 
-/// `c = a·b` for n×n row-major matrices, straight through the `gemm` crate: the reference that
-/// pente's `matmul` is measured against.
+/// `c = a·b` for n×n row-major matrices, straight through the `gemm` crate
+/// ([`autograd::kernels::gemm::product`]): the reference that pente's `matmul` is measured
+/// against.
 fn gemm_crate(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n, "gemm_crate: buffers are not n×n");
-    // SAFETY: the three buffers hold exactly n·n elements (asserted above); with column stride
-    // 1 and row stride n, gemm reads and writes elements (i·n + j) for i, j < n only, and `c`
-    // is a distinct, exclusively borrowed buffer.
-    unsafe {
-        gemm::gemm(
-            n,
-            n,
-            n,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            n as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        )
-    };
+    autograd::kernels::gemm::product(c, (n, n, n), a, b);
     std::hint::black_box(c);
 }
 

@@ -1,6 +1,6 @@
 //! The two digit classifiers and their configuration: [`DigitsConfig`] (architecture and
 //! training hyperparameters, saved in every checkpoint) and [`DigitsModel`] (the parameters, the
-//! layers, the input normalization, and what training has done so far).
+//! layers, the input normalization, and what training has done so far: its [`History`]).
 //!
 //! - [`Arch::Mlp`]: `784 → 512 → 256 → 10`, ReLU between layers (535,818 parameters).
 //! - [`Arch::Cnn`]: `conv 3×3, 32 → ReLU → conv 3×3, 64 → ReLU → max-pool 2 → dropout 0.25 →
@@ -8,6 +8,7 @@
 //!
 //! Both output logits `(batch, 10)`; training minimizes the fused softmax cross-entropy.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use autograd::{Tape, Tensor, Var};
@@ -15,7 +16,6 @@ use nn::{Activation, Bound, Checkpoint, Conv2d, Conv2dConfig, Dropout, Flatten, 
 use serde::{Deserialize, Serialize};
 
 use super::data::{default_data_dir, Normalization, CLASSES, PIXELS, SIDE};
-use super::train::History;
 use crate::config::{self, Invalid};
 use crate::Error;
 
@@ -415,6 +415,110 @@ impl DigitsModel {
             });
         }
         Ok(model)
+    }
+}
+
+/// What one epoch measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (dropout and shifts on).
+    pub train_loss: f64,
+    /// Fraction of the epoch's training images classified right as they were trained on.
+    pub train_accuracy: f64,
+    /// Loss on the validation part (NaN without one).
+    pub val_loss: f64,
+    /// Accuracy on the validation part (NaN without one).
+    pub val_accuracy: f64,
+    /// Training time of the epoch in seconds (evaluation excluded).
+    pub seconds: f64,
+    /// Training images per second over the epoch.
+    pub samples_per_s: f64,
+}
+
+/// When the test accuracy probe first met the target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetHit {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Epochs (fractional) of training images seen.
+    pub epochs: f64,
+    /// Training seconds (evaluation excluded).
+    pub train_s: f64,
+    /// The test accuracy measured.
+    pub accuracy: f64,
+}
+
+/// A model's training so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// One record per finished epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Training seconds in all.
+    pub train_s: f64,
+    /// When the test accuracy probe first met the target, if it did.
+    pub first_hit: Option<TargetHit>,
+}
+
+impl History {
+    /// Training images per second over every epoch.
+    pub fn samples_per_s(&self) -> f64 {
+        let n: f64 = self.epochs.iter().map(|e| e.samples_per_s * e.seconds).sum();
+        if self.train_s > 0.0 {
+            n / self.train_s
+        } else {
+            0.0
+        }
+    }
+
+    /// The history as text for checkpoint metadata: one line per epoch, seven numbers each.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("train_s {}\n", self.train_s);
+        if let Some(h) = self.first_hit {
+            let _ = writeln!(s, "first_hit {} {} {} {}", h.step, h.epochs, h.train_s, h.accuracy);
+        }
+        for e in &self.epochs {
+            let _ = writeln!(
+                s,
+                "epoch {} {} {} {} {} {} {}",
+                e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.seconds, e.samples_per_s
+            );
+        }
+        s
+    }
+
+    /// Parses [`History::to_text`] (the step count is not in it: it is the checkpoint's).
+    ///
+    /// # Errors
+    /// A message naming the line that does not parse.
+    pub fn from_text(text: &str) -> Result<History, String> {
+        let mut h = History::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut words = line.split_whitespace();
+            let key = words.next().unwrap_or("");
+            let nums: Vec<f64> = words.map(str::parse).collect::<Result<_, _>>().map_err(|_| format!("{line:?}"))?;
+            match (key, nums.as_slice()) {
+                ("train_s", [t]) => h.train_s = *t,
+                ("first_hit", [step, epochs, train_s, accuracy]) => {
+                    h.first_hit =
+                        Some(TargetHit { step: *step as u64, epochs: *epochs, train_s: *train_s, accuracy: *accuracy })
+                }
+                ("epoch", [epoch, tl, ta, vl, va, s, sps]) => h.epochs.push(EpochRecord {
+                    epoch: *epoch as usize,
+                    train_loss: *tl,
+                    train_accuracy: *ta,
+                    val_loss: *vl,
+                    val_accuracy: *va,
+                    seconds: *s,
+                    samples_per_s: *sps,
+                }),
+                _ => return Err(format!("{line:?}")),
+            }
+        }
+        Ok(h)
     }
 }
 

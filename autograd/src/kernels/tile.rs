@@ -9,7 +9,7 @@
 //! updated by one row of the right operand (contiguous, `NR` wide) and one element of each of
 //! the left operand's rows per step of the inner dimension.
 
-use super::matmul::Operand;
+use super::gemm::Operand;
 use crate::Float;
 
 /// Rows of the result computed together (each reads one element of the left operand per step).
@@ -228,7 +228,7 @@ mod avx512 {
     };
 
     use super::{blocks, Part};
-    use crate::ops::matmul::Operand;
+    use crate::kernels::gemm::Operand;
 
     /// [`super::product`] for `f32` with the `8 × 32` block, compiled for AVX-512 (and FMA):
     /// `blocks` and `block` are inlined here, so the intrinsics compile to single instructions.

@@ -1,6 +1,7 @@
 //! The machine's peak `f32` multiply-add rate, the ceiling for reading the gemm figures: each
 //! thread runs [`CHAINS`] independent chains of AVX-512 fused multiply-adds held in registers,
 //! with no memory traffic at all, so no matrix product can go faster on the same threads.
+//! `pente bench --workload gemm` prints it beside the products.
 
 /// Independent chains per thread: enough to keep two FMA units busy through their latency.
 pub const CHAINS: usize = 24;

@@ -29,7 +29,8 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{gemm_accumulate, gemm_overwrite, Operand};
+use super::gemm::{batch_split, gemm_accumulate, gemm_overwrite, Operand};
+use super::uninit;
 use crate::op::TensorGrads;
 use crate::recycle;
 use crate::{Float, Tensor};
@@ -42,7 +43,7 @@ use crate::{Float, Tensor};
 /// CNN's second convolution, 32 into 64 channels (24×24 outputs), three rounds alternating:
 /// 14.4 / 15.7 / 13.6 ms against 11.3 / 11.5 / 11.6 (forward alone 4.32 / 4.35 / 4.40 against
 /// 4.21 / 3.71 / 3.38).
-pub(super) const MIN_CHANNELS: usize = 32;
+pub(crate) const MIN_CHANNELS: usize = 32;
 
 /// Output channels per band of the forward's products: their points then stay in cache until
 /// the output transform reads them, and gemm reads the input's points in place (it packs them
@@ -54,7 +55,7 @@ const POINTS: usize = 16;
 
 /// Whether a convolution of an (N, C, H, W) input by an (O, C, kh, kw) weight with this stride
 /// takes the Winograd path.
-pub(super) fn applies(xs: &[usize], ws: &[usize], stride: usize) -> bool {
+pub(crate) fn applies(xs: &[usize], ws: &[usize], stride: usize) -> bool {
     xs.len() == 4 && ws.len() == 4 && ws[2] == 3 && ws[3] == 3 && stride == 1 && xs[1] >= MIN_CHANNELS
 }
 
@@ -119,7 +120,7 @@ impl Tiles {
         let (h, w) = (xs[2], xs[3]);
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
         let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-        let (group, inner) = super::conv::batch_split(xs[0]);
+        let (group, inner) = batch_split(xs[0]);
         let row_slots = tw + 1;
         Tiles {
             n: xs[0],
@@ -446,7 +447,7 @@ fn weight_adjoint<T: Float>(du: &[T], o: usize, c: usize) -> Vec<T> {
 
 /// The forward convolution of `x` (N, C, H, W) by `w` (O, C, 3, 3), stride 1, zero padding
 /// `pad`, plus `bias` (O) if given.
-pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tensor<T>>, pad: usize) -> Tensor<T> {
+pub(crate) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tensor<T>>, pad: usize) -> Tensor<T> {
     let t = Tiles::of(x.shape(), w.shape(), pad);
     let u = weight_transform(w.data(), t.o, t.c);
     let (src, plane, per) = (x.data(), t.c * t.h * t.w, t.o * t.oh * t.ow);
@@ -479,13 +480,13 @@ pub(super) fn forward<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tens
     // capacity (or it is empty), and output_transform wrote every element of each: for every
     // output channel of the chunk, every row y < OH (y = 2·ty + i, ty < th = ⌈OH/2⌉, i < 2), all
     // OW elements of it.
-    unsafe { out.set_len(len) };
+    unsafe { uninit::assume_init(&mut out, len) };
     Tensor::from_vec(out, &[t.n, t.o, t.oh, t.ow])
 }
 
 /// The gradients of [`forward`] with respect to the input, the weight and the bias (each if
 /// asked for in `needs`), for the output gradient `grad`.
-pub(super) fn backward<T: Float>(
+pub(crate) fn backward<T: Float>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     has_bias: bool,
@@ -571,7 +572,7 @@ pub(super) fn backward<T: Float>(
     // SAFETY: with need_x, the groups of `t.group·plane` elements partition the first `gx_len`
     // slots of `gx`'s capacity, each image's `plane` of them written whole by join_rows (every
     // channel, row and column of the image); without, `gx_len` is 0.
-    unsafe { gx.set_len(gx_len) };
+    unsafe { uninit::assume_init(&mut gx, gx_len) };
     let mut grads = smallvec::smallvec![
         need_x.then(|| Tensor::from_vec(gx, x.shape())),
         need_w.then(|| Tensor::from_vec(weight_adjoint(&du, t.o, t.c), w.shape())),

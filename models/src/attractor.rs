@@ -120,10 +120,11 @@ impl AttractorConfig {
             ));
         }
         for hidden in &self.hidden_sizes {
-            if !(1..=MAX_LAYERS).contains(&hidden.len()) {
+            // No hidden layer is a model too: the linear classifier `2 → attractors`.
+            if hidden.len() > MAX_LAYERS {
                 return Err(Invalid::new(
                     "hidden_sizes",
-                    format!("{hidden:?}: a model has 1 to {MAX_LAYERS} hidden layers"),
+                    format!("{hidden:?}: a model has 0 to {MAX_LAYERS} hidden layers"),
                 ));
             }
             for &w in hidden {

@@ -146,7 +146,7 @@ impl Checkpoint {
     }
 
     /// Reads and validates a checkpoint file, reading no more than its 40-byte prefix declares
-    /// and its size allows (see [`format`]): a large file that is not a checkpoint fails after
+    /// and its size allows (see [`format`](mod@format)): a large file that is not a checkpoint fails after
     /// its first bytes.
     ///
     /// # Errors

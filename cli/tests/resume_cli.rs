@@ -83,7 +83,7 @@ fn the_save_cadence_is_kept_across_a_resume() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(!out.contains("--save-every"), "no override was given: {out}");
-    assert!(inspect(&ckpt).contains("\"save_every\":2"), "still 2 after the resumed session");
+    assert!(inspect(&ckpt).contains("\"save_every\":2"), "still 2 after the resumed run");
     let o = pente(&["--out", s(&dir), "char-lm", "train", "--resume", s(&ckpt), "--steps", "7", "--save-every", "5"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");

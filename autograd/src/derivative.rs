@@ -228,6 +228,12 @@ pub trait Elementwise<const N: usize>: Send + Sync + 'static {
             }),
         }
     }
+
+    /// The rule's attributes for an exporter, as [`Op::attrs`]: `None` (the default) says it
+    /// cannot be exported.
+    fn attrs(&self) -> Option<crate::trace::OpAttrs> {
+        None
+    }
 }
 
 /// Declares element-wise rules without parameters, one entry each, as
@@ -270,6 +276,9 @@ macro_rules! rules {
             $(fn passes_gradient(&self, $pi: usize) -> bool {
                 $pass
             })?
+            fn attrs(&self) -> Option<$crate::trace::OpAttrs> {
+                Some($crate::trace::OpAttrs::Plain)
+            }
         }
     )*};
 }
@@ -375,6 +384,10 @@ impl<T: Float, R: Elementwise<N>, const N: usize> Op<T> for Derived<R, N> {
             *d = self.0.df(i, x, out, grad_out);
         }
         true
+    }
+
+    fn attrs(&self) -> Option<crate::trace::OpAttrs> {
+        self.0.attrs()
     }
 }
 

@@ -50,6 +50,7 @@ pub mod shape;
 mod tape;
 mod tensor;
 pub mod threads;
+pub mod trace;
 pub mod warm;
 
 pub use float::Float;

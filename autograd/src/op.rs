@@ -107,4 +107,13 @@ pub trait Op<T: Float>: 'static {
         let _ = (inputs, out, grad_out, grads);
         false
     }
+
+    /// The op's attributes for an exporter ([`Tape::trace`](crate::Tape::trace)): a reshape's
+    /// shape, a convolution's stride, …, or [`OpAttrs::Plain`](crate::trace::OpAttrs::Plain)
+    /// for an op without any. `None` (the default) says the op cannot be exported: an exporter
+    /// then fails naming it. Built-in ops that can appear in an inference graph implement it;
+    /// training-only ops (dropout, cross-entropy, the adjoints) do not.
+    fn attrs(&self) -> Option<crate::trace::OpAttrs> {
+        None
+    }
 }

@@ -7,7 +7,8 @@
 //! pente figures                    activation functions, a loss surface, a network learning
 //! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
 //! pente char-lm train|sample|eval  character-level language model on Shakespeare
-//! pente inspect m.ckpt             what a checkpoint or safetensors file holds
+//! pente inspect m.ckpt             what a checkpoint or safetensors file holds (or m.onnx)
+//! pente export --onnx m.onnx --load F  a saved model's inference graph as ONNX
 //! pente demo                       all of the above, quickly, into OUT
 //! ```
 //!
@@ -25,6 +26,9 @@ use models::attractor::{self, AttractorConfig, AttractorModel};
 use models::curve_fit::{self, CurveFitConfig};
 use models::figures::{self, FiguresConfig};
 use models::{inspect, progress_bar, Error};
+
+mod export;
+mod inspect_onnx;
 
 #[derive(Parser, Debug)]
 #[command(name = "pente", version, about = "Run pente's models, draw their figures, inspect saved weights")]
@@ -53,7 +57,7 @@ enum Command {
     /// Show what a checkpoint or safetensors file holds: format, metadata, tensors and their
     /// statistics.
     Inspect {
-        /// A pente checkpoint (recognized by its magic number) or a `.safetensors` file.
+        /// A pente checkpoint (recognized by its magic number), a `.safetensors` or an `.onnx` file.
         file: PathBuf,
     },
     /// MNIST digits: train the MLP or the CNN, evaluate a saved model, classify your own picture.
@@ -62,6 +66,9 @@ enum Command {
     Demo,
     /// Measure the standard workloads of DESIGN.md (gemm, mlp-mnist, char-gpt, scalar-mlp) and digits-cnn.
     Bench(BenchArgs),
+    /// Write a saved model (attractor, digits MLP or CNN, char-lm GPT) in another format: its
+    /// inference graph as ONNX.
+    Export(export::ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -270,10 +277,12 @@ fn run(cli: &Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::CharLm(args) => models::char_lm::cli::run(args, cli.seed, &cli.out),
+        Command::Inspect { file } if inspect_onnx::is_onnx(file) => inspect_onnx::run(file),
         Command::Inspect { file } => {
             print!("{}", inspect::inspect(file)?);
             Ok(())
         }
+        Command::Export(args) => export::run(args, cli.seed),
         Command::Demo => {
             let start = Instant::now();
             println!("== curve fit");

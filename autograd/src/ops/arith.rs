@@ -5,6 +5,7 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 // `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
 use crate::derivative::{self, rules, Derived, Elementwise};
+use crate::trace::OpAttrs;
 use crate::{Float, Tensor, Var};
 
 rules! {
@@ -57,6 +58,9 @@ impl Elementwise<1> for AffineOp {
             (false, true) => x.map(|x| x * scale),
             (false, false) => x.map(|x| x * scale + shift),
         }
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Affine { scale: self.scale, shift: self.shift })
     }
 }
 

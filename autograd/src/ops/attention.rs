@@ -27,6 +27,7 @@ use crate::op::TensorGrads;
 use crate::recycle;
 use crate::simd;
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// Causal self-attention over a packed `(batch, seq, 3·n_embd)` input; see the module docs.
@@ -334,6 +335,9 @@ impl<T: Float> Op<T> for CausalAttentionOp<T> {
         let dims = Dims::of(inputs[0].shape(), self.n_head);
         let kept = self.probabilities.borrow();
         Some(smallvec::smallvec![Some(backward_kernel(inputs[0], grad_out, dims, &kept))])
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::CausalAttention { n_head: self.n_head })
     }
 }
 

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::recycle;
 use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// `maximum` (when `MAX`) or `minimum`, element-wise with broadcasting.
@@ -50,6 +51,9 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
             b.requires_grad().then(|| (grad_out * tape.constant(mask_a.map(|m| T::ONE - m))).sum_to(&b.shape())),
         ]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Plain)
+    }
 }
 
 struct ClampOp {
@@ -71,6 +75,9 @@ impl<T: Float> Op<T> for ClampOp {
         let (lo, hi) = (T::from_f64(self.min), T::from_f64(self.max));
         let mask = x.value().map(|v| if lo <= v && v <= hi { T::ONE } else { T::ZERO });
         vec![Some(grad_out * x.tape().constant(mask))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Clamp { min: self.min, max: self.max })
     }
 }
 
@@ -115,6 +122,12 @@ impl<T: Float> Op<T> for WhereOp<T> {
             a.requires_grad().then(|| grad_out.where_cond(&self.cond, zero).sum_to(&a.shape())),
             b.requires_grad().then(|| zero.where_cond(&self.cond, grad_out).sum_to(&b.shape())),
         ]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Where {
+                    cond: self.cond.data().iter().map(|&c| c != T::ZERO).collect(),
+                    shape: crate::Shape::from_slice(self.cond.shape()),
+                })
     }
 }
 

@@ -23,6 +23,7 @@ use crate::kernels::winograd;
 use crate::op::TensorGrads;
 use crate::recycle::{self, Buffer};
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// The geometry of a sliding window over an `h × w` image: kernel, stride, zero padding, and the
@@ -473,6 +474,9 @@ impl<T: Float> Op<T> for Conv2dOp {
             grads.push(need_b.then(|| Tensor::from_vec(gb(), &[d.o])));
         }
         Some(grads)
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Conv2d { stride: self.stride, padding: self.padding })
     }
 }
 

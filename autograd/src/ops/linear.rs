@@ -14,6 +14,7 @@ use crate::kernels::uninit;
 use crate::op::TensorGrads;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// `x·W + b` for a 2-d `x (n, in)`, `W (in, out)` and `b (out)`.
@@ -93,6 +94,9 @@ impl<T: Float> Op<T> for MatMulBias {
             w.requires_grad().then(|| x.matmul_t(g, true, false)),
             b.requires_grad().then(|| g.sum_to(&b.shape())),
         ]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Plain)
     }
 }
 

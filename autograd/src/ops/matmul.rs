@@ -11,6 +11,7 @@ use crate::kernels::gemm::{gemm_into, Operand};
 use crate::kernels::uninit;
 use crate::shape::Shape;
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// Per-matrix work (`m·n·k`) below which a batch is split across threads one matrix per task,
@@ -141,6 +142,9 @@ impl<T: Float> Op<T> for MatMul {
             }
         });
         vec![grad_lhs, grad_rhs]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::MatMul { trans_lhs: self.trans_lhs, trans_rhs: self.trans_rhs })
     }
 }
 

@@ -12,6 +12,7 @@ use crate::kernels::lanes::sum_zip;
 use crate::recycle;
 use crate::simd;
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// Rows per parallel task are grouped so that a task holds at least this many elements.
@@ -169,6 +170,9 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
             need_w.then(|| tape.constant(Tensor::from_vec(gw, wv.shape()))),
             need_b.then(|| tape.constant(Tensor::from_vec(gb, &[d]))),
         ]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::LayerNorm { eps: self.eps })
     }
 }
 

@@ -10,6 +10,7 @@ use super::conv::{check_rank4, Window};
 use super::shape::fill_chunks;
 use crate::recycle;
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var, PAR_THRESHOLD};
 
 /// Where each max-pool output came from: a flat index into its input (N, C) plane, per output
@@ -129,6 +130,9 @@ impl<T: Float> Op<T> for MaxPool2dOp {
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let argmax = Rc::clone(self.argmax.get().expect("forward saved the argmax"));
         vec![Some(grad_out.tape().apply(MaxPool2dScatterOp { argmax }, &[grad_out]))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::MaxPool2d { kernel: self.kernel, stride: self.stride })
     }
 }
 

@@ -9,6 +9,7 @@ use crate::tape::shape_panic;
 use smallvec::smallvec;
 
 use crate::op::TensorGrads;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// Normalizes `axes` (negative counts from the end; empty means all) into a per-dimension mask.
@@ -80,6 +81,13 @@ impl Reduce {
         let kept = reduced_shape(&input.shape(), &self.mask, true);
         v.reshape(&kept)
     }
+    /// The reduction's attributes: the reduced axes (where the mask is 1) and keepdim.
+    fn attrs(&self) -> OpAttrs {
+        OpAttrs::Reduce {
+            axes: self.mask.iter().enumerate().filter(|(_, &m)| m == 1).map(|(d, _)| d).collect(),
+            keepdim: self.keepdim,
+        }
+    }
 }
 
 struct SumOp(Reduce);
@@ -105,6 +113,9 @@ impl<T: Float> Op<T> for SumOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
         vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(self.0.attrs())
     }
 }
 
@@ -141,6 +152,9 @@ impl<T: Float> Op<T> for MaxOp {
         let tape = x.tape();
         vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()) * tape.constant(mask))]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(self.0.attrs())
+    }
 }
 
 struct LogSumExpOp(Reduce);
@@ -165,6 +179,9 @@ impl<T: Float> Op<T> for LogSumExpOp {
         let x = inputs[0];
         let softmax = (x - self.0.as_kept(out, x)).exp();
         vec![Some(self.0.as_kept(grad_out, x) * softmax)]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(self.0.attrs())
     }
 }
 
@@ -218,6 +235,9 @@ impl<T: Float> Op<T> for SumToOp {
     // Summing is the adjoint of broadcasting: the gradient is broadcast back.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.broadcast_to(&inputs[0].shape()))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::SumTo { shape: self.shape.clone() })
     }
 }
 

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::recycle;
 use crate::shape::{self, Shape};
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var, PAR_THRESHOLD};
 
 /// Fills `out` chunk by chunk (`f(chunk_index, chunk)`), on several threads when `out` holds
@@ -84,6 +85,9 @@ impl<T: Float> Op<T> for BroadcastToOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.sum_to(&inputs[0].shape()))]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::BroadcastTo { shape: self.shape.clone() })
+    }
 }
 
 struct ReshapeOp {
@@ -100,6 +104,9 @@ impl<T: Float> Op<T> for ReshapeOp {
     // A reshape moves no element: the gradient is reshaped back.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.reshape(&inputs[0].shape()))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Reshape { shape: self.shape.clone() })
     }
 }
 
@@ -121,6 +128,9 @@ impl<T: Float> Op<T> for TransposeOp {
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.transpose(self.a as isize, self.b as isize))]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Transpose { a: self.a, b: self.b })
+    }
 }
 
 struct PermuteOp {
@@ -141,6 +151,9 @@ impl<T: Float> Op<T> for PermuteOp {
             inverse[p] = d;
         }
         vec![Some(grad_out.permute(&inverse))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Permute { perm: self.perm.clone() })
     }
 }
 
@@ -186,6 +199,9 @@ impl<T: Float> Op<T> for NarrowOp {
         let after = size - self.start - self.len;
         vec![Some(grad_out.pad(self.axis as isize, self.start, after))]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Narrow { axis: self.axis, start: self.start, len: self.len })
+    }
 }
 
 struct PadOp {
@@ -217,6 +233,9 @@ impl<T: Float> Op<T> for PadOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let len = inputs[0].shape()[self.axis];
         vec![Some(grad_out.narrow(self.axis as isize, self.before, len))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Pad { axis: self.axis, before: self.before, after: self.after })
     }
 }
 
@@ -265,6 +284,9 @@ impl<T: Float> Op<T> for ConcatOp {
             })
             .collect()
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Concat { axis: self.axis })
+    }
 }
 
 /// Checks that every id indexes a row of a tensor of shape `shape`.
@@ -300,6 +322,9 @@ impl<T: Float> Op<T> for IndexSelectOp {
     // out[k] = x[ids[k]]: row i of the gradient sums grad_out[k] over every k with ids[k] = i.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.index_add(&self.ids, inputs[0].shape()[0]))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::IndexSelect { ids: self.ids.clone() })
     }
 }
 

@@ -17,6 +17,7 @@ use crate::kernels::lanes::{
 use crate::recycle;
 use crate::shape;
 use crate::tape::shape_panic;
+use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
 /// Lanes per parallel task are grouped so that a task holds at least this many elements.
@@ -112,6 +113,9 @@ impl<T: Float> Op<T> for SoftmaxOp {
         for_each_lane(y.data(), g.data(), &mut gx, n, inner, softmax_grad_lane);
         vec![Some(tape.constant(Tensor::from_vec(gx, y.shape())))]
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Softmax { axis: self.axis })
+    }
 }
 
 struct LogSoftmaxOp {
@@ -143,6 +147,9 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
         let mut gx = recycle::zeros(y.numel());
         for_each_lane(y.data(), g.data(), &mut gx, n, inner, log_softmax_grad_lane);
         vec![Some(tape.constant(Tensor::from_vec(gx, y.shape())))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::LogSoftmax { axis: self.axis })
     }
 }
 

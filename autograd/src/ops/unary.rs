@@ -2,6 +2,7 @@
 
 // `Value` is named by path, not imported: in scope, its methods would clash with `Float`'s on `T`.
 use crate::derivative::{self, rules, Derived, Elementwise};
+use crate::trace::OpAttrs;
 use crate::{Float, Tensor, Var};
 
 rules! {
@@ -43,6 +44,9 @@ impl Elementwise<1> for Powf {
         }
         (g * x.powf(self.0 - 1.0)).scale(self.0)
     }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Powf(self.0))
+    }
 }
 
 /// `xⁿ` for an integer constant `n`.
@@ -70,6 +74,9 @@ impl Elementwise<1> for Powi {
             2 => x.map(|x| x * x),
             n => x.map(|x| x.powi(n)),
         }
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        Some(OpAttrs::Powi(self.0))
     }
 }
 

@@ -8,6 +8,7 @@
 //! | [`autograd`] | `Tensor`, `Tape`, `Var`, every differentiable op and its derivative, gradient checking |
 //! | [`nn`] | parameters, layers, losses, optimizers, checkpoints (save / load, safetensors) |
 //! | `models` | the curve fit, the attractor classifier, the digits and char-lm models, their figures: only with the `models` feature |
+//! | `onnx` | ONNX export of a traced forward pass: only with the `onnx` feature |
 //!
 //! `pente = { path = "…" }` brings autograd and nn only; `features = ["models"]` adds
 //! `pente::models` (and its dependencies: plotters, indicatif, png, flate2, sha2). The `pente`
@@ -25,6 +26,8 @@ pub use autograd;
 #[cfg(feature = "models")]
 pub use models;
 pub use nn;
+#[cfg(feature = "onnx")]
+pub use onnx;
 
 /// The README, compiled as documentation only while rustdoc collects doctests, so that its
 /// example is tested by `cargo test` (`scripts/readme-crate` also builds it in a fresh crate).

@@ -115,16 +115,16 @@ pub fn from_tape(tape: &Tape<f32>, spec: &GraphSpec) -> Result<ModelProto, Error
     let mut names: HashMap<usize, String> = HashMap::new();
     let mut taken: BTreeMap<String, &str> = BTreeMap::new();
     let mut claim = |name: &str, what: &'static str| match taken.insert(name.to_string(), what) {
-        Some(before) => Err(Error::Graph(format!("the name {name:?} is given to a {before} and a {what}"))),
+        Some(before) => Err(Error::Graph(format!("the name {name:?} is given to {before} and to {what}"))),
         None => Ok(()),
     };
     for (name, id) in &spec.inputs {
         check_id(*id, &format!("input {name:?}"))?;
-        claim(name, "input")?;
+        claim(name, "an input")?;
         names.insert(*id, name.clone());
     }
     for ids in &spec.ids {
-        claim(&ids.name, "ids input")?;
+        claim(&ids.name, "an ids input")?;
         if ids.shape.iter().product::<usize>() != ids.ids.len() {
             return Err(Error::Graph(format!(
                 "ids input {:?} of shape {:?} holds {} ids",
@@ -138,14 +138,14 @@ pub fn from_tape(tape: &Tape<f32>, spec: &GraphSpec) -> Result<ModelProto, Error
     for (id, name) in &spec.params {
         check_id(*id, &format!("parameter {name:?}"))?;
         if !names.contains_key(id) {
-            claim(name, "parameter")?;
+            claim(name, "a parameter")?;
             names.insert(*id, name.clone());
             is_param.insert(*id, name.clone());
         }
     }
     for (name, id) in &spec.outputs {
         check_id(*id, &format!("output {name:?}"))?;
-        claim(name, "output")?;
+        claim(name, "an output")?;
     }
     if spec.outputs.is_empty() {
         return Err(Error::Graph("no output to export".into()));

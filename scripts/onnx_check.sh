@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX export checked by the real onnxruntime: pente trains the four networks briefly (fixed
 # seeds), exports each with sample inputs and its own outputs beside it, and onnxruntime must
-# reproduce the outputs (1e-5) and the digits CNN's MNIST test accuracy exactly.
+# reproduce the outputs (1e-5) and the digits CNN's MNIST test accuracy exactly; likewise for a
+# graph using every exportable op of autograd's registry (onnx/examples/every_op.rs).
 # Needs python3 with venv and PyPI (onnxruntime, numpy, safetensors: small wheels), or
 # PYTHON=/path/to/python with those installed. About a minute and a half on 2 cores.
 set -euo pipefail
@@ -44,6 +45,9 @@ cnn_wrong="$(grep -o '([0-9]* of 10000 wrong)' "$work/log" | grep -o '^([0-9]*' 
 run char-lm train --model gpt --steps 30 --n-embd 32 --n-head 4 --n-layer 2 --block 32 --save "$out/gpt.ckpt"
 run export --onnx "$models/char_gpt.onnx" --load "$out/gpt.ckpt" --batch 2 --test-data
 run export --onnx "$models/char_gpt_short.onnx" --load "$out/gpt.ckpt" --batch 3 --seq-len 7 --test-data
+
+# One graph with every exportable op of autograd's registry, each result an output.
+cargo run --release --quiet -p pente-onnx --example every_op -- "$models"
 
 "$pente" inspect "$models/char_gpt.onnx"
 "$PYTHON" scripts/onnx_check.py "$models" --cnn digits_cnn --cnn-wrong "$cnn_wrong"

@@ -218,14 +218,18 @@ mod tests {
 
     fn attrs_of(f: impl for<'t> Fn(crate::Var<'t, f32>) -> crate::Var<'t, f32>, shape: &[usize]) -> Option<OpAttrs> {
         let tape = Tape::<f32>::new();
-        let x = tape.var(Tensor::from_vec((0..shape.iter().product::<usize>()).map(|i| i as f32 + 1.0).collect(), shape));
+        let x =
+            tape.var(Tensor::from_vec((0..shape.iter().product::<usize>()).map(|i| i as f32 + 1.0).collect(), shape));
         let y = f(x);
         tape.trace()[y.id()].attrs.clone()
     }
 
     #[test]
     fn shape_ops_describe_their_axes_and_shapes() {
-        assert_eq!(attrs_of(|x| x.reshape(&[3, 2]), &[2, 3]), Some(OpAttrs::Reshape { shape: Shape::from_slice(&[3, 2]) }));
+        assert_eq!(
+            attrs_of(|x| x.reshape(&[3, 2]), &[2, 3]),
+            Some(OpAttrs::Reshape { shape: Shape::from_slice(&[3, 2]) })
+        );
         assert_eq!(attrs_of(|x| x.transpose(-1, 0), &[2, 3]), Some(OpAttrs::Transpose { a: 0, b: 1 }));
         assert_eq!(
             attrs_of(|x| x.permute(&[2, 0, 1]), &[2, 3, 4]),
@@ -233,7 +237,10 @@ mod tests {
         );
         assert_eq!(attrs_of(|x| x.narrow(-1, 1, 2), &[2, 3]), Some(OpAttrs::Narrow { axis: 1, start: 1, len: 2 }));
         assert_eq!(attrs_of(|x| x.pad(0, 1, 2), &[2, 3]), Some(OpAttrs::Pad { axis: 0, before: 1, after: 2 }));
-        assert_eq!(attrs_of(|x| x.index_select(&[1, 0, 1]), &[2, 3]), Some(OpAttrs::IndexSelect { ids: vec![1, 0, 1] }));
+        assert_eq!(
+            attrs_of(|x| x.index_select(&[1, 0, 1]), &[2, 3]),
+            Some(OpAttrs::IndexSelect { ids: vec![1, 0, 1] })
+        );
         assert_eq!(
             attrs_of(|x| x.broadcast_to(&[4, 2, 3]), &[2, 3]),
             Some(OpAttrs::BroadcastTo { shape: Shape::from_slice(&[4, 2, 3]) })
@@ -248,7 +255,10 @@ mod tests {
         assert_eq!(attrs_of(|x| x.clamp(-1.0, 0.5), &[2]), Some(OpAttrs::Clamp { min: -1.0, max: 0.5 }));
         assert_eq!(attrs_of(|x| x.softmax(-1), &[2, 3]), Some(OpAttrs::Softmax { axis: 1 }));
         assert_eq!(attrs_of(|x| x.log_softmax(0), &[2, 3]), Some(OpAttrs::LogSoftmax { axis: 0 }));
-        assert_eq!(attrs_of(|x| x.sum_axes(&[-1], true), &[2, 3]), Some(OpAttrs::Reduce { axes: vec![1], keepdim: true }));
+        assert_eq!(
+            attrs_of(|x| x.sum_axes(&[-1], true), &[2, 3]),
+            Some(OpAttrs::Reduce { axes: vec![1], keepdim: true })
+        );
         assert_eq!(attrs_of(|x| x.max_pool2d(2, 2), &[1, 1, 4, 4]), Some(OpAttrs::MaxPool2d { kernel: 2, stride: 2 }));
         assert_eq!(attrs_of(|x| x.causal_attention(2), &[1, 3, 12]), Some(OpAttrs::CausalAttention { n_head: 2 }));
         let mask = Tensor::from_vec(vec![1.0, 0.0], &[2]);

@@ -61,7 +61,9 @@ pub fn run(args: &ExportArgs, seed: u64) -> Result<(), Error> {
     let batch = args.batch as usize;
     let mut rng = Rng::seed_from_u64(seed);
     let exported = match kind.as_str() {
-        attractor::MODEL_NAME => export_attractor(&AttractorModel::from_checkpoint(&ckpt, &args.load)?, args, &mut rng)?,
+        attractor::MODEL_NAME => {
+            export_attractor(&AttractorModel::from_checkpoint(&ckpt, &args.load)?, args, &mut rng)?
+        }
         DIGITS => export_digits(&DigitsModel::from_checkpoint(&ckpt, &args.load)?, batch, &mut rng)?,
         char_lm::model::MODEL_NAME => {
             export_gpt(&CharLm::from_checkpoint(&ckpt, &args.load)?, &args.load, batch, args.seq_len, &mut rng)?
@@ -127,10 +129,8 @@ fn export_digits(model: &DigitsModel, batch: usize, rng: &mut Rng) -> Result<Exp
     })
     .map_err(onnx_error)?;
     for (key, value) in [("pente.normalization.mean", model.norm.mean), ("pente.normalization.std", model.norm.std)] {
-        onnx.metadata_props.push(onnx::proto::StringStringEntryProto {
-            key: Some(key.into()),
-            value: Some(format!("{value:?}")),
-        });
+        onnx.metadata_props
+            .push(onnx::proto::StringStringEntryProto { key: Some(key.into()), value: Some(format!("{value:?}")) });
     }
     let samples = samples(&[("pixels", x.clone())], &[("logits", model.logits(&x))]);
     Ok(Exported { model: onnx, samples })

@@ -190,14 +190,22 @@ pub fn from_tape(tape: &Tape<f32>, spec: &GraphSpec) -> Result<ModelProto, Error
                 )));
             }
             // A constant, or a value computed from constants alone.
-            check_finite(node, &format!("the constant node %{} (`{}`, made at {})", node.id, node.name, node.location))?;
+            check_finite(
+                node,
+                &format!("the constant node %{} (`{}`, made at {})", node.id, node.name, node.location),
+            )?;
             b.initializer_f32(&out, node.value.data(), node.value.shape());
         } else {
             let in_names: Vec<String> = node.inputs.iter().map(|i| value_name(&names, *i)).collect();
             let in_shapes: Vec<_> = node.inputs.iter().map(|&i| trace[i].shape.clone()).collect();
-            ops::emit(&mut b, node, &Inputs { names: &in_names, shapes: &in_shapes }, &lookup, &out).map_err(|reason| {
-                Error::Unsupported { op: node.name.to_string(), id: node.id, location: node.location.to_string(), reason }
-            })?;
+            ops::emit(&mut b, node, &Inputs { names: &in_names, shapes: &in_shapes }, &lookup, &out).map_err(
+                |reason| Error::Unsupported {
+                    op: node.name.to_string(),
+                    id: node.id,
+                    location: node.location.to_string(),
+                    reason,
+                },
+            )?;
         }
         names.insert(node.id, out);
     }
@@ -286,8 +294,8 @@ pub fn save(model: &ModelProto, path: &Path) -> Result<(), Error> {
 /// [`Error::Read`] if the file cannot be read, [`Error::Decode`] if it is not an ONNX model.
 pub fn load(path: &Path) -> Result<ModelProto, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    let model =
-        ModelProto::decode(bytes.as_slice()).map_err(|e| Error::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
+    let model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| Error::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
     if model.graph.is_none() {
         return Err(Error::Decode { path: path.to_path_buf(), reason: "it has no graph".into() });
     }

@@ -200,7 +200,12 @@ pub(crate) fn emit(
         }
         ("max_pool2d", &OpAttrs::MaxPool2d { kernel, stride }) => {
             let (k, s) = (kernel as i64, stride as i64);
-            b.node_into("MaxPool", &[x[0]], vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s])], out);
+            b.node_into(
+                "MaxPool",
+                &[x[0]],
+                vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[s, s])],
+                out,
+            );
         }
         ("layer_norm", &OpAttrs::LayerNorm { eps }) => {
             b.node_into("LayerNormalization", &x, vec![attr_int("axis", -1), attr_float("epsilon", eps as f32)], out)

@@ -61,9 +61,10 @@ fn attractor_mlp_exports_its_layers_and_only_its_weights() {
     };
     let model = AttractorModel::new(&config).unwrap();
     let points = Tensor::from_vec(vec![0.5; 6], &[3, 2]);
-    let exported =
-        onnx::export(&model.store, &[("points", points)], &[], |p, x| vec![("logits".into(), model.mlps[1].forward(p, x[0]))])
-            .unwrap();
+    let exported = onnx::export(&model.store, &[("points", points)], &[], |p, x| {
+        vec![("logits".into(), model.mlps[1].forward(p, x[0]))]
+    })
+    .unwrap();
     let decoded = round_trip(&exported);
     // Three layers (MatMul + Add each), GELU twice through Erf, and the output's Identity.
     let ops = op_counts(&decoded);
@@ -99,7 +100,8 @@ fn digits_mlp_and_cnn_export_with_the_expected_ops() {
     let mlp = Net::new(Arch::Mlp, &mut store);
     let x = Tensor::zeros(&[2, 784]);
     let exported =
-        onnx::export(&store, &[("pixels", x.clone())], &[], |p, x| vec![("logits".into(), mlp.forward(p, x[0]))]).unwrap();
+        onnx::export(&store, &[("pixels", x.clone())], &[], |p, x| vec![("logits".into(), mlp.forward(p, x[0]))])
+            .unwrap();
     let decoded = round_trip(&exported);
     assert_eq!(op_counts(&decoded), counts(&[("Add", 3), ("Identity", 1), ("MatMul", 3), ("Relu", 2)]));
     assert_eq!(weights(&decoded)["mlp.0.weight"], vec![784, 512]);
@@ -247,8 +249,9 @@ fn a_non_finite_weight_is_refused_naming_it() {
     let mut store = ParamStore::<f32>::with_seed(0);
     let fc = nn::Linear::new(store.scope("fc"), 2, 2);
     store.set(fc.weight, Tensor::from_vec(vec![1.0, f32::NAN, 0.0, 1.0], &[2, 2]));
-    let err = onnx::export(&store, &[("x", Tensor::zeros(&[1, 2]))], &[], |p, x| vec![("y".into(), fc.forward(p, x[0]))])
-        .unwrap_err();
+    let err =
+        onnx::export(&store, &[("x", Tensor::zeros(&[1, 2]))], &[], |p, x| vec![("y".into(), fc.forward(p, x[0]))])
+            .unwrap_err();
     assert_eq!(err.to_string(), "ONNX export: parameter \"fc.weight\" holds a non-finite value (NaN or infinity)");
 }
 

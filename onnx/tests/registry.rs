@@ -24,7 +24,11 @@ fn every_registered_op_exports_or_is_refused_as_training_only() {
     let training: BTreeSet<&str> = onnx::TRAINING_ONLY.iter().map(|(n, _)| *n).collect();
     for op in REGISTRY {
         let exported = recorded.contains(op) || (COMPOSITE.contains(op) && named.contains(op));
-        assert!(exported != training.contains(op), "{op}: exported {exported}, training-only {}", training.contains(op));
+        assert!(
+            exported != training.contains(op),
+            "{op}: exported {exported}, training-only {}",
+            training.contains(op)
+        );
     }
     for op in &training {
         assert!(REGISTRY.contains(op), "{op} is not a registered op");

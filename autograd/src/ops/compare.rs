@@ -125,9 +125,9 @@ impl<T: Float> Op<T> for WhereOp<T> {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Where {
-                    cond: self.cond.data().iter().map(|&c| c != T::ZERO).collect(),
-                    shape: crate::Shape::from_slice(self.cond.shape()),
-                })
+            cond: self.cond.data().iter().map(|&c| c != T::ZERO).collect(),
+            shape: crate::Shape::from_slice(self.cond.shape()),
+        })
     }
 }
 

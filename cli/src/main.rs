@@ -8,12 +8,15 @@
 //! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
 //! pente char-lm train|sample|eval  character-level language model on Shakespeare
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds
+//! pente export --torch F --load m  a checkpoint's weights as a PyTorch state dict (import: back)
 //! pente demo                       all of the above, quickly, into OUT
 //! ```
 //!
 //! `--seed` and `--out` (default `out/`) apply to every command. Errors are printed as one line
 //! on stderr with exit status 1; bad arguments get clap's message and exit status 2.
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+mod export;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,10 @@ enum Command {
     Demo,
     /// Measure the standard workloads of DESIGN.md (gemm, mlp-mnist, char-gpt, scalar-mlp) and digits-cnn.
     Bench(BenchArgs),
+    /// Write a checkpoint's weights for another framework: --torch FILE, a PyTorch state dict.
+    Export(export::ExportArgs),
+    /// Read weights from another framework into a pente checkpoint: --torch FILE --like CKPT.
+    Import(export::ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +277,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::CharLm(args) => models::char_lm::cli::run(args, cli.seed, &cli.out),
+        Command::Export(args) => export::run_export(args),
+        Command::Import(args) => export::run_import(args),
         Command::Inspect { file } => {
             print!("{}", inspect::inspect(file)?);
             Ok(())

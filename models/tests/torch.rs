@@ -51,7 +51,12 @@ fn pytorch_trained_gpt_gives_pytorchs_logits_and_validation_loss() {
 
 /// Saves `store` through `map`, loads the file into `other` through `other_map`, and checks
 /// that every parameter came back bit for bit (and was different before).
-fn assert_round_trip(map: &StateDictMap, store: &ParamStore<f32>, other_map: &StateDictMap, other: &mut ParamStore<f32>) {
+fn assert_round_trip(
+    map: &StateDictMap,
+    store: &ParamStore<f32>,
+    other_map: &StateDictMap,
+    other: &mut ParamStore<f32>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("model.safetensors");
     map.save(store, &path, &Default::default()).expect("saves");
@@ -88,7 +93,15 @@ fn every_char_lm_round_trips_through_pytorch_names_bit_for_bit() {
 fn digits_networks_round_trip_with_mnist_torch_py_names() {
     for (arch, names) in [
         (Arch::Mlp, vec![("0.weight", vec![512, 784]), ("4.bias", vec![10])]),
-        (Arch::Cnn, vec![("0.weight", vec![32, 1, 3, 3]), ("2.bias", vec![64]), ("7.weight", vec![128, 9216]), ("10.weight", vec![10, 128])]),
+        (
+            Arch::Cnn,
+            vec![
+                ("0.weight", vec![32, 1, 3, 3]),
+                ("2.bias", vec![64]),
+                ("7.weight", vec![128, 9216]),
+                ("10.weight", vec![10, 128]),
+            ],
+        ),
     ] {
         let a = DigitsModel::new(&DigitsConfig { seed: 1, ..DigitsConfig::for_arch(arch) }).expect("valid");
         let mut b = DigitsModel::new(&DigitsConfig { seed: 2, ..DigitsConfig::for_arch(arch) }).expect("valid");

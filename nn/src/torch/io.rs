@@ -83,7 +83,8 @@ impl StateDictMap {
     #[track_caller]
     pub fn load_bytes<T: Float>(&self, store: &mut ParamStore<T>, bytes: &[u8]) -> Result<()> {
         self.assert_covers(store);
-        let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: "<memory>".into(), reason: e.to_string() };
+        let bad =
+            |e: safetensors::SafeTensorError| Error::Safetensors { path: "<memory>".into(), reason: e.to_string() };
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(bad)?;
         let file = SafeTensors::deserialize(bytes).map_err(bad)?;
         let names: Vec<String> = meta.offset_keys();
@@ -107,12 +108,19 @@ impl StateDictMap {
                     continue;
                 }
                 (other, _) => {
-                    problems.push(format!("`{}`: dtype {other:?}, which is not read (F32, or F64 into an f64 model)", e.name));
+                    problems.push(format!(
+                        "`{}`: dtype {other:?}, which is not read (F32, or F64 into an f64 model)",
+                        e.name
+                    ));
                     continue;
                 }
             };
             if view.shape() != expected.as_slice() {
-                problems.push(format!("`{}`: shape {:?} in the file, the model expects {expected:?}", e.name, view.shape()));
+                problems.push(format!(
+                    "`{}`: shape {:?} in the file, the model expects {expected:?}",
+                    e.name,
+                    view.shape()
+                ));
                 continue;
             }
             let Some(t) = AnyTensor::from_le_bytes(dtype, view.shape(), view.data()) else {

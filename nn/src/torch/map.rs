@@ -114,7 +114,12 @@ impl StateDictMap {
         let name = name.into();
         for e in &self.entries {
             assert!(e.name != name, "StateDictMap: the name `{name}` is mapped twice");
-            assert!(e.param != param, "StateDictMap: parameter {} is mapped as `{}` and as `{name}`", param.index(), e.name);
+            assert!(
+                e.param != param,
+                "StateDictMap: parameter {} is mapped as `{}` and as `{name}`",
+                param.index(),
+                e.name
+            );
         }
         self.entries.push(Entry { name, param, layout });
         self

@@ -2,8 +2,9 @@
 //! format PyTorch, JAX and NumPy users read with `safetensors.numpy.load_file`.
 //!
 //! Tensors keep their names (`"blocks.0.attn.qkv.weight"`) and dtypes (`F32`/`F64`). Note that
-//! [`Linear`](crate::Linear) weights are stored `(in_dim, out_dim)`: transpose them for a
-//! PyTorch `nn.Linear`. Files are written with the same crash-safe replace as checkpoints.
+//! [`Linear`](crate::Linear) weights are stored `(in_dim, out_dim)`, not as a PyTorch
+//! `nn.Linear`'s; [`torch`](crate::torch) writes and reads PyTorch's names and layouts instead.
+//! Files are written with the same crash-safe replace as checkpoints.
 //!
 //! ```
 //! use nn::{Linear, ParamStore};

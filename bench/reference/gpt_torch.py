@@ -24,17 +24,22 @@ VOCAB, BLOCK, N_EMBD, N_HEAD, N_LAYER, BATCH = 65, 64, 128, 4, 4, 12
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, manual):
+    """Packed `qkv` projection (queries, keys, values along its output, in that order) and `out`:
+    the layout `pente export --torch` writes (nn::torch::StateDictMap::causal_self_attention)."""
+
+    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK):
         super().__init__()
-        self.qkv = nn.Linear(N_EMBD, 3 * N_EMBD)
-        self.out = nn.Linear(N_EMBD, N_EMBD)
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.out = nn.Linear(n_embd, n_embd)
         self.manual = manual
-        self.register_buffer("causal", torch.ones(BLOCK, BLOCK, dtype=torch.bool).tril())
+        self.n_head = n_head
+        # not part of the state dict: a pente GPT exported for PyTorch loads with strict=True
+        self.register_buffer("causal", torch.ones(block, block, dtype=torch.bool).tril(), persistent=False)
 
     def forward(self, x):
         batch, seq_len, n_embd = x.shape
         # (batch, seq_len, 3·n_embd) → three (batch, n_head, seq_len, head_dim)
-        q, k, v = (t.view(batch, seq_len, N_HEAD, n_embd // N_HEAD).transpose(1, 2)
+        q, k, v = (t.view(batch, seq_len, self.n_head, n_embd // self.n_head).transpose(1, 2)
                    for t in self.qkv(x).chunk(3, dim=-1))
         if self.manual:
             scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
@@ -46,12 +51,12 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, manual):
+    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK):
         super().__init__()
-        self.norm1 = nn.LayerNorm(N_EMBD)
-        self.attn = CausalSelfAttention(manual)
-        self.norm2 = nn.LayerNorm(N_EMBD)
-        self.mlp = nn.Sequential(nn.Linear(N_EMBD, 4 * N_EMBD), nn.GELU(), nn.Linear(4 * N_EMBD, N_EMBD))
+        self.norm1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(manual, n_embd, n_head, block)
+        self.norm2 = nn.LayerNorm(n_embd)
+        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
@@ -59,22 +64,31 @@ class Block(nn.Module):
 
 
 class Gpt(nn.Module):
-    def __init__(self, manual):
+    """pente's GPT (models::char_lm::gpt) in PyTorch: its state dict is what `pente export
+    --torch` writes for a char-lm GPT and what `pente import --torch` reads. The defaults are
+    the char-gpt workload's sizes."""
+
+    def __init__(self, manual, vocab=VOCAB, block=BLOCK, n_embd=N_EMBD, n_head=N_HEAD, n_layer=N_LAYER):
         super().__init__()
-        self.tokens = nn.Embedding(VOCAB, N_EMBD)
-        self.positions = nn.Embedding(BLOCK, N_EMBD)
-        self.blocks = nn.Sequential(*(Block(manual) for _ in range(N_LAYER)))
-        self.norm = nn.LayerNorm(N_EMBD)
+        self.vocab = vocab
+        self.tokens = nn.Embedding(vocab, n_embd)
+        self.positions = nn.Embedding(block, n_embd)
+        self.blocks = nn.Sequential(*(Block(manual, n_embd, n_head, block) for _ in range(n_layer)))
+        self.norm = nn.LayerNorm(n_embd)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, 0.0, 0.02)
             if isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
 
-    def forward(self, ids, targets):
+    def logits(self, ids):
+        """(batch, seq_len, vocab) for ids (batch, seq_len)."""
         x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))  # (batch, seq_len, n_embd)
-        logits = self.norm(self.blocks(x)) @ self.tokens.weight.t()  # tied head: (batch, seq_len, vocab)
-        return F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
+        return self.norm(self.blocks(x)) @ self.tokens.weight.t()  # tied head
+
+    def forward(self, ids, targets):
+        logits = self.logits(ids)
+        return F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1))
 
 
 def main():

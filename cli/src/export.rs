@@ -1,190 +1,82 @@
-//! `pente export`: a saved model's inference graph as ONNX (`--onnx FILE`), traced from a
-//! forward pass of the attractor MLP, the digits MLP or CNN, or the char-lm GPT.
+//! `pente export` and `pente import`: a model out of pente and into it, in other frameworks'
+//! formats. `--onnx` writes the inference graph as ONNX (`export_onnx.rs`); `--torch` the weights
+//! as a PyTorch state dict in safetensors, PyTorch's names and layouts (see `models::torch`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use autograd::{Rng, SeedableRng, Tape, Tensor};
 use clap::Args;
-use models::attractor::{self, AttractorModel};
-use models::char_lm::{self, CharLm};
-use models::digits::data::PIXELS;
-use models::digits::model::{DigitsModel, MODEL_NAME as DIGITS};
 use models::Error;
-use nn::{Checkpoint, ParamStore};
-use onnx::IdsInput;
-use rand::Rng as _;
 
-/// `pente export --onnx FILE --load F`.
+use crate::export_onnx;
+
+/// `pente export --onnx FILE | --torch FILE --load CKPT`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// Write the model's inference graph as ONNX (opset 18) to FILE.
     #[arg(long, value_name = "FILE")]
     pub onnx: Option<PathBuf>,
+    /// Write the weights as a PyTorch state dict (safetensors) to FILE, loadable with
+    /// `module.load_state_dict(safetensors.torch.load_file(FILE), strict=True)`.
+    #[arg(long, value_name = "FILE")]
+    pub torch: Option<PathBuf>,
     /// The saved model: a checkpoint of `pente attractor`, `pente digits train` or `pente
-    /// char-lm train --model gpt`.
+    /// char-lm train` (ONNX: the GPT only).
     #[arg(long, value_name = "FILE")]
     pub load: PathBuf,
-    /// The batch size the graph is traced at (fixed in the graph).
+    /// ONNX: the batch size the graph is traced at (fixed in the graph).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch: u32,
-    /// GPT: the sequence length the graph is traced at [default: the model's block size].
+    /// ONNX, GPT: the sequence length the graph is traced at [default: the model's block size].
     #[arg(long, value_name = "N")]
     pub seq_len: Option<usize>,
-    /// Attractor: which of the file's models, by position in its --hidden list.
+    /// ONNX, attractor: which of the file's models, by position in its --hidden list.
     #[arg(long, default_value_t = 0, value_name = "I")]
     pub index: usize,
-    /// Also write sample inputs and pente's outputs for them beside the model, as
+    /// ONNX: also write sample inputs and pente's outputs for them beside the model, as
     /// FILE.test.safetensors (`input.NAME`, `output.NAME`), to check the export in another
     /// runtime.
     #[arg(long)]
     pub test_data: bool,
 }
 
-/// What an export produced: the model, and the sample inputs with pente's outputs.
-struct Exported {
-    model: onnx::ModelProto,
-    samples: ParamStore<f32>,
+/// `pente import --torch FILE --like CKPT --save OUT`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A PyTorch state dict saved with `safetensors.torch.save_file(module.state_dict(), FILE)`.
+    #[arg(long, value_name = "FILE")]
+    pub torch: PathBuf,
+    /// A pente checkpoint of the same model (its configuration and, for char-lm, vocabulary),
+    /// e.g. from a short `pente char-lm train` with the same flags; only its weights are replaced.
+    #[arg(long, value_name = "FILE")]
+    pub like: PathBuf,
+    /// Where to write the pente checkpoint with the imported weights.
+    #[arg(long, value_name = "FILE")]
+    pub save: PathBuf,
 }
 
-/// Runs `pente export`.
+/// Runs `pente export`: each format asked for, ONNX first.
 ///
 /// # Errors
-/// The model cannot be loaded, has an op without an ONNX form, or a file cannot be written.
-pub fn run(args: &ExportArgs, seed: u64) -> Result<(), Error> {
-    let Some(path) = &args.onnx else {
-        return Err(Error::Config("pente export: say which format to write (--onnx FILE)".into()));
-    };
-    nn::checkpoint::atomic::check_writable(path)?;
-    let ckpt = Checkpoint::load(&args.load)?;
-    let kind = ckpt.metadata.get("model").cloned().unwrap_or_default();
-    let batch = args.batch as usize;
-    let mut rng = Rng::seed_from_u64(seed);
-    let exported = match kind.as_str() {
-        attractor::MODEL_NAME => {
-            export_attractor(&AttractorModel::from_checkpoint(&ckpt, &args.load)?, args, &mut rng)?
-        }
-        DIGITS => export_digits(&DigitsModel::from_checkpoint(&ckpt, &args.load)?, batch, &mut rng)?,
-        char_lm::model::MODEL_NAME => {
-            export_gpt(&CharLm::from_checkpoint(&ckpt, &args.load)?, &args.load, batch, args.seq_len, &mut rng)?
-        }
-        other => {
-            return Err(Error::NotAModel {
-                path: args.load.clone(),
-                expected: "attractor, digits or char-lm",
-                reason: format!("its metadata says model = {other:?}"),
-            })
-        }
-    };
-    onnx::save(&exported.model, path).map_err(onnx_error)?;
-    println!("wrote {} (the {kind} model of {})", path.display(), args.load.display());
-    if args.test_data {
-        let data = test_data_path(path);
-        nn::safetensors::export(&exported.samples, &data, &BTreeMap::new())?;
-        println!("wrote {}", data.display());
+/// As [`export_onnx::run`] and [`models::torch::export`]; [`Error::Config`] if no format is
+/// asked for.
+pub fn run_export(args: &ExportArgs, seed: u64) -> Result<(), Error> {
+    if args.onnx.is_none() && args.torch.is_none() {
+        return Err(Error::Config("pente export: say which format to write (--onnx FILE or --torch FILE)".into()));
+    }
+    if let Some(path) = &args.onnx {
+        export_onnx::run(args, path, seed)?;
+    }
+    if let Some(out) = &args.torch {
+        println!("{}", models::torch::export(&args.load, out)?);
     }
     Ok(())
 }
 
-/// `model.onnx` → `model.test.safetensors`.
-pub fn test_data_path(onnx: &Path) -> PathBuf {
-    onnx.with_extension("test.safetensors")
-}
-
-/// An ONNX error as the command line reports it.
-pub fn onnx_error(e: onnx::Error) -> Error {
-    match e {
-        onnx::Error::Save(e) => Error::Checkpoint(e),
-        onnx::Error::Read { path, source } => Error::Io { path, source },
-        other => Error::Config(other.to_string()),
-    }
-}
-
-fn export_attractor(model: &AttractorModel, args: &ExportArgs, rng: &mut Rng) -> Result<Exported, Error> {
-    let Some(mlp) = model.mlps.get(args.index) else {
-        return Err(Error::Config(format!(
-            "--index {}: the file holds {} attractor models (0 to {})",
-            args.index,
-            model.mlps.len(),
-            model.mlps.len() - 1
-        )));
-    };
-    let extent = model.config.extent as f32;
-    let points = uniform(rng, args.batch as usize * 2, -extent, extent, &[args.batch as usize, 2]);
-    // The store holds every model of the file; the export writes only the parameters of this one.
-    let onnx = onnx::export(&model.store, &[("points", points.clone())], &[], |p, x| {
-        vec![("logits".to_string(), mlp.forward(p, x[0]))]
-    })
-    .map_err(onnx_error)?;
-    let samples = samples(&[("points", points.clone())], &[("logits", model.logits(args.index, &points))]);
-    Ok(Exported { model: onnx, samples })
-}
-
-fn export_digits(model: &DigitsModel, batch: usize, rng: &mut Rng) -> Result<Exported, Error> {
-    // Inputs as the model takes them: pixels in [0, 1], normalized.
-    let raw = uniform(rng, batch * PIXELS, 0.0, 1.0, &[batch, PIXELS]);
-    let x = raw.map(|v| model.norm.apply(v));
-    let mut onnx = onnx::export(&model.store, &[("pixels", x.clone())], &[], |p, x| {
-        vec![("logits".to_string(), model.net.forward(p, x[0]))]
-    })
-    .map_err(onnx_error)?;
-    for (key, value) in [("pente.normalization.mean", model.norm.mean), ("pente.normalization.std", model.norm.std)] {
-        onnx.metadata_props
-            .push(onnx::proto::StringStringEntryProto { key: Some(key.into()), value: Some(format!("{value:?}")) });
-    }
-    let samples = samples(&[("pixels", x.clone())], &[("logits", model.logits(&x))]);
-    Ok(Exported { model: onnx, samples })
-}
-
-fn export_gpt(
-    lm: &CharLm,
-    path: &Path,
-    batch: usize,
-    seq_len: Option<usize>,
-    rng: &mut Rng,
-) -> Result<Exported, Error> {
-    let char_lm::model::Net::Gpt(gpt) = &lm.net else {
-        return Err(Error::NotAModel {
-            path: path.to_path_buf(),
-            expected: "char-lm GPT",
-            reason: format!("it holds the {} model; only the GPT exports to ONNX", lm.config.kind()),
-        });
-    };
-    let block = gpt.config.block_size;
-    let t = seq_len.unwrap_or(block);
-    if t == 0 || t > block {
-        return Err(Error::Config(format!("--seq-len {t}: the GPT takes 1 to {block} positions (its block size)")));
-    }
-    let vocab = lm.vocab.len();
-    let ids: Vec<usize> = (0..batch * t).map(|_| rng.gen_range(0..vocab)).collect();
-    let ids_input = IdsInput { name: "ids".into(), shape: vec![batch, t], ids: ids.clone() };
-    let onnx = onnx::export(&lm.store, &[], &[ids_input], |p, _| {
-        vec![("logits".to_string(), gpt.forward(p, &ids, batch, t).reshape(&[batch, t, vocab]))]
-    })
-    .map_err(onnx_error)?;
-    let logits = {
-        let tape = Tape::new();
-        let p = lm.store.bind(&tape).eval();
-        tape.no_grad(|| gpt.forward(&p, &ids, batch, t).value()).reshape(&[batch, t, vocab])
-    };
-    let id_values = Tensor::from_vec(ids.iter().map(|&i| i as f32).collect(), &[batch, t]);
-    let samples = samples(&[("ids", id_values)], &[("logits", logits)]);
-    Ok(Exported { model: onnx, samples })
-}
-
-/// `n` numbers drawn uniformly from `[lo, hi)` as a tensor of `shape`.
-fn uniform(rng: &mut Rng, n: usize, lo: f32, hi: f32, shape: &[usize]) -> Tensor<f32> {
-    Tensor::from_vec((0..n).map(|_| rng.gen_range(lo..hi)).collect(), shape)
-}
-
-/// The sample inputs and pente's outputs, as `input.NAME` and `output.NAME`.
-fn samples(inputs: &[(&str, Tensor<f32>)], outputs: &[(&str, Tensor<f32>)]) -> ParamStore<f32> {
-    let mut store = ParamStore::<f32>::default();
-    for (name, t) in inputs {
-        store.add(format!("input.{name}"), t.clone());
-    }
-    for (name, t) in outputs {
-        store.add(format!("output.{name}"), t.clone());
-    }
-    store
+/// Runs `pente import`.
+///
+/// # Errors
+/// As [`models::torch::import`].
+pub fn run_import(args: &ImportArgs) -> Result<(), Error> {
+    println!("{}", models::torch::import(&args.torch, &args.like, &args.save)?);
+    Ok(())
 }

@@ -15,7 +15,7 @@ pub fn is_onnx(path: &Path) -> bool {
 /// # Errors
 /// The file cannot be read or is not an ONNX model.
 pub fn run(path: &Path) -> Result<(), Error> {
-    let model = onnx::load(path).map_err(crate::export::onnx_error)?;
+    let model = onnx::load(path).map_err(crate::export_onnx::onnx_error)?;
     print!("{}", onnx::inspect::describe(&model));
     Ok(())
 }

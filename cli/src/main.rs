@@ -9,6 +9,7 @@
 //! pente char-lm train|sample|eval  character-level language model on Shakespeare
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds (or m.onnx)
 //! pente export --onnx m.onnx --load F  a saved model's inference graph as ONNX
+//! pente export --torch F --load m  a checkpoint's weights as a PyTorch state dict (import: back)
 //! pente demo                       all of the above, quickly, into OUT
 //! ```
 //!
@@ -28,6 +29,7 @@ use models::figures::{self, FiguresConfig};
 use models::{inspect, progress_bar, Error};
 
 mod export;
+mod export_onnx;
 mod inspect_onnx;
 
 #[derive(Parser, Debug)]
@@ -66,9 +68,12 @@ enum Command {
     Demo,
     /// Measure the standard workloads of DESIGN.md (gemm, mlp-mnist, char-gpt, scalar-mlp) and digits-cnn.
     Bench(BenchArgs),
-    /// Write a saved model (attractor, digits MLP or CNN, char-lm GPT) in another format: its
-    /// inference graph as ONNX.
+    /// Write a saved model in another format: its inference graph as ONNX (--onnx FILE; the
+    /// attractor, digits MLP or CNN, char-lm GPT) or its weights as a PyTorch state dict
+    /// (--torch FILE).
     Export(export::ExportArgs),
+    /// Read weights from another framework into a pente checkpoint: --torch FILE --like CKPT.
+    Import(export::ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -278,11 +283,12 @@ fn run(cli: &Cli) -> Result<(), Error> {
         }
         Command::CharLm(args) => models::char_lm::cli::run(args, cli.seed, &cli.out),
         Command::Inspect { file } if inspect_onnx::is_onnx(file) => inspect_onnx::run(file),
+        Command::Export(args) => export::run_export(args, cli.seed),
+        Command::Import(args) => export::run_import(args),
         Command::Inspect { file } => {
             print!("{}", inspect::inspect(file)?);
             Ok(())
         }
-        Command::Export(args) => export::run(args, cli.seed),
         Command::Demo => {
             let start = Instant::now();
             println!("== curve fit");

@@ -462,6 +462,16 @@ impl AttractorModel {
         self.store.iter().filter(|(_, name, _)| name.starts_with(&prefix)).map(|(_, _, t)| t.numel()).sum()
     }
 
+    /// The PyTorch state dict of every model: an `nn.ModuleDict` whose entry `size{i}` is
+    /// model `i` as `nn.Sequential(nn.Linear(2, h₁), activation, …, nn.Linear(h, classes))`.
+    pub fn torch_state_dict(&self) -> nn::torch::StateDictMap {
+        let mut map = nn::torch::StateDictMap::new();
+        for (i, mlp) in self.mlps.iter().enumerate() {
+            map.sequential_mlp(&format!("size{i}"), mlp);
+        }
+        map
+    }
+
     /// Saves every model in one checkpoint, with the attractors, the sizes and the training
     /// configuration in its metadata.
     ///

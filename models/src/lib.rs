@@ -40,6 +40,7 @@ pub mod digits;
 pub mod figures;
 pub mod inspect;
 pub mod plot;
+pub mod torch;
 
 /// The progress bar the training functions report to (`indicatif`'s), re-exported so that a
 /// caller needs no dependency of its own: `ProgressBar::hidden()` trains silently.

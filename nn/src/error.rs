@@ -101,6 +101,16 @@ pub enum Error {
         /// How many of its values are not finite.
         count: usize,
     },
+    /// A PyTorch state dict does not fit the model (see [`torch`](crate::torch)): every
+    /// missing, unexpected, mis-shaped, wrongly typed or non-finite entry, one per line. Nothing
+    /// was loaded.
+    #[error("{path}: the state dict does not fit the model ({} problems):\n  {}", problems.len(), problems.join("\n  "))]
+    StateDict {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong, one entry per item.
+        problems: Vec<String>,
+    },
 }
 
 /// `Result<T, nn::Error>`.

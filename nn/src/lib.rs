@@ -56,6 +56,7 @@
 //! - [`parallel`]: [`DataParallel`], a step's batch in shards side by side, one per core.
 //! - [`checkpoint`]: the native format (crash-safe save, untrusting load) and [`safetensors`]
 //!   export and import.
+//! - [`torch`]: PyTorch state dicts (PyTorch's names and layouts) in safetensors, both ways.
 //!
 //! Errors at run time (files) are [`Error`]; shape mistakes are programming errors and panic.
 #![warn(missing_docs)]
@@ -72,6 +73,7 @@ pub mod optim;
 pub mod parallel;
 mod params;
 pub mod safetensors;
+pub mod torch;
 
 pub use checkpoint::{Checkpoint, LoadReport, ShapeMismatch};
 pub use dtype::{AnyTensor, DType};

@@ -2,8 +2,9 @@
 //! format PyTorch, JAX and NumPy users read with `safetensors.numpy.load_file`.
 //!
 //! Tensors keep their names (`"blocks.0.attn.qkv.weight"`) and dtypes (`F32`/`F64`). Note that
-//! [`Linear`](crate::Linear) weights are stored `(in_dim, out_dim)`: transpose them for a
-//! PyTorch `nn.Linear`. Files are written with the same crash-safe replace as checkpoints.
+//! [`Linear`](crate::Linear) weights are stored `(in_dim, out_dim)`, not as a PyTorch
+//! `nn.Linear`'s; [`torch`](crate::torch) writes and reads PyTorch's names and layouts instead.
+//! Files are written with the same crash-safe replace as checkpoints.
 //!
 //! ```
 //! use nn::{Linear, ParamStore};
@@ -133,6 +134,12 @@ const MAX_HEADER: u64 = 100_000_000;
 /// fit or does not describe the file; otherwise as [`from_bytes`], naming the file.
 pub fn import(path: impl AsRef<Path>) -> Result<(IndexMap<String, AnyTensor>, BTreeMap<String, String>)> {
     let path = path.as_ref();
+    from_bytes(&read_checked(path)?).map_err(|e| relabel(e, path))
+}
+
+/// The bytes of the safetensors file at `path`, read as [`import`] describes (the header's
+/// lengths checked against the file before the data is read), not yet decoded.
+pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>> {
     let io = |e| Error::io(path, e);
     let bad = |reason: String| Error::Safetensors { path: path.into(), reason };
     let (file, file_len) = untrusted::open_regular(path).map_err(io)?;
@@ -158,7 +165,7 @@ pub fn import(path: impl AsRef<Path>) -> Result<(IndexMap<String, AnyTensor>, BT
     bytes.extend_from_slice(&header);
     drop(header);
     bytes.extend_from_slice(&untrusted::read_exactly(&mut file, data_len).map_err(io)?);
-    from_bytes(&bytes).map_err(|e| relabel(e, path))
+    Ok(bytes)
 }
 
 /// Loads a safetensors file into `store` by name, strictly or not (see

@@ -9,6 +9,7 @@
 //! training works.
 
 use autograd::Var;
+use nn::torch::{Layout, StateDictMap};
 use nn::{Bound, Init, ParamId, Scope};
 
 /// Hyperparameters of the bigram model.
@@ -51,6 +52,14 @@ impl Bigram {
     /// `(α / pairs)·Σ_ab −log softmax(table)_ab`.
     pub fn smoothing_term<'t>(&self, p: &Bound<'t, f32>, pairs: usize) -> Var<'t, f32> {
         p.get(self.table).log_softmax(-1).sum() * (-self.config.smoothing / pairs.max(1) as f64)
+    }
+
+    /// The PyTorch state dict of the model: `table.weight`, an `nn.Embedding(vocab_size,
+    /// vocab_size)` whose rows are the logits after each character.
+    pub fn torch_state_dict(&self) -> StateDictMap {
+        let mut map = StateDictMap::new();
+        map.param("table.weight", self.table, Layout::Same);
+        map
     }
 }
 

@@ -15,6 +15,7 @@
 //! Generation with a key/value cache lives in [`super::kv_cache`].
 
 use autograd::{Tensor, Var};
+use nn::torch::StateDictMap;
 use nn::{Bound, Embedding, Init, LayerNorm, Scope, TransformerBlock, TransformerConfig};
 
 /// Hyperparameters of the GPT.
@@ -131,6 +132,19 @@ impl Gpt {
         let tape = autograd::Tape::new();
         let p = store.bind(&tape).eval();
         tape.no_grad(|| self.forward(&p, ids, 1, ids.len()).value())
+    }
+
+    /// The PyTorch state dict of the model: the names of the `Gpt` module of
+    /// `bench/reference/gpt_torch.py` (`tokens`, `positions`, `blocks.{i}.…` as
+    /// [`StateDictMap::transformer_block`], `norm`), whose head is tied to `tokens` as here.
+    pub fn torch_state_dict(&self) -> StateDictMap {
+        let mut map = StateDictMap::new();
+        map.embedding("tokens", &self.wte).embedding("positions", &self.wpe);
+        for (i, block) in self.blocks.iter().enumerate() {
+            map.transformer_block(&format!("blocks.{i}"), block);
+        }
+        map.layer_norm("norm", &self.ln_f);
+        map
     }
 }
 

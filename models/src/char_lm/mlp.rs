@@ -9,6 +9,7 @@
 //! ```
 
 use autograd::Var;
+use nn::torch::StateDictMap;
 use nn::{Bound, Embedding, Linear, Scope};
 
 /// Hyperparameters of the MLP model.
@@ -63,5 +64,15 @@ impl MlpLm {
         let x = self.wte.forward(p, contexts).reshape(&[batch, k * self.config.n_embd]); // (batch, k·n_embd)
         let h = self.hidden.forward(p, x).tanh(); // (batch, hidden)
         self.head.forward(p, h) // (batch, vocab_size)
+    }
+
+    /// The PyTorch state dict of the model, for a module with the same attribute names:
+    /// `wte = nn.Embedding(vocab_size, n_embd)`, `hidden = nn.Linear(context·n_embd, hidden)`,
+    /// `head = nn.Linear(hidden, vocab_size)`, computing
+    /// `head(tanh(hidden(wte(ids).flatten(1))))`.
+    pub fn torch_state_dict(&self) -> StateDictMap {
+        let mut map = StateDictMap::new();
+        map.embedding("wte", &self.wte).linear("hidden", &self.hidden).linear("head", &self.head);
+        map
     }
 }

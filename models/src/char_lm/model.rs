@@ -347,6 +347,15 @@ impl CharLm {
     pub fn load(path: &Path) -> Result<Self, Error> {
         Self::from_checkpoint(&Checkpoint::load(path)?, path)
     }
+
+    /// The PyTorch state dict of the network (see each model's `torch_state_dict`).
+    pub fn torch_state_dict(&self) -> nn::torch::StateDictMap {
+        match &self.net {
+            Net::Bigram(m) => m.torch_state_dict(),
+            Net::Mlp(m) => m.torch_state_dict(),
+            Net::Gpt(m) => m.torch_state_dict(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,22 @@ impl Net {
             }
         }
     }
+
+    /// The PyTorch state dict of the network: the `nn.Sequential` of `build` in
+    /// `bench/reference/mnist_torch.py`. The MLP's linear layers are its items 0, 2 and 4; the
+    /// CNN's convolutions items 0 and 2 and its dense layers items 7 and 10 (after max-pool,
+    /// dropout, flatten, and ReLU, dropout). The CNN's input is `(batch, 1, 28, 28)`, the MLP's
+    /// `(batch, 784)`.
+    pub fn torch_state_dict(&self) -> nn::torch::StateDictMap {
+        let mut map = nn::torch::StateDictMap::new();
+        match self {
+            Net::Mlp(mlp) => map.sequential_mlp("", mlp),
+            Net::Cnn { conv1, conv2, fc1, fc2 } => {
+                map.conv2d("0", conv1).conv2d("2", conv2).linear("7", fc1).linear("10", fc2)
+            }
+        };
+        map
+    }
 }
 
 /// A digit classifier: configuration, parameters, layers, input normalization and the history

@@ -39,6 +39,7 @@ pub mod curve_fit;
 pub mod digits;
 pub mod figures;
 pub mod inspect;
+pub mod physics_fit;
 pub mod plot;
 
 /// The progress bar the training functions report to (`indicatif`'s), re-exported so that a

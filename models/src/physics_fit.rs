@@ -372,6 +372,14 @@ impl PhysicsFitReport {
         net.net.times_at(&heights, self.t_max)
     }
 
+    /// The root-mean-square of `h(t) − (h₀ − g t²/2)` over 201 times evenly spread over the
+    /// collocation span `[0, t_max]`, measured or not, m.
+    pub fn height_error_rms(&self, net: &TrainedNet) -> f64 {
+        let ts: Vec<f64> = (0..=200).map(|i| self.t_max * f64::from(i) / 200.0).collect();
+        let g = self.curve.config.g;
+        rms(net.net.heights(&ts).iter().zip(&ts).map(|(h, t)| h - (self.h0 - 0.5 * g * t * t)))
+    }
+
     /// The true fall time and each fit's, for each of the curve fit's unmeasured floors.
     pub fn predictions(&self) -> Vec<FloorPrediction> {
         let c = &self.curve.config;
@@ -426,8 +434,14 @@ impl PhysicsFitReport {
         );
         for (name, n) in [("with physics", &self.physics), ("data only", &self.data_only)] {
             s.push_str(&format!(
-                "{name:>14}: height RMSE on the drops {:.3} m; |h'' + g| RMS {:.4} m/s² (before training {:.2}); mean h'' {:.4} m/s²\n",
-                n.data_rmse, n.residual_rms, n.residual_rms_before, n.mean_acceleration
+                "{name:>14}: height RMSE on the drops {:.3} m, against the truth over [0, {:.2}] s {:.3} m; \
+                 |h'' + g| RMS {:.4} m/s² (before training {:.2}); mean h'' {:.4} m/s²\n",
+                n.data_rmse,
+                self.t_max,
+                self.height_error_rms(n),
+                n.residual_rms,
+                n.residual_rms_before,
+                n.mean_acceleration
             ));
         }
         let ms = |t: Option<f64>, truth: f64| match t {
@@ -625,6 +639,12 @@ mod tests {
         assert!(p.data_rmse < 2.0, "height RMSE {} m", p.data_rmse);
         // Without the physics term, nothing pulls h'' towards −g.
         assert!(report.data_only.residual_rms > 10.0 * p.residual_rms);
+        // And away from the drops, the law keeps h(t) close to the true fall.
+        let (with, without) = (report.height_error_rms(p), report.height_error_rms(&report.data_only));
+        assert!(
+            with < 0.5 && with < without,
+            "height error against the truth: {with} m with the law, {without} m without"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Physics in the loss: a network learns the height `h(t)` of Galileo's cannonball from the
-//! same noisy drops as [`curve_fit`](crate::curve_fit), with a loss that also asks
+//! same noisy drops as [`curve_fit`], with a loss that also asks
 //! `d²h/dt² = −g` at collocation times, where nothing was measured.
 //!
 //! **The data as a trajectory.** A ball dropped from floor `x` falls `x · floor_height` metres
@@ -22,7 +22,7 @@
 //! differentiates that second derivative with respect to the weights: a third-order sweep
 //! through the tape, every step.
 //!
-//! **The comparison.** The plain fit is [`curve_fit`](crate::curve_fit)'s quadratic `t(x)`,
+//! **The comparison.** The plain fit is [`curve_fit`]'s quadratic `t(x)`,
 //! fitted to the same drops. Both predict the fall time from the floors that were not measured:
 //! the quadratic directly, the network as the time at which its `h(t)` passes the floor's
 //! height (bisection). The same network trained with `λ = 0` (data only) is reported beside
@@ -280,7 +280,7 @@ pub fn fit(curve: &CurveFitConfig, config: &PhysicsFitConfig) -> Result<PhysicsF
     let ts: Vec<f64> = plain.measurements.iter().map(|m| m.time).collect();
     let hs: Vec<f64> = plain.measurements.iter().map(|m| h0 - m.height).collect();
     let t_scale = ts.iter().copied().fold(0.0, f64::max);
-    if !(t_scale > 0.0) {
+    if t_scale <= 0.0 {
         return Err(Error::Config(format!(
             "the longest measured fall time is {t_scale} s; the physics fit needs a positive one"
         )));

@@ -67,4 +67,6 @@ pub mod guide {
     pub mod saving {}
     #[doc = include_str!("../docs/guide/src/performance.md")]
     pub mod performance {}
+    #[doc = include_str!("../docs/guide/src/physics-in-the-loss.md")]
+    pub mod physics_in_the_loss {}
 }

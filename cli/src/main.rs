@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! pente curve-fit                  Galileo's fall times; writes OUT/curve_fit.svg
+//! pente curve-fit --physics        also a network with d²h/dt² = −g in its loss; OUT/physics_fit.svg
 //! pente attractor                  train the attractor classifiers; OUT/attractor.svg, .ckpt
 //! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
 //! pente figures                    activation functions, a loss surface, a network learning
@@ -109,6 +110,10 @@ struct CurveFitArgs {
     /// Timed drops per measured floor (1 to 1000).
     #[arg(long, default_value_t = CurveFitConfig::default().drops_per_floor as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     drops: u16,
+    /// Also train a network with d²h/dt² = −g in its loss on the same drops, compare it with the
+    /// quadratic at the unmeasured floors, and draw OUT/physics_fit.svg.
+    #[arg(long)]
+    physics: bool,
 }
 
 #[derive(Args, Debug)]
@@ -236,7 +241,11 @@ fn run(cli: &Cli) -> Result<(), Error> {
                 drops_per_floor: usize::from(args.drops),
                 ..Default::default()
             };
-            run_curve_fit(&config, &cli.out)
+            run_curve_fit(&config, &cli.out)?;
+            if args.physics {
+                run_physics_fit(&config, &cli.out)?;
+            }
+            Ok(())
         }
         Command::Attractor(args) => {
             if let Some(path) = &args.load {
@@ -315,6 +324,15 @@ fn run_curve_fit(config: &CurveFitConfig, out: &Path) -> Result<(), Error> {
     let report = curve_fit::fit(config)?;
     print!("{}", report.summary());
     let path = out.join("curve_fit.svg");
+    report.write_figure(&path)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run_physics_fit(config: &CurveFitConfig, out: &Path) -> Result<(), Error> {
+    let report = models::physics_fit::fit(config, &Default::default())?;
+    print!("{}", report.summary());
+    let path = out.join("physics_fit.svg");
     report.write_figure(&path)?;
     println!("wrote {}", path.display());
     Ok(())

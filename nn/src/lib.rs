@@ -71,6 +71,7 @@ pub mod loss;
 pub mod optim;
 pub mod parallel;
 mod params;
+mod recompute;
 pub mod safetensors;
 
 pub use checkpoint::{Checkpoint, LoadReport, ShapeMismatch};

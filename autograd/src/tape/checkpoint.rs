@@ -181,8 +181,8 @@ impl<T: Float> Op<T> for Checkpoint<T> {
         "checkpoint"
     }
 
-    /// The value is computed by [`Tape::checkpoint`] itself (which must advance the tape's random
-    /// stream); this runs the segment the same way, for callers that apply the op directly.
+    /// [`Tape::checkpoint`] computes the node's value itself (it must also advance the tape's
+    /// random stream), so the sweeps never call this; it runs the segment the same way.
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         let apart = self.tape_apart(true);
         let values: Vec<Tensor<T>> = inputs.iter().map(|&t| t.clone()).collect();

@@ -425,6 +425,10 @@ fn rows(s: Sizes) -> Vec<Row> {
         row("dropout", any(), SMOOTH, |x| x[0].dropout(0.3, true)),
         // norm
         row("layer_norm", s.layer_norm_inputs(), SMOOTH, |x| x[0].layer_norm(x[1], x[2], 1e-5)),
+        // checkpoint: a segment using an input twice, with dropout replayed in backward
+        row("checkpoint", s.pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| {
+            x[0].tape().checkpoint(&[x[0], x[1]], |v| (v[0] * v[1]).tanh() * v[0] + v[1].dropout(0.3, true))
+        }),
     ]
 }
 

@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 
 use crate::{Float, Grads, KeepWarm, Op, Shape, Tensor};
 
+mod checkpoint;
 mod sweep;
 
 /// A gradient hook: sees the gradient arriving at a node, as a `Var` on the same tape, and may

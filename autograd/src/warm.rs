@@ -167,6 +167,13 @@ impl KeepWarm {
     pub fn is_active(&self) -> bool {
         self.alive.is_some()
     }
+
+    /// A guard that keeps nobody awake, for a tape made inside another tape's step (the
+    /// recomputation of a checkpointed segment): the outer tape's guard already does the job,
+    /// and a second one would take over its spinners and stop them when it drops.
+    pub(crate) fn inert() -> Self {
+        KeepWarm { alive: None }
+    }
 }
 
 impl Default for KeepWarm {

@@ -72,6 +72,7 @@ pub mod loss;
 pub mod optim;
 pub mod parallel;
 mod params;
+mod recompute;
 pub mod safetensors;
 pub mod torch;
 

@@ -273,7 +273,7 @@ impl<T: Float> ParamStore<T> {
 
     /// Binds the store to a tape for one step, in training mode (dropout active).
     pub fn bind<'t>(&'t self, tape: &'t Tape<T>) -> Bound<'t, T> {
-        Bound { store: self, tape, lifted: RefCell::new(vec![None; self.params.len()]), training: true }
+        Bound { store: Some(self), tape, lifted: RefCell::new(vec![None; self.params.len()]), training: true }
     }
 
     /// Runs `f` on a fresh tape seeded with `seed` (the seed drives dropout), back-propagates the
@@ -393,7 +393,8 @@ impl<T: Float> Scope<'_, T> {
 /// first time it is asked for (as a variable, or as a constant when frozen) and returns the same
 /// `Var` afterwards, so a parameter used twice (weight tying) gets one summed gradient.
 pub struct Bound<'t, T: Float> {
-    store: &'t ParamStore<T>,
+    /// `None` inside a checkpointed segment, whose parameters all come in as its inputs.
+    store: Option<&'t ParamStore<T>>,
     tape: &'t Tape<T>,
     lifted: RefCell<Vec<Option<Var<'t, T>>>>,
     training: bool,
@@ -403,13 +404,22 @@ impl<'t, T: Float> Bound<'t, T> {
     /// The parameter as a node of the tape.
     ///
     /// # Panics
-    /// If `id` comes from another store.
+    /// If `id` comes from another store, or inside a checkpointed segment
+    /// ([`Bound::checkpoint`]) if the parameter was not passed to the segment.
     #[track_caller]
     pub fn get(&self, id: ParamId) -> Var<'t, T> {
         if let Some(Some(v)) = self.lifted.borrow().get(id.0) {
             return *v;
         }
-        let (_, p) = self.store.entry(id);
+        let Some(store) = self.store else {
+            panic!(
+                "Bound::get: parameter ParamId({}) is used inside a checkpointed segment but was not passed \
+                 to it: add it to Bound::checkpoint's parameters (ParamStore::name tells which it is; called at {})",
+                id.0,
+                std::panic::Location::caller()
+            )
+        };
+        let (_, p) = store.entry(id);
         let v = if p.frozen { self.tape.constant(p.tensor.clone()) } else { self.tape.var(p.tensor.clone()) };
         self.lifted.borrow_mut()[id.0] = Some(v);
         v
@@ -421,8 +431,13 @@ impl<'t, T: Float> Bound<'t, T> {
     }
 
     /// The store this binding reads.
+    ///
+    /// # Panics
+    /// Inside a checkpointed segment ([`Bound::checkpoint`]), which sees only the parameters
+    /// passed to it.
+    #[track_caller]
     pub fn store(&self) -> &'t ParamStore<T> {
-        self.store
+        self.store.expect("Bound::store: inside a checkpointed segment the store is not reachable; use Bound::get")
     }
 
     /// Whether layers run in training mode (dropout active). True after [`ParamStore::bind`].
@@ -455,6 +470,26 @@ impl<'t, T: Float> Bound<'t, T> {
     pub fn grads(&self, mut grads: Grads<T>) -> ParamGrads<T> {
         let lifted = self.lifted.borrow();
         ParamGrads { grads: lifted.iter().map(|v| v.and_then(|v| grads.take(v))).collect() }
+    }
+
+    /// A binding for a checkpointed segment's tape: the parameters `params` are the segment's
+    /// inputs, and no others can be reached (see [`Bound::checkpoint`]).
+    pub(crate) fn segment(
+        tape: &'t Tape<T>,
+        training: bool,
+        slots: usize,
+        params: impl Iterator<Item = (ParamId, Var<'t, T>)>,
+    ) -> Self {
+        let mut lifted = vec![None; slots];
+        for (id, v) in params {
+            lifted[id.0] = Some(v);
+        }
+        Bound { store: None, tape, lifted: RefCell::new(lifted), training }
+    }
+
+    /// How many parameters this binding can lift (the store's length).
+    pub(crate) fn slots(&self) -> usize {
+        self.lifted.borrow().len()
     }
 }
 

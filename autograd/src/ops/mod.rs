@@ -104,6 +104,8 @@ pub const REGISTRY: &[&str] = &[
     "dropout",
     // norm
     "layer_norm",
+    // checkpoint (Tape::checkpoint, in tape/checkpoint.rs)
+    "checkpoint",
 ];
 
 /// The ops of [`REGISTRY`] that are element-wise [`derivative`](crate::derivative) rules: their

@@ -19,11 +19,19 @@ impl<T: Float> Tape<T> {
     /// The differentiable sweep from `root`, seeded with `seed`: per node id up to `root`, the
     /// node holding its gradient (the gradient computations are recorded like any other op).
     pub(super) fn sweep_graph(&self, root: usize, seed: Tensor<T>) -> Vec<Option<usize>> {
+        let seed = self.push_leaf(seed, "const", false, Location::caller()).id;
+        self.sweep_graph_from(root, seed, 0)
+    }
+
+    /// [`Self::sweep_graph`] seeded with the gradient held by node `seed`, over the nodes from
+    /// `root` down to `floor` only: the gradients reaching nodes below `floor` are collected but
+    /// not passed on (a checkpointed segment's recomputation stops at its inputs this way).
+    pub(super) fn sweep_graph_from(&self, root: usize, seed: usize, floor: usize) -> Vec<Option<usize>> {
         let _guard = RecordingGuard::set(self, true);
         let mut grads: Vec<Option<usize>> = vec![None; root + 1];
-        grads[root] = Some(self.push_leaf(seed, "const", false, Location::caller()).id);
+        grads[root] = Some(seed);
         let (anomaly, any_hooks) = self.sweep_flags();
-        for i in (0..=root).rev() {
+        for i in (floor..=root).rev() {
             let Some(mut g) = grads[i].take() else { continue };
             let (requires_grad, has_op) = self.node_flags(i);
             if !requires_grad {

@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// batch on one tape, every op split across the cores) [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_SHARDS as i64))]
     pub shards: Option<u16>,
+    /// GPT: recompute each transformer block in backward instead of keeping its activations
+    /// (less memory, a longer step, the same gradients); kept in the checkpoint.
+    #[arg(long)]
+    pub checkpoint_blocks: bool,
     /// Where to save the model with its optimizer state [default: OUT/char_lm_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -243,6 +247,7 @@ impl TrainArgs {
         set("--eval-every", self.eval_every, &mut base.eval_every, &mut notes);
         set("--shards", self.shards.map(usize::from), &mut base.shards, &mut notes);
         set("--save-every", self.save_every, &mut base.save_every, &mut notes);
+        set("--checkpoint-blocks", self.checkpoint_blocks.then_some(true), &mut base.checkpoint_blocks, &mut notes);
     }
 }
 
@@ -488,6 +493,7 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         weight_decay: None,
         eval_every: Some(steps / 4),
         shards: None,
+        checkpoint_blocks: false,
         save: None,
         save_every: Some(0),
         resume: None,

@@ -74,6 +74,11 @@ pub struct Gpt {
     pub ln_f: LayerNorm,
     /// The configuration.
     pub config: GptConfig,
+    /// Whether a recorded forward checkpoints every block
+    /// ([`TransformerBlock::forward_checkpointed`]): less memory, one more forward of each
+    /// block in backward, the same gradients to the last bit. Off after [`Gpt::new`]; the
+    /// trainer sets it from [`TrainConfig::checkpoint_blocks`](super::train::TrainConfig::checkpoint_blocks).
+    pub checkpoint_blocks: bool,
 }
 
 impl Gpt {
@@ -95,7 +100,7 @@ impl Gpt {
             (0..config.n_layer).map(|i| TransformerBlock::new(s.scope(i), &block)).collect()
         };
         let ln_f = LayerNorm::new(scope.scope("ln_f"), config.n_embd);
-        Gpt { wte, wpe, blocks, ln_f, config }
+        Gpt { wte, wpe, blocks, ln_f, config, checkpoint_blocks: false }
     }
 
     /// The logits of every position of `ids`, `batch` rows of `seq_len ≤ block_size` ids:
@@ -119,8 +124,9 @@ impl Gpt {
         if self.config.dropout > 0.0 && p.is_training() {
             x = x.dropout(self.config.dropout, true);
         }
+        let checkpoint = self.checkpoint_blocks && p.tape().is_recording();
         for block in &self.blocks {
-            x = block.forward(p, x);
+            x = if checkpoint { block.forward_checkpointed(p, x) } else { block.forward(p, x) };
         }
         let x = self.ln_f.forward(p, x).reshape(&[batch * seq_len, c]);
         x.matmul(p.get(self.wte.weight).t()) // (batch·seq_len, vocab_size)

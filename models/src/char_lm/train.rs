@@ -31,7 +31,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use super::data::{batch_starts, gather_windows, step_rng, Corpus, CorpusId};
-use super::model::{CharLm, ModelConfig};
+use super::model::{CharLm, ModelConfig, Net};
 use crate::config::limits::{self, MAX_SHARDS, MAX_STEPS};
 use crate::config::{self, Invalid};
 use crate::Error;
@@ -68,6 +68,11 @@ pub struct TrainConfig {
     /// Save a checkpoint every this many steps (0: only at the end of [`Trainer::run`]), when
     /// [`Trainer::save`] is set.
     pub save_every: u64,
+    /// GPT: checkpoint every transformer block (recompute it in backward instead of keeping its
+    /// activations): less peak memory for a longer step, the same gradients to the last bit.
+    /// Absent from older checkpoints, which read it as off.
+    #[serde(default)]
+    pub checkpoint_blocks: bool,
 }
 
 impl TrainConfig {
@@ -86,6 +91,7 @@ impl TrainConfig {
             seed: 0,
             shards: 0,
             save_every: 0,
+            checkpoint_blocks: false,
         };
         let c = match config {
             ModelConfig::Bigram(_) => TrainConfig {
@@ -269,7 +275,7 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer at step 0.
-    pub fn new(model: CharLm, config: TrainConfig) -> Self {
+    pub fn new(mut model: CharLm, config: TrainConfig) -> Self {
         let opt = AdamW::new(AdamConfig {
             lr: config.learning_rate,
             weight_decay: config.weight_decay,
@@ -286,6 +292,9 @@ impl Trainer {
         // for it here).
         let runs = config.shards > 1 && config.shards <= config.batch_size.min(MAX_SHARDS);
         let shards = runs.then(|| DataParallel::new(config.shards));
+        if let Net::Gpt(gpt) = &mut model.net {
+            gpt.checkpoint_blocks = config.checkpoint_blocks;
+        }
         Trainer {
             model,
             config,
@@ -618,6 +627,36 @@ mod tests {
             other => panic!("expected a configuration error, got {other:?}"),
         }
         assert_eq!(t.step(), 0, "nothing was trained");
+    }
+
+    #[test]
+    fn checkpointed_blocks_train_to_the_same_weights_to_the_bit() {
+        let corpus = tiny_corpus();
+        let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 2, dropout: 0.1 });
+        let run = |checkpoint_blocks: bool| {
+            let tc = TrainConfig { steps: 6, eval_every: 3, checkpoint_blocks, ..TrainConfig::for_model(&config) };
+            let mut t = Trainer::new(CharLm::new(corpus.vocab.clone(), config, 4).expect("valid"), tc);
+            t.run(&corpus, None, &mut |_| {}).expect("trains");
+            t
+        };
+        let (plain, checkpointed) = (run(false), run(true));
+        assert!(matches!(&checkpointed.model.net, Net::Gpt(g) if g.checkpoint_blocks), "the flag reached the model");
+        for ((_, name, a), (_, _, b)) in plain.model.store.iter().zip(checkpointed.model.store.iter()) {
+            let bits = |t: &autograd::Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "{name} differs with checkpointed blocks");
+        }
+        assert_eq!(plain.history, checkpointed.history);
+    }
+
+    #[test]
+    fn a_training_configuration_without_checkpoint_blocks_reads_it_as_off() {
+        let config = ModelConfig::Gpt(GptConfig::default());
+        let on = TrainConfig { checkpoint_blocks: true, ..TrainConfig::for_model(&config) };
+        let json = crate::config::to_json(&on);
+        let old = json.replace(",\"checkpoint_blocks\":true", "");
+        assert_ne!(old, json, "the field was removed");
+        let back: TrainConfig = serde_json::from_str(&old).expect("an older configuration parses");
+        assert_eq!(back, TrainConfig { checkpoint_blocks: false, ..on });
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub fn char_lm_run(meta: &Meta) -> Result<RunRecord, String> {
         // Checkpoints from before data parallelism trained on one tape.
         shards: optional(meta, "train.shards", 1)?,
         save_every: eval_every,
+        // Checkpoints from before gradient checkpointing kept every activation.
+        checkpoint_blocks: false,
     };
     let points =
         |key: &str| points(meta.get(key).map_or("", String::as_str)).ok_or_else(|| format!("unreadable `{key}`"));

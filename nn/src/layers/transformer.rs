@@ -15,7 +15,9 @@
 
 use autograd::{Float, Var};
 
-use crate::{Activation, Bound, CausalSelfAttention, Dropout, Init, LayerNorm, Linear, LinearConfig, Module, Scope};
+use crate::{
+    Activation, Bound, CausalSelfAttention, Dropout, Init, LayerNorm, Linear, LinearConfig, Module, ParamId, Scope,
+};
 
 /// The hyper-parameters of a [`TransformerBlock`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,6 +111,30 @@ impl TransformerBlock {
         let h = self.fc.forward(p, self.ln_2.forward(p, x)); // (batch, seq_len, hidden)
         let h = self.proj.forward(p, self.activation.apply(h));
         x + self.dropout.forward(p, h)
+    }
+
+    /// The block's parameters: those of `ln_1`, `attn`, `ln_2`, `fc` and `proj`.
+    pub fn params(&self) -> Vec<ParamId> {
+        let linear = |l: &Linear| std::iter::once(l.weight).chain(l.bias);
+        let norm = |n: &LayerNorm| std::iter::once(n.weight).chain(n.bias);
+        norm(&self.ln_1)
+            .chain(linear(&self.attn.qkv))
+            .chain(linear(&self.attn.proj))
+            .chain(norm(&self.ln_2))
+            .chain(linear(&self.fc))
+            .chain(linear(&self.proj))
+            .collect()
+    }
+
+    /// [`forward`](Self::forward) with gradient checkpointing ([`Bound::checkpoint`]): only `x`
+    /// and the output are kept on the tape, and backward runs the block again. The values and
+    /// gradients are the same to the last bit, dropout included; what changes is the memory (the
+    /// block's activations are not kept: its norms, projections, attention and MLP, whose hidden
+    /// layer is `mlp_ratio` times wider than `x`) and the time (one more forward of the block in
+    /// backward).
+    pub fn forward_checkpointed<'t, T: Float>(&self, p: &Bound<'t, T>, x: Var<'t, T>) -> Var<'t, T> {
+        let block = *self;
+        p.checkpoint(&self.params(), &[x], move |p, xs| block.forward(p, xs[0]))
     }
 }
 

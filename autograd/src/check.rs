@@ -7,6 +7,8 @@
 //! // Any function of Vars to a Var; a non-scalar output is reduced with fixed random weights.
 //! gradcheck(|x| (x[0] * x[1]).tanh(), &[vec![0.5, -1.0].into(), vec![2.0, 0.3].into()]);
 //! gradgradcheck(|x| x[0].exp().sum(), &[vec![0.1, 0.2].into()]);
+//! // Forward mode: the tangents of the ops against central differences.
+//! autograd::check::jvpcheck(|x| (x[0] * x[1]).tanh(), &[vec![0.5, -1.0].into(), vec![2.0, 0.3].into()]);
 //! ```
 
 use std::fmt;
@@ -37,11 +39,12 @@ impl Default for Tolerance {
 /// The first element where the analytic and numerical gradients disagree.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mismatch {
-    /// 1 for the gradient, 2 for the gradient of the gradient.
+    /// 1 for the gradient, 2 for the gradient of the gradient, 0 for a forward-mode tangent
+    /// ([`check_jvp`]).
     pub order: u8,
-    /// Which input.
+    /// Which input (0 for a tangent, which is the output's).
     pub input: usize,
-    /// Flat index of the element within that input.
+    /// Flat index of the element within that input (within the output, for a tangent).
     pub index: usize,
     /// What the tape computed.
     pub analytic: f64,
@@ -51,7 +54,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.order == 1 { "gradient" } else { "second-order gradient" };
+        let what = match self.order {
+            0 => "tangent (forward mode)",
+            1 => "gradient",
+            _ => "second-order gradient",
+        };
         write!(
             f,
             "{what} mismatch at input {} element {}: analytic {:e}, numeric {:e} (difference {:e})",
@@ -165,6 +172,52 @@ where
             .sum()
     };
     compare(2, inputs, &analytic, tol, directional)
+}
+
+/// Checks the forward-mode tangent of `f` at `inputs` ([`Tape::dual`], each op's
+/// [`Op::jvp`](crate::Op::jvp)) against central differences along the same direction:
+/// `J·v ≈ (f(x + εv) − f(x − εv)) / 2ε`, element by element of the output, for fixed random
+/// directions `vᵢ` in [−1, 1).
+pub fn check_jvp<F>(f: F, inputs: &[Tensor<f64>], tol: Tolerance) -> Result<(), Mismatch>
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let mut rng = ChaCha8Rng::seed_from_u64(0x7a9e);
+    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, &mut rng)).collect();
+    let analytic = {
+        let tape = Tape::new();
+        let xs: Vec<_> = inputs.iter().zip(&dirs).map(|(x, v)| tape.dual(x.clone(), v.clone())).collect();
+        let y = f(&xs);
+        y.tangent().map(|t| t.value()).unwrap_or_else(|| Tensor::zeros(&y.shape()))
+    };
+    let at = |step: f64| {
+        let tape = Tape::new();
+        let xs: Vec<_> =
+            inputs.iter().zip(&dirs).map(|(x, v)| tape.var(x.zip_map(v, "check_jvp", |a, b| a + step * b))).collect();
+        f(&xs).value()
+    };
+    let (plus, minus) = (at(tol.eps), at(-tol.eps));
+    for (k, ((&a, &p), &m)) in analytic.data().iter().zip(plus.data()).zip(minus.data()).enumerate() {
+        let numeric = (p - m) / (2.0 * tol.eps);
+        if (a - numeric).abs() > tol.atol + tol.rtol * numeric.abs() || !a.is_finite() {
+            return Err(Mismatch { order: 0, input: 0, index: k, analytic: a, numeric });
+        }
+    }
+    Ok(())
+}
+
+/// [`check_jvp`] with the default tolerance, panicking with the mismatch.
+///
+/// # Panics
+/// If a tangent element differs from the numerical one beyond tolerance.
+#[track_caller]
+pub fn jvpcheck<F>(f: F, inputs: &[Tensor<f64>])
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    if let Err(e) = check_jvp(f, inputs, Tolerance::default()) {
+        panic!("jvpcheck failed: {e}");
+    }
 }
 
 /// [`check_gradients`] with the default tolerance, panicking with the mismatch.

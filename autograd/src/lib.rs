@@ -40,6 +40,7 @@ pub mod check;
 pub mod derivative;
 pub mod fastmath;
 mod float;
+pub mod functional;
 mod grads;
 pub mod inspect;
 pub mod kernels;

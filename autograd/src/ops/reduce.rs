@@ -63,6 +63,7 @@ fn max_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
 }
 
 /// The reduction ops share their axis handling.
+#[derive(Clone)]
 struct Reduce {
     mask: Shape,
     keepdim: bool,
@@ -106,6 +107,10 @@ impl<T: Float> Op<T> for SumOp {
         let x = inputs[0];
         vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()))]
     }
+    // A sum is linear: d(Σx) = Σdx.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.tape().apply(SumOp(self.0.clone()), &[t]))
+    }
 }
 
 struct MaxOp(Reduce);
@@ -141,6 +146,15 @@ impl<T: Float> Op<T> for MaxOp {
         let tape = x.tape();
         vec![Some(self.0.as_kept(grad_out, x).broadcast_to(&x.shape()) * tape.constant(mask))]
     }
+    // dmax = Σ mask·dx, the tangent gathered at the maximum (ties averaged), with the
+    // backward's mask.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let x = inputs[0];
+        let weighted = self.backward(inputs, out, x.tape().constant(Tensor::ones(&out.shape())))[0]
+            .expect("max's backward gives its input a gradient");
+        Some(x.tape().apply(SumOp(self.0.clone()), &[weighted * t]))
+    }
 }
 
 struct LogSumExpOp(Reduce);
@@ -166,8 +180,16 @@ impl<T: Float> Op<T> for LogSumExpOp {
         let softmax = (x - self.0.as_kept(out, x)).exp();
         vec![Some(self.0.as_kept(grad_out, x) * softmax)]
     }
+    // d logsumexp(x) = Σ softmax(x)·dx.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let x = inputs[0];
+        let softmax = (x - self.0.as_kept(out, x)).exp();
+        Some(x.tape().apply(SumOp(self.0.clone()), &[softmax * t]))
+    }
 }
 
+#[derive(Clone)]
 struct SumToOp {
     shape: Shape,
 }
@@ -218,6 +240,10 @@ impl<T: Float> Op<T> for SumToOp {
     // Summing is the adjoint of broadcasting: the gradient is broadcast back.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.broadcast_to(&inputs[0].shape()))]
+    }
+    // Linear: the tangent is summed the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.tape().apply(self.clone(), &[t]))
     }
 }
 

@@ -84,6 +84,10 @@ impl<T: Float> Op<T> for BroadcastToOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.sum_to(&inputs[0].shape()))]
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.broadcast_to(&self.shape))
+    }
 }
 
 struct ReshapeOp {
@@ -100,6 +104,10 @@ impl<T: Float> Op<T> for ReshapeOp {
     // A reshape moves no element: the gradient is reshaped back.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.reshape(&inputs[0].shape()))]
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.reshape(&self.shape))
     }
 }
 
@@ -121,6 +129,10 @@ impl<T: Float> Op<T> for TransposeOp {
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.transpose(self.a as isize, self.b as isize))]
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.transpose(self.a as isize, self.b as isize))
+    }
 }
 
 struct PermuteOp {
@@ -141,6 +153,10 @@ impl<T: Float> Op<T> for PermuteOp {
             inverse[p] = d;
         }
         vec![Some(grad_out.permute(&inverse))]
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.permute(&self.perm))
     }
 }
 
@@ -186,6 +202,10 @@ impl<T: Float> Op<T> for NarrowOp {
         let after = size - self.start - self.len;
         vec![Some(grad_out.pad(self.axis as isize, self.start, after))]
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.narrow(self.axis as isize, self.start, self.len))
+    }
 }
 
 struct PadOp {
@@ -217,6 +237,10 @@ impl<T: Float> Op<T> for PadOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let len = inputs[0].shape()[self.axis];
         vec![Some(grad_out.narrow(self.axis as isize, self.before, len))]
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.pad(self.axis as isize, self.before, self.after))
     }
 }
 
@@ -265,6 +289,15 @@ impl<T: Float> Op<T> for ConcatOp {
             })
             .collect()
     }
+    // Linear: the tangents are concatenated, zeros for parts that carry none.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let parts: Vec<Var<'t, T>> = inputs
+            .iter()
+            .zip(tangents)
+            .map(|(x, t)| t.unwrap_or_else(|| x.tape().constant(Tensor::zeros(&x.shape()))))
+            .collect();
+        Some(Var::concat(&parts, self.axis as isize))
+    }
 }
 
 /// Checks that every id indexes a row of a tensor of shape `shape`.
@@ -301,6 +334,10 @@ impl<T: Float> Op<T> for IndexSelectOp {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.index_add(&self.ids, inputs[0].shape()[0]))]
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.index_select(&self.ids))
+    }
 }
 
 struct IndexAddOp {
@@ -332,6 +369,10 @@ impl<T: Float> Op<T> for IndexAddOp {
     // out[i] = Σ_{k: ids[k] = i} x[k], linear in x: ∂/∂x[k] reads row ids[k] (index_select).
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.index_select(&self.ids))]
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.index_add(&self.ids, self.rows))
     }
 }
 

@@ -309,6 +309,43 @@ mod tests {
     }
 
     #[test]
+    fn checker_catches_a_wrong_tangent() {
+        // The right backward (3x²) with a wrong tangent rule (2x·dx).
+        struct WrongTangent;
+        impl Op<f64> for WrongTangent {
+            fn name(&self) -> &'static str {
+                "wrong_tangent"
+            }
+            fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
+                inputs[0].map(|x| x * x * x)
+            }
+            fn backward<'t>(
+                &self,
+                inputs: &[Var<'t, f64>],
+                _out: Var<'t, f64>,
+                grad_out: Var<'t, f64>,
+            ) -> Vec<Option<Var<'t, f64>>> {
+                vec![Some(grad_out * 3.0 * inputs[0] * inputs[0])]
+            }
+            fn jvp<'t>(
+                &self,
+                inputs: &[Var<'t, f64>],
+                _out: Var<'t, f64>,
+                tangents: &[Option<Var<'t, f64>>],
+            ) -> Option<Var<'t, f64>> {
+                tangents[0].map(|t| t * inputs[0] * 2.0)
+            }
+        }
+        fn f<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64> {
+            x[0].tape().apply(WrongTangent, &[x[0]])
+        }
+        assert!(check_gradients(f, &[vec![1.5, -0.5].into()], Tolerance::default()).is_ok());
+        let err = check_jvp(f, &[vec![1.5, -0.5].into()], Tolerance::default()).unwrap_err();
+        assert_eq!((err.order, err.index), (0, 0), "{err}");
+        assert!(err.to_string().starts_with("tangent (forward mode) mismatch"), "{err}");
+    }
+
+    #[test]
     fn checker_catches_a_wrong_second_derivative() {
         // First order right (3x²), second order wrong: the backward uses a constant 3x².
         struct FrozenCube;

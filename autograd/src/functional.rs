@@ -48,8 +48,9 @@ use crate::{shape_panic, Float, Tape, Tensor, Var};
 /// forward pass that carries `v`'s image beside each value. JAX: `jax.jvp(f, (x,), (v,))`.
 ///
 /// Cost: one evaluation of `f` with a tangent rule per op, about two to three times the
-/// evaluation alone. `f` runs with recording on, so it may take gradients inside; a function
-/// that does not can wrap its body in [`Tape::no_grad`] for the fastest tangents.
+/// evaluation alone. `f` runs with recording on, so it may take gradients inside (the tangents
+/// are constants: [`Tape::set_differentiable_tangents`]); a function that takes none can wrap
+/// its body in [`Tape::no_grad`] to record nothing.
 ///
 /// # Panics
 /// If `v` does not have `x`'s shape.
@@ -77,6 +78,7 @@ where
         shape_panic("jvp", &format!("{} inputs but {} tangents", xs.len(), vs.len()));
     }
     let tape = Tape::new();
+    tape.set_differentiable_tangents(false);
     let duals: Vec<Var<'_, T>> = xs.iter().zip(vs).map(|(x, v)| tape.dual(x.clone(), v.clone())).collect();
     let y = f(&tape, &duals);
     (y.value(), tangent_or_zeros(y))
@@ -213,6 +215,7 @@ where
     F: for<'t> Fn(&'t Tape<T>, Var<'t, T>) -> Var<'t, T>,
 {
     let tape = Tape::new();
+    tape.set_differentiable_tangents(false);
     let xv = tape.dual(x.clone(), v.clone());
     let g = tape.grad(f(&tape, xv), &[xv])[0];
     tangent_or_zeros(g)

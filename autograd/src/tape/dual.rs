@@ -27,6 +27,8 @@ pub(crate) struct Tangents {
     suspended: u32,
     /// Some node carries a tangent and no guard is alive: the one flag `Tape::apply` reads.
     on: bool,
+    /// Tangent rules run with recording off (see [`Tape::set_differentiable_tangents`]).
+    constant: bool,
 }
 
 impl Tangents {
@@ -113,6 +115,25 @@ impl<T: Float> Tape<T> {
         x
     }
 
+    /// Whether tangents are recorded so that they can be differentiated (on, the default), or
+    /// computed as constants (off): each tangent rule then runs with recording off, on its
+    /// fastest path (one fused pass for an element-wise op), and a gradient taken of a tangent
+    /// is zero. Turn it off when only the tangents' values are read: a `jvp`, or a
+    /// Hessian-vector product as the tangent of a gradient (forward over reverse), which is
+    /// what [`crate::functional`] does. Values and gradients are recorded as before.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// tape.set_differentiable_tangents(false);
+    /// let x = tape.dual(2.0, 1.0);
+    /// let g = tape.grad(x.powi(3), &[x])[0];          // 3x² = 12
+    /// assert_eq!(g.tangent().unwrap().item(), 12.0);  // 6x·dx = 12
+    /// ```
+    pub fn set_differentiable_tangents(&self, on: bool) {
+        self.inner.borrow_mut().duals.constant = !on;
+    }
+
     /// Records the node of an op one of whose inputs carries a tangent, then the output's
     /// tangent from the op's [`Op::jvp`] (computed with tangents suspended: a tangent carries
     /// no tangent of its own).
@@ -132,9 +153,15 @@ impl<T: Float> Tape<T> {
             let inner = self.inner.borrow();
             inputs.iter().map(|v| inner.duals.get(v.id).map(|id| Var { id, tape: self })).collect()
         };
+        let constant = self.inner.borrow().duals.constant;
         let tangent = {
             let _suspend = Suspend::new(self);
-            op.jvp(inputs, out, &tangents)
+            if constant {
+                let _off = RecordingGuard::set(self, false);
+                op.jvp(inputs, out, &tangents)
+            } else {
+                op.jvp(inputs, out, &tangents)
+            }
         };
         // The op joins its node only now, so that a tangent rule that panics (and is caught)
         // leaves no node whose op went missing half-way.

@@ -2,7 +2,8 @@
 //! [`jacobian`] (with [`jacfwd`] and [`jacrev`]), [`hessian`], [`hvp`] and
 //! [`per_example_grads`].
 //!
-//! Each takes the function as a closure `|tape, x| -> Var` that builds its output on the tape
+//! Each takes the function as a closure `|tape, x| -> Var` (written at the call, or a `fn`,
+//! so that Rust sees it works for every tape's lifetime) that builds its output on the tape
 //! it is given (a fresh one per evaluation), and returns tensors. Forward mode carries a tangent
 //! beside every value ([`Tape::dual`]); reverse mode sweeps the tape back once per output
 //! direction ([`Var::backward_with`]). Costs below are in evaluations of `f` ("a forward") and
@@ -24,23 +25,25 @@
 //!
 //! ```
 //! use autograd::functional::{hessian, hvp, jacobian, jvp};
-//! use autograd::Tensor;
+//! use autograd::{Tape, Tensor, Var};
 //!
 //! // f(x) = (x₀², x₀·x₁): J = [[2x₀, 0], [x₁, x₀]].
-//! let f = |_: &_, x: autograd::Var<'_, f64>| {
+//! fn f<'t>(_: &'t Tape<f64>, x: Var<'t, f64>) -> Var<'t, f64> {
 //!     let (a, b) = (x.narrow(0, 0, 1), x.narrow(0, 1, 1));
-//!     autograd::Var::concat(&[a * a, a * b], 0)
-//! };
+//!     Var::concat(&[a * a, a * b], 0)
+//! }
 //! let x = Tensor::from(vec![3.0, 2.0]);
 //! let (y, dy) = jvp(f, &x, &Tensor::from(vec![1.0, 0.0]));
 //! assert_eq!((y.to_vec(), dy.to_vec()), (vec![9.0, 6.0], vec![6.0, 2.0]));
 //! assert_eq!(jacobian(f, &x).to_vec(), vec![6.0, 0.0, 2.0, 3.0]);
 //!
 //! // g(x) = x₀²·x₁: H = [[2x₁, 2x₀], [2x₀, 0]].
-//! let g = |_: &_, x: autograd::Var<'_, f64>| (x.narrow(0, 0, 1).powi(2) * x.narrow(0, 1, 1)).sum();
+//! fn g<'t>(_: &'t Tape<f64>, x: Var<'t, f64>) -> Var<'t, f64> {
+//!     (x.narrow(0, 0, 1).powi(2) * x.narrow(0, 1, 1)).sum()
+//! }
 //! assert_eq!(hessian(g, &x).to_vec(), vec![4.0, 6.0, 6.0, 0.0]);
 //! assert_eq!(hvp(g, &x, &Tensor::from(vec![1.0, 1.0])).to_vec(), vec![10.0, 6.0]);
-//! ```
+//! //! ```
 
 use crate::{shape_panic, Float, Tape, Tensor, Var};
 

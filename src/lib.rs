@@ -69,4 +69,6 @@ pub mod guide {
     pub mod performance {}
     #[doc = include_str!("../docs/guide/src/physics-in-the-loss.md")]
     pub mod physics_in_the_loss {}
+    #[doc = include_str!("../docs/guide/src/forward-mode.md")]
+    pub mod forward_mode {}
 }

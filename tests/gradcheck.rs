@@ -5,7 +5,7 @@
 //! if an op of `autograd::ops::REGISTRY` has none, so coverage cannot silently drop. Smooth ops
 //! are checked to second order as well (the gradient of the gradient, through `Tape::grad`).
 
-use autograd::check::{check_gradients, check_second_order, Tolerance};
+use autograd::check::{check_gradients, check_jvp, check_second_order, Tolerance};
 use autograd::ops::{ELEMENTWISE, REGISTRY};
 use autograd::{Tensor, Var};
 use proptest::prelude::*;
@@ -14,6 +14,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 /// Cases per row for the first-order check, and for the second-order check of smooth ops.
 const FIRST_ORDER_CASES: u32 = 64;
 const SECOND_ORDER_CASES: u32 = 32;
+/// Cases per row for the forward-mode tangent check.
+const TANGENT_CASES: u32 = 32;
 
 type Inputs = Vec<Tensor<f64>>;
 type Build = Box<dyn for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>>;
@@ -620,4 +622,25 @@ fn plain_and_differentiable_backward_agree() {
             Ok(())
         },
     );
+}
+
+/// Forward mode: every row's tangent (each op's `Op::jvp`, through `Tape::dual`) against central
+/// differences along a random direction, and computed by the op's own tangent rule: the
+/// double-vjp fallback of ops without one must not run, so a new op without a tangent rule
+/// fails here.
+#[test]
+fn every_op_tangent_matches_finite_differences_by_its_own_rule() {
+    let cases = check_rows(
+        TANGENT_CASES,
+        |_| true,
+        |f, inputs| {
+            let before = autograd::op::double_vjp_calls();
+            check_jvp(|x| f(x), &inputs, Tolerance::default())
+                .map_err(|e| TestCaseError::fail(format!("{e} for inputs {inputs:?}")))?;
+            let fallbacks = autograd::op::double_vjp_calls() - before;
+            prop_assert!(fallbacks == 0, "{fallbacks} tangents came from the double-vjp fallback, not a rule");
+            Ok(())
+        },
+    );
+    println!("tangent cases: {cases}");
 }

@@ -1,12 +1,14 @@
-//! pente's value, gradient and Hessian of composite functions against JAX's, in f64, to 1e-10.
+//! pente's value, gradient, Hessian, `jvp` and Hessian-vector product of composite functions
+//! against JAX's, in f64, to 1e-10.
 //!
 //! The fixture `tests/fixtures/jax_autodiff.json` is written by
 //! `bench/reference/jax_autodiff.py` (how to regenerate it is in that script): for each
 //! function, its input `x`, its constants, a tangent `v`, and JAX's value, `grad`, `hessian`,
 //! `jvp` (value and `∇f·v`) and `hvp` (`H·v`, forward over reverse). Each function is written
-//! here once, as a function of `Var`s ([`COMPOSITES`]), so that further checks against the same
-//! fixture (the `jvp` and `hvp` entries) can reuse it. The Hessian is taken by double backward:
-//! row `i` is the gradient of `(∇f)ᵢ`, one `Tape::grad` of the first gradient per row.
+//! here once, as a function of `Var`s ([`COMPOSITES`]), and every check reuses it. The Hessian is
+//! taken by double backward: row `i` is the gradient of `(∇f)ᵢ`, one `Tape::grad` of the first
+//! gradient per row. The `jvp` is forward mode (`Tape::dual`), and the Hessian-vector product
+//! forward over reverse: the tangent of the gradient of a function of dual numbers.
 
 use pente::autograd::{Tape, Tensor, Var};
 use serde_json::Value;
@@ -81,6 +83,12 @@ struct Case {
     value: f64,
     grad: Vec<f64>,
     hessian: Vec<Vec<f64>>,
+    /// The direction of `jax.jvp` and of the Hessian-vector product.
+    tangent: Tensor<f64>,
+    /// `jax.jvp(f, (x,), (tangent,))[1]`.
+    jvp: f64,
+    /// `jax.jvp(jax.grad(f), (x,), (tangent,))[1]`.
+    hvp: Vec<f64>,
 }
 
 fn numbers(v: &Value, what: &str) -> Vec<f64> {
@@ -121,6 +129,9 @@ fn cases() -> Vec<Case> {
                 value: f["value"].as_f64().unwrap_or_else(|| panic!("{name}: value is not a number")),
                 grad: numbers(&f["grad"], &format!("{name}: grad")),
                 hessian,
+                tangent: tensor(&f["tangent"], &format!("{name}: tangent")),
+                jvp: f["jvp"]["tangent"].as_f64().unwrap_or_else(|| panic!("{name}: jvp.tangent is not a number")),
+                hvp: numbers(&f["hvp"], &format!("{name}: hvp")),
                 name,
             }
         })
@@ -194,5 +205,31 @@ fn hessians_by_double_backward_match_jax() {
             let second = tape.grad((grad * pick).sum(), &[x])[0];
             assert_close(&case.name, &format!("hessian row {i}"), second.value().data(), row);
         }
+    }
+}
+
+#[test]
+fn jvps_by_forward_mode_match_jax() {
+    for case in cases() {
+        let tape = Tape::<f64>::new();
+        let k: Vec<Var<'_, f64>> = case.constants.iter().map(|c| tape.constant(c.clone())).collect();
+        let x = tape.dual(case.x.clone(), case.tangent.clone());
+        let y = composite(&case.name)(x, &k);
+        assert_close(&case.name, "jvp primal", &[y.item()], &[case.value]);
+        let t = y.tangent().unwrap_or_else(|| panic!("{}: the output carries no tangent", case.name));
+        assert_close(&case.name, "jvp tangent", &[t.item()], &[case.jvp]);
+    }
+}
+
+#[test]
+fn hvps_by_forward_over_reverse_match_jax() {
+    for case in cases() {
+        let tape = Tape::<f64>::new();
+        let k: Vec<Var<'_, f64>> = case.constants.iter().map(|c| tape.constant(c.clone())).collect();
+        let x = tape.dual(case.x.clone(), case.tangent.clone());
+        let grad = tape.grad(composite(&case.name)(x, &k), &[x])[0];
+        assert_close(&case.name, "grad (of dual numbers)", grad.value().data(), &case.grad);
+        let hvp = grad.tangent().unwrap_or_else(|| panic!("{}: the gradient carries no tangent", case.name));
+        assert_close(&case.name, "hvp", hvp.value().data(), &case.hvp);
     }
 }

@@ -7,6 +7,8 @@
 //! // Any function of Vars to a Var; a non-scalar output is reduced with fixed random weights.
 //! gradcheck(|x| (x[0] * x[1]).tanh(), &[vec![0.5, -1.0].into(), vec![2.0, 0.3].into()]);
 //! gradgradcheck(|x| x[0].exp().sum(), &[vec![0.1, 0.2].into()]);
+//! // Forward mode: the tangents of the ops against central differences.
+//! autograd::check::jvpcheck(|x| (x[0] * x[1]).tanh(), &[vec![0.5, -1.0].into(), vec![2.0, 0.3].into()]);
 //! ```
 
 use std::fmt;
@@ -37,11 +39,12 @@ impl Default for Tolerance {
 /// The first element where the analytic and numerical gradients disagree.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mismatch {
-    /// 1 for the gradient, 2 for the gradient of the gradient.
+    /// 1 for the gradient, 2 for the gradient of the gradient, 0 for a forward-mode tangent
+    /// ([`check_jvp`]).
     pub order: u8,
-    /// Which input.
+    /// Which input (0 for a tangent, which is the output's).
     pub input: usize,
-    /// Flat index of the element within that input.
+    /// Flat index of the element within that input (within the output, for a tangent).
     pub index: usize,
     /// What the tape computed.
     pub analytic: f64,
@@ -51,7 +54,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.order == 1 { "gradient" } else { "second-order gradient" };
+        let what = match self.order {
+            0 => "tangent (forward mode)",
+            1 => "gradient",
+            _ => "second-order gradient",
+        };
         write!(
             f,
             "{what} mismatch at input {} element {}: analytic {:e}, numeric {:e} (difference {:e})",
@@ -167,6 +174,52 @@ where
     compare(2, inputs, &analytic, tol, directional)
 }
 
+/// Checks the forward-mode tangent of `f` at `inputs` ([`Tape::dual`], each op's
+/// [`Op::jvp`](crate::Op::jvp)) against central differences along the same direction:
+/// `J·v ≈ (f(x + εv) − f(x − εv)) / 2ε`, element by element of the output, for fixed random
+/// directions `vᵢ` in [−1, 1).
+pub fn check_jvp<F>(f: F, inputs: &[Tensor<f64>], tol: Tolerance) -> Result<(), Mismatch>
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let mut rng = ChaCha8Rng::seed_from_u64(0x7a9e);
+    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|x| Tensor::rand_uniform(x.shape(), -1.0, 1.0, &mut rng)).collect();
+    let analytic = {
+        let tape = Tape::new();
+        let xs: Vec<_> = inputs.iter().zip(&dirs).map(|(x, v)| tape.dual(x.clone(), v.clone())).collect();
+        let y = f(&xs);
+        y.tangent().map(|t| t.value()).unwrap_or_else(|| Tensor::zeros(&y.shape()))
+    };
+    let at = |step: f64| {
+        let tape = Tape::new();
+        let xs: Vec<_> =
+            inputs.iter().zip(&dirs).map(|(x, v)| tape.var(x.zip_map(v, "check_jvp", |a, b| a + step * b))).collect();
+        f(&xs).value()
+    };
+    let (plus, minus) = (at(tol.eps), at(-tol.eps));
+    for (k, ((&a, &p), &m)) in analytic.data().iter().zip(plus.data()).zip(minus.data()).enumerate() {
+        let numeric = (p - m) / (2.0 * tol.eps);
+        if (a - numeric).abs() > tol.atol + tol.rtol * numeric.abs() || !a.is_finite() {
+            return Err(Mismatch { order: 0, input: 0, index: k, analytic: a, numeric });
+        }
+    }
+    Ok(())
+}
+
+/// [`check_jvp`] with the default tolerance, panicking with the mismatch.
+///
+/// # Panics
+/// If a tangent element differs from the numerical one beyond tolerance.
+#[track_caller]
+pub fn jvpcheck<F>(f: F, inputs: &[Tensor<f64>])
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    if let Err(e) = check_jvp(f, inputs, Tolerance::default()) {
+        panic!("jvpcheck failed: {e}");
+    }
+}
+
 /// [`check_gradients`] with the default tolerance, panicking with the mismatch.
 ///
 /// # Panics
@@ -253,6 +306,43 @@ mod tests {
             .unwrap_err();
         assert_eq!((err.order, err.input, err.index), (1, 0, 0));
         assert!((err.numeric - 6.75).abs() < 1e-6, "{err}");
+    }
+
+    #[test]
+    fn checker_catches_a_wrong_tangent() {
+        // The right backward (3x²) with a wrong tangent rule (2x·dx).
+        struct WrongTangent;
+        impl Op<f64> for WrongTangent {
+            fn name(&self) -> &'static str {
+                "wrong_tangent"
+            }
+            fn forward(&self, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
+                inputs[0].map(|x| x * x * x)
+            }
+            fn backward<'t>(
+                &self,
+                inputs: &[Var<'t, f64>],
+                _out: Var<'t, f64>,
+                grad_out: Var<'t, f64>,
+            ) -> Vec<Option<Var<'t, f64>>> {
+                vec![Some(grad_out * 3.0 * inputs[0] * inputs[0])]
+            }
+            fn jvp<'t>(
+                &self,
+                inputs: &[Var<'t, f64>],
+                _out: Var<'t, f64>,
+                tangents: &[Option<Var<'t, f64>>],
+            ) -> Option<Var<'t, f64>> {
+                tangents[0].map(|t| t * inputs[0] * 2.0)
+            }
+        }
+        fn f<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64> {
+            x[0].tape().apply(WrongTangent, &[x[0]])
+        }
+        assert!(check_gradients(f, &[vec![1.5, -0.5].into()], Tolerance::default()).is_ok());
+        let err = check_jvp(f, &[vec![1.5, -0.5].into()], Tolerance::default()).unwrap_err();
+        assert_eq!((err.order, err.index), (0, 0), "{err}");
+        assert!(err.to_string().starts_with("tangent (forward mode) mismatch"), "{err}");
     }
 
     #[test]

@@ -389,6 +389,51 @@ impl<T: Float, R: Elementwise<N>, const N: usize> Op<T> for Derived<R, N> {
     fn attrs(&self) -> Option<crate::trace::OpAttrs> {
         self.0.attrs()
     }
+
+    // Forward mode from the same rule: df(i, x, out, g) = g·∂out/∂xᵢ, so with g = dxᵢ it is
+    // that input's share of the tangent, and dout = Σᵢ ∂out/∂xᵢ·dxᵢ.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let tape = out.tape();
+        let shape = out.shape();
+        let full = |t: Var<'t, T>| if t.shape() == shape { t } else { t.broadcast_to(&shape) };
+        // Nobody differentiates the tangent: the number rule in one fused pass per input, as a
+        // constant, as `backward_values` does for the gradient.
+        if !tape.is_recording() || !(inputs.iter().chain(tangents.iter().flatten()).any(|v| v.requires_grad())) {
+            let values: SmallVec<[Tensor<T>; 2]> = inputs.iter().map(|v| v.value()).collect();
+            let refs: SmallVec<[&Tensor<T>; 2]> = values.iter().collect();
+            let out_value = out.value();
+            let mut sum: Option<Tensor<T>> = None;
+            for (i, t) in tangents.iter().enumerate() {
+                let Some(t) = t else { continue };
+                let t = t.value();
+                let t = if t.shape() == shape.as_slice() { t } else { t.broadcast_to(&shape) };
+                let d = if self.0.passes_gradient(i) {
+                    t
+                } else {
+                    match i {
+                        0 => self.tensor_grad(&refs, &out_value, &t, |x, o, g| self.0.df(0, x, o, g)),
+                        _ => self.tensor_grad(&refs, &out_value, &t, |x, o, g| self.0.df(1, x, o, g)),
+                    }
+                };
+                sum = Some(match sum {
+                    None => d,
+                    Some(s) => s.zip_map(&d, "jvp", |a, b| a + b),
+                });
+            }
+            return sum.map(|s| tape.constant(s));
+        }
+        let x: [Var<'t, T>; N] = std::array::from_fn(|k| inputs[k]);
+        let mut sum: Option<Var<'t, T>> = None;
+        for (i, t) in tangents.iter().enumerate() {
+            let Some(t) = t else { continue };
+            let d = self.0.df(i, x, out, full(*t));
+            sum = Some(match sum {
+                None => d,
+                Some(s) => s + d,
+            });
+        }
+        sum
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@
 //!   custom op, and [`check`] verifies its gradient against finite differences. An element-wise
 //!   op can instead state its derivative once, as a [`derivative`] rule, and get every backward
 //!   path from it.
+//! - Forward mode: [`Tape::dual`] makes a leaf carry a tangent, and every op computes its
+//!   output's tangent ([`Op::jvp`]) as it is recorded, read with [`Var::tangent`];
+//!   [`functional`] has `jvp`, `vjp`, `jacobian`, `hessian`, `hvp` and per-example gradients.
 //! - The speed needs nothing from your program: [`simd`] picks AVX-512, AVX2 or baseline code for
 //!   the kernels when the program runs, [`recycle`] reuses large buffers from step to step, and
 //!   [`threads`] makes the main thread one of rayon's workers at its first tape.
@@ -40,6 +43,7 @@ pub mod check;
 pub mod derivative;
 pub mod fastmath;
 mod float;
+pub mod functional;
 mod grads;
 pub mod inspect;
 pub mod kernels;

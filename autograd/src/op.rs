@@ -46,6 +46,7 @@
 
 use smallvec::SmallVec;
 
+pub use crate::tape::{double_vjp_calls, jvp_by_double_vjp};
 use crate::{Float, Tensor, Var};
 
 /// Gradients computed directly on tensors by [`Op::backward_values`], one per input.
@@ -115,5 +116,22 @@ pub trait Op<T: Float>: 'static {
     /// training-only ops (dropout, cross-entropy, the adjoints) do not.
     fn attrs(&self) -> Option<crate::trace::OpAttrs> {
         None
+    }
+
+    /// The tangent of the output in forward mode (see [`Tape::dual`](crate::Tape::dual)):
+    /// `J·v`, given the output `out` and the tangent of each input (`None` for an input whose
+    /// tangent is zero; at least one is `Some`). Return `None` for a zero tangent.
+    ///
+    /// Write it with `Var` operations, like [`Op::backward`], so that the tangent can itself be
+    /// differentiated (reverse over forward) and so that a tangent taken of a gradient is a
+    /// Hessian-vector product (forward over reverse). The tape computes it with forward mode
+    /// suspended: the operations of a tangent rule carry no tangents of their own.
+    ///
+    /// The default derives the tangent from [`Op::backward`] by the double-vjp identity
+    /// ([`jvp_by_double_vjp`]): exact, but two reverse passes
+    /// through the op's backward per call instead of one rule; the built-in ops all have rules
+    /// of their own.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        jvp_by_double_vjp(self, inputs, out, tangents)
     }
 }

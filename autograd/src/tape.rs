@@ -20,7 +20,10 @@ use smallvec::SmallVec;
 use crate::{Float, Grads, KeepWarm, Op, Shape, Tensor};
 
 mod checkpoint;
+mod dual;
 mod sweep;
+
+pub use dual::{double_vjp_calls, jvp_by_double_vjp};
 
 /// A gradient hook: sees the gradient arriving at a node, as a `Var` on the same tape, and may
 /// return a replacement (see [`Var::register_hook`]).
@@ -48,6 +51,8 @@ pub(crate) struct Inner<T: Float> {
     anomaly: bool,
     rng: ChaCha8Rng,
     hooks: HashMap<usize, Vec<Hook<T>>>,
+    /// Forward mode: the tangent of each node that carries one (see [`Tape::dual`]).
+    duals: dual::Tangents,
 }
 
 /// A Wengert list: every value computed in a step, with the op and inputs that produced it.
@@ -145,6 +150,7 @@ impl<T: Float> Tape<T> {
                 anomaly: false,
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 hooks: HashMap::new(),
+                duals: dual::Tangents::default(),
             }),
             warm: KeepWarm::new(),
         }
@@ -168,6 +174,7 @@ impl<T: Float> Tape<T> {
         let inner = self.inner.get_mut();
         inner.nodes.clear();
         inner.hooks.clear();
+        inner.duals = dual::Tangents::default();
         inner.recording = true;
         // A loop that reuses one tape keeps the workers awake step after step, as one that
         // makes a new tape per step does, even after a pause (an evaluation, a checkpoint).
@@ -217,6 +224,7 @@ impl<T: Float> Tape<T> {
             values.push(&inner.nodes[v.id].value);
         }
         let requires_grad = inner.recording && inputs.iter().any(|v| inner.nodes[v.id].requires_grad);
+        let carry = inner.duals.carries(inputs);
         let caller = CallerGuard::set(location);
         let mut node = Node {
             value: op.forward(&values),
@@ -239,6 +247,9 @@ impl<T: Float> Tape<T> {
         }
         drop(values);
         drop(inner);
+        if carry {
+            return self.push_dual(op, inputs, node);
+        }
         // The op and its inputs are kept only when a gradient can flow through this node.
         if requires_grad {
             for v in inputs {
@@ -449,6 +460,8 @@ impl<'t, T: Float> Var<'t, T> {
         }
         let tape = self.tape;
         let len = tape.len();
+        // Nobody reads the tangents of gradients that are dropped at once.
+        let _no_tangents = dual::Suspend::new(tape);
         let grads = tape.sweep_values(self.id, grad);
         // The gradient nodes were constants only needed to carry values: drop them.
         tape.inner.borrow_mut().nodes.truncate(len);

@@ -491,6 +491,28 @@ impl<'t, T: Float> Bound<'t, T> {
     pub(crate) fn slots(&self) -> usize {
         self.lifted.borrow().len()
     }
+
+    /// The parameter as a forward-mode dual number carrying `tangent` (see
+    /// [`Tape::dual`](autograd::Tape::dual)): every output computed from it carries its
+    /// derivative along `tangent`, read with [`Var::tangent`]. A frozen parameter carries the
+    /// tangent too (a direction is not a gradient).
+    ///
+    /// # Panics
+    /// If the parameter was already lifted onto the tape (values computed from it would carry no
+    /// tangent), or `tangent` does not have its shape.
+    #[track_caller]
+    pub fn get_dual(&self, id: ParamId, tangent: Tensor<T>) -> Var<'t, T> {
+        let Some(store) = self.store else {
+            panic!("get_dual: parameter ParamId({}) cannot be given a tangent inside a checkpointed segment", id.0)
+        };
+        let (name, p) = store.entry(id);
+        if let Some(Some(_)) = self.lifted.borrow().get(id.0) {
+            panic!("get_dual: parameter `{name}` is already on the tape; give it its tangent before any use");
+        }
+        let v = self.tape.dual(p.tensor.clone(), tangent);
+        self.lifted.borrow_mut()[id.0] = Some(v);
+        v
+    }
 }
 
 /// The gradient of each parameter after one backward pass, by [`ParamId`]. Parameters that were

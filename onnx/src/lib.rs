@@ -37,7 +37,8 @@
 //!
 //! These cannot be exported, and the export fails naming them ([`Error::Unsupported`]): the
 //! training-only ops `dropout` (in training mode), `cross_entropy`, and the adjoints that only
-//! backward makes, `index_add`, `max_pool2d_scatter`, `im2col` and `col2im` ([`TRAINING_ONLY`]);
+//! backward makes, `index_add`, `max_pool2d_scatter`, `im2col` and `col2im`, and `checkpoint`
+//! (a training-time recomputation whose ops are not on the tape) ([`TRAINING_ONLY`]);
 //! and any custom op whose [`autograd::Op::attrs`] returns `None` (the default).
 //!
 //! # The schema

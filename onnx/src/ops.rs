@@ -15,6 +15,7 @@ pub const TRAINING_ONLY: &[(&str, &str)] = &[
     ("max_pool2d_scatter", "the adjoint of max_pool2d, made by backward"),
     ("im2col", "convolution's unfolding, used by its backward (conv2d exports as Conv)"),
     ("col2im", "convolution's folding, used by its backward (conv2d exports as Conv)"),
+    ("checkpoint", "a segment recomputed in backward to save memory in training; its ops are not on the tape (trace without checkpointing)"),
 ];
 
 /// What the op mapping needs of the node's inputs: their value names and shapes.

@@ -339,6 +339,21 @@ impl<T: Float> Op<T> for CausalAttentionOp<T> {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::CausalAttention { n_head: self.n_head })
     }
+    // Per head, with S = q·kᵀ/√d (masked) and P = softmax(S): dS = (dq·kᵀ + q·dkᵀ)/√d,
+    // dP = P ⊙ (dS − Σⱼ P·dS) (masked entries have P = 0), dy = dP·v + P·dv, on the composed
+    // heads (the tangent's split into heads is linear, so it is the same layout op).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let dqkv = tangents[0]?;
+        let dims = Dims::of(&inputs[0].shape(), self.n_head);
+        let Dims { b, t, c, h, d } = dims;
+        let [q, k, v, p] = composed(inputs[0], dims);
+        let heads = |z: Var<'t, T>| z.reshape(&[b, t, h, d]).permute(&[0, 2, 1, 3]).reshape(&[b * h, t, d]);
+        let (dq, dk, dv) =
+            (heads(dqkv.narrow(-1, 0, c)), heads(dqkv.narrow(-1, c, c)), heads(dqkv.narrow(-1, 2 * c, c)));
+        let ds = (dq.matmul_t(k, false, true) + q.matmul_t(dk, false, true)) * (1.0 / (d as f64).sqrt());
+        let dp = p * (ds - (p * ds).sum_axes(&[-1], true));
+        Some(merge(dp.matmul(v) + p.matmul(dv), dims))
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {

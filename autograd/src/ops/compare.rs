@@ -23,6 +23,29 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
     fn name(&self) -> &'static str {
         Self::NAME
     }
+    // dout = mask·da + (1 − mask)·db, with the backward's mask (ties split ½ and ½).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let half = T::from_f64(0.5);
+        let mask_a = a.value().zip_map(&b.value(), Self::NAME, |x, y| {
+            let wins = if MAX { x > y } else { x < y };
+            if wins {
+                T::ONE
+            } else if x == y {
+                half
+            } else {
+                T::ZERO
+            }
+        });
+        let tape = a.tape();
+        let shape = out.shape();
+        let da = tangents[0].map(|t| t.broadcast_to(&shape) * tape.constant(mask_a.clone()));
+        let db = tangents[1].map(|t| t.broadcast_to(&shape) * tape.constant(mask_a.map(|m| T::ONE - m)));
+        match (da, db) {
+            (Some(x), Some(y)) => Some(x + y),
+            (x, y) => x.or(y),
+        }
+    }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
         if MAX {
             inputs[0].zip_map(inputs[1], Self::NAME, T::max)
@@ -79,6 +102,11 @@ impl<T: Float> Op<T> for ClampOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Clamp { min: self.min, max: self.max })
     }
+    // The derivative is a diagonal mask: dout = mask·dx, the backward applied to dx.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        self.backward(inputs, out, t).pop().flatten()
+    }
 }
 
 /// `cond ≠ 0 ? a : b`, element-wise, the three broadcast together. `cond` is data, not an input.
@@ -128,6 +156,14 @@ impl<T: Float> Op<T> for WhereOp<T> {
             cond: self.cond.data().iter().map(|&c| c != T::ZERO).collect(),
             shape: crate::Shape::from_slice(self.cond.shape()),
         })
+    }
+    // dout = cond ≠ 0 ? da : db (zero for an input without a tangent).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let tape = out.tape();
+        let zero = |x: Var<'t, T>| tape.constant(Tensor::zeros(&x.shape()));
+        let da = tangents[0].unwrap_or_else(|| zero(inputs[0]));
+        let db = tangents[1].unwrap_or_else(|| zero(inputs[1]));
+        Some(da.where_cond(&self.cond, db).broadcast_to(&out.shape()))
     }
 }
 

@@ -210,6 +210,10 @@ impl<T: Float> Op<T> for Im2ColOp {
         let s = inputs[0].shape();
         vec![Some(grad_out.col2im((s[2], s[3]), self.kernel, self.stride, self.padding))]
     }
+    // Linear: the tangent is unfolded the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.im2col(self.kernel, self.stride, self.padding))
+    }
 }
 
 struct Col2ImOp {
@@ -250,6 +254,10 @@ impl<T: Float> Op<T> for Col2ImOp {
     // col2im sums columns into the image (linear): its adjoint im2col reads them back out.
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.im2col(self.kernel, self.stride, self.padding))]
+    }
+    // Linear: the tangent is folded the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.col2im(self.size, self.kernel, self.stride, self.padding))
     }
 }
 
@@ -477,6 +485,28 @@ impl<T: Float> Op<T> for Conv2dOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Conv2d { stride: self.stride, padding: self.padding })
+    }
+    // Bilinear in (x, W), affine in the bias: dout = conv(dx, W) + conv(x, dW) + db, the bias
+    // tangent folded into one of the two convolutions.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let (s, p) = (self.stride, self.padding);
+        let mut db = tangents.get(2).copied().flatten();
+        let mut conv = |a: Var<'t, T>, b: Var<'t, T>| match db.take() {
+            Some(db) => a.conv2d_with_bias(b, db, s, p),
+            None => a.conv2d(b, s, p),
+        };
+        let first = tangents[0].map(|dx| conv(dx, w));
+        let second = tangents[1].map(|dw| conv(x, dw));
+        let sum = match (first, second) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        match (sum, db) {
+            (sum, None) => sum,
+            (None, Some(db)) => Some(db.reshape(&[1, db.numel(), 1, 1]).broadcast_to(&out.shape())),
+            (Some(_), Some(_)) => unreachable!("the bias tangent was folded into a convolution"),
+        }
     }
 }
 

@@ -20,6 +20,10 @@ impl<T: Float> Op<T> for DropoutOp<T> {
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out * grad_out.tape().constant(self.mask.clone()))]
     }
+    // The same mask: dout = dx ⊙ mask.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t * t.tape().constant(self.mask.clone()))
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {

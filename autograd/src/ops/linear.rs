@@ -98,6 +98,22 @@ impl<T: Float> Op<T> for MatMulBias {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Plain)
     }
+    // d(x·W + b) = dx·W + x·dW + db (db folded into the first product when there is one).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let (dx, dw, db) = (tangents[0], tangents[1], tangents[2]);
+        let first = match (dx, db) {
+            (Some(dx), Some(db)) => Some(dx.matmul_bias(w, db)),
+            (Some(dx), None) => Some(dx.matmul(w)),
+            (None, Some(db)) => Some(db.broadcast_to(&out.shape())),
+            (None, None) => None,
+        };
+        let second = dw.map(|dw| x.matmul(dw));
+        match (first, second) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {

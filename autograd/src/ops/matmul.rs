@@ -146,6 +146,17 @@ impl<T: Float> Op<T> for MatMul {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::MatMul { trans_lhs: self.trans_lhs, trans_rhs: self.trans_rhs })
     }
+    // d(op(A)·op(B)) = op(dA)·op(B) + op(A)·op(dB).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let (ta, tb) = (self.trans_lhs, self.trans_rhs);
+        let da = tangents[0].map(|da| da.matmul_t(b, ta, tb));
+        let db = tangents[1].map(|db| a.matmul_t(db, ta, tb));
+        match (da, db) {
+            (Some(x), Some(y)) => Some(x + y),
+            (x, y) => x.or(y),
+        }
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {

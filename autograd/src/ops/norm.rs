@@ -83,6 +83,35 @@ simd::kernel! {
     }
 }
 
+/// One row of layer norm's tangent, given the row's `(μ, r)` and `(w, dw, db)`:
+/// `o = r·(dx − mean(dx) − x̂·mean(x̂ ⊙ dx)) ⊙ w + x̂ ⊙ dw + db`, with absent tangents zero.
+fn tangent_row<T: Float>(
+    o: &mut [T],
+    x: &[T],
+    dx: Option<&[T]>,
+    (mean, rstd): (T, T),
+    affine: (&[T], Option<&[T]>, Option<&[T]>),
+) {
+    let (w, dw, db) = affine;
+    let inv_n = T::ONE / T::from_usize(x.len());
+    if let Some(dx) = dx {
+        let m_dx = sum_zip(dx, dx, |v, _| v) * inv_n;
+        let m_xdx = sum_zip(x, dx, |v, t| (v - mean) * rstd * t) * inv_n;
+        for (((o, &v), &t), &w) in o.iter_mut().zip(x).zip(dx).zip(w) {
+            let xhat = (v - mean) * rstd;
+            *o = rstd * (t - m_dx - xhat * m_xdx) * w;
+        }
+    }
+    if let Some(dw) = dw {
+        for ((o, &v), &t) in o.iter_mut().zip(x).zip(dw) {
+            *o += (v - mean) * rstd * t;
+        }
+    }
+    if let Some(db) = db {
+        o.iter_mut().zip(db).for_each(|(o, &t)| *o += t);
+    }
+}
+
 impl<T: Float> Op<T> for LayerNormOp<T> {
     fn name(&self) -> &'static str {
         "layer_norm"
@@ -173,6 +202,50 @@ impl<T: Float> Op<T> for LayerNormOp<T> {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::LayerNorm { eps: self.eps })
+    }
+    // With x̂ = (x − μ)·r, whose Jacobian r·(I − 11ᵀ/n − x̂x̂ᵀ/n) is symmetric:
+    // dy = r·(dx − mean(dx) − x̂·mean(x̂ ⊙ dx)) ⊙ w + x̂ ⊙ dw + db.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let (dx, dw, db) = (tangents[0], tangents[1], tangents[2]);
+        let tape = x.tape();
+        let differentiable =
+            tape.is_recording() && inputs.iter().chain(tangents.iter().flatten()).any(|v| v.requires_grad());
+        if !differentiable {
+            // Nobody differentiates the tangent: one pass per row with the forward's statistics.
+            let (xv, wv) = (x.value(), w.value());
+            let (dxv, dwv, dbv) = (dx.map(|t| t.value()), dw.map(|t| t.value()), db.map(|t| t.value()));
+            let d = wv.numel();
+            let saved = self.stats.borrow();
+            let stats: &[(T, T)] = &saved;
+            let mut out = recycle::zeros(xv.numel());
+            if d > 0 {
+                let affine = (wv.data(), dwv.as_ref().map(|t| t.data()), dbv.as_ref().map(|t| t.data()));
+                let row = |(r, (o, x)): (usize, (&mut [T], &[T]))| {
+                    let dx = dxv.as_ref().map(|t| &t.data()[r * d..(r + 1) * d]);
+                    tangent_row(o, x, dx, stats[r], affine);
+                };
+                if out.len() >= crate::PAR_THRESHOLD {
+                    out.par_chunks_mut(d).zip(xv.data().par_chunks(d)).enumerate().for_each(row);
+                } else {
+                    out.chunks_mut(d).zip(xv.data().chunks(d)).enumerate().for_each(row);
+                }
+            }
+            return Some(tape.constant(Tensor::from_vec(out, xv.shape())));
+        }
+        let mean = x.mean_axes(&[-1], true);
+        let xc = x - mean;
+        let rstd = ((xc * xc).mean_axes(&[-1], true) + self.eps).powf(-0.5);
+        let xhat = xc * rstd;
+        let terms = [
+            dx.map(|dx| {
+                let centred = dx - dx.mean_axes(&[-1], true) - xhat * (xhat * dx).mean_axes(&[-1], true);
+                rstd * centred * w
+            }),
+            dw.map(|dw| xhat * dw),
+            db.map(|db| db.broadcast_to(&x.shape())),
+        ];
+        terms.into_iter().flatten().reduce(|a, b| a + b)
     }
 }
 

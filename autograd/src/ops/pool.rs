@@ -134,6 +134,14 @@ impl<T: Float> Op<T> for MaxPool2dOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::MaxPool2d { kernel: self.kernel, stride: self.stride })
     }
+    // dout[o] = dx[argmax(o)]: the tangent gathered at the saved argmax (max_pool2d with the
+    // argmax fixed).
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let argmax = Rc::clone(self.argmax.get().expect("forward saved the argmax"));
+        let gather = MaxPool2dOp { kernel: 0, stride: 0, argmax: OnceCell::from(argmax) };
+        Some(t.tape().apply(gather, &[t]))
+    }
 }
 
 /// The adjoint of max pooling: each output-gradient element is added at its window's argmax in
@@ -171,6 +179,11 @@ impl<T: Float> Op<T> for MaxPool2dScatterOp {
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let gather = MaxPool2dOp { kernel: 0, stride: 0, argmax: OnceCell::from(Rc::clone(&self.argmax)) };
         vec![Some(grad_out.tape().apply(gather, &[grad_out]))]
+    }
+    // Linear: the tangent is scattered the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        Some(t.tape().apply(MaxPool2dScatterOp { argmax: Rc::clone(&self.argmax) }, &[t]))
     }
 }
 

@@ -64,6 +64,7 @@ fn max_kept<T: Float>(t: &Tensor<T>, kept: &[usize]) -> Vec<T> {
 }
 
 /// The reduction ops share their axis handling.
+#[derive(Clone)]
 struct Reduce {
     mask: Shape,
     keepdim: bool,
@@ -117,6 +118,10 @@ impl<T: Float> Op<T> for SumOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(self.0.attrs())
     }
+    // A sum is linear: d(Σx) = Σdx.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.tape().apply(SumOp(self.0.clone()), &[t]))
+    }
 }
 
 struct MaxOp(Reduce);
@@ -155,6 +160,15 @@ impl<T: Float> Op<T> for MaxOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(self.0.attrs())
     }
+    // dmax = Σ mask·dx, the tangent gathered at the maximum (ties averaged), with the
+    // backward's mask.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let x = inputs[0];
+        let weighted = self.backward(inputs, out, x.tape().constant(Tensor::ones(&out.shape())))[0]
+            .expect("max's backward gives its input a gradient");
+        Some(x.tape().apply(SumOp(self.0.clone()), &[weighted * t]))
+    }
 }
 
 struct LogSumExpOp(Reduce);
@@ -183,8 +197,16 @@ impl<T: Float> Op<T> for LogSumExpOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(self.0.attrs())
     }
+    // d logsumexp(x) = Σ softmax(x)·dx.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let x = inputs[0];
+        let softmax = (x - self.0.as_kept(out, x)).exp();
+        Some(x.tape().apply(SumOp(self.0.clone()), &[softmax * t]))
+    }
 }
 
+#[derive(Clone)]
 struct SumToOp {
     shape: Shape,
 }
@@ -238,6 +260,10 @@ impl<T: Float> Op<T> for SumToOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::SumTo { shape: self.shape.clone() })
+    }
+    // Linear: the tangent is summed the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.tape().apply(self.clone(), &[t]))
     }
 }
 

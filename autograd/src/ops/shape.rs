@@ -88,6 +88,10 @@ impl<T: Float> Op<T> for BroadcastToOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::BroadcastTo { shape: self.shape.clone() })
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.broadcast_to(&self.shape))
+    }
 }
 
 struct ReshapeOp {
@@ -107,6 +111,10 @@ impl<T: Float> Op<T> for ReshapeOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Reshape { shape: self.shape.clone() })
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.reshape(&self.shape))
     }
 }
 
@@ -131,6 +139,10 @@ impl<T: Float> Op<T> for TransposeOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Transpose { a: self.a, b: self.b })
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.transpose(self.a as isize, self.b as isize))
+    }
 }
 
 struct PermuteOp {
@@ -154,6 +166,10 @@ impl<T: Float> Op<T> for PermuteOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Permute { perm: self.perm.clone() })
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.permute(&self.perm))
     }
 }
 
@@ -202,6 +218,10 @@ impl<T: Float> Op<T> for NarrowOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Narrow { axis: self.axis, start: self.start, len: self.len })
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.narrow(self.axis as isize, self.start, self.len))
+    }
 }
 
 struct PadOp {
@@ -236,6 +256,10 @@ impl<T: Float> Op<T> for PadOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Pad { axis: self.axis, before: self.before, after: self.after })
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.pad(self.axis as isize, self.before, self.after))
     }
 }
 
@@ -287,6 +311,15 @@ impl<T: Float> Op<T> for ConcatOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Concat { axis: self.axis })
     }
+    // Linear: the tangents are concatenated, zeros for parts that carry none.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let parts: Vec<Var<'t, T>> = inputs
+            .iter()
+            .zip(tangents)
+            .map(|(x, t)| t.unwrap_or_else(|| x.tape().constant(Tensor::zeros(&x.shape()))))
+            .collect();
+        Some(Var::concat(&parts, self.axis as isize))
+    }
 }
 
 /// Checks that every id indexes a row of a tensor of shape `shape`.
@@ -326,6 +359,10 @@ impl<T: Float> Op<T> for IndexSelectOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::IndexSelect { ids: self.ids.clone() })
     }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.index_select(&self.ids))
+    }
 }
 
 struct IndexAddOp {
@@ -357,6 +394,10 @@ impl<T: Float> Op<T> for IndexAddOp {
     // out[i] = Σ_{k: ids[k] = i} x[k], linear in x: ∂/∂x[k] reads row ids[k] (index_select).
     fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         vec![Some(grad_out.index_select(&self.ids))]
+    }
+    // Linear: the tangent moves the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        tangents[0].map(|t| t.index_add(&self.ids, self.rows))
     }
 }
 

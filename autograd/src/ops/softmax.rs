@@ -116,6 +116,12 @@ impl<T: Float> Op<T> for SoftmaxOp {
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::Softmax { axis: self.axis })
     }
+    // The Jacobian y ⊙ (I − yᵀ) is symmetric: the tangent is the backward applied to dx,
+    // dy = y ⊙ (dx − Σⱼ yⱼdxⱼ).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        self.backward(inputs, out, t).pop().flatten()
+    }
 }
 
 struct LogSoftmaxOp {
@@ -150,6 +156,11 @@ impl<T: Float> Op<T> for LogSoftmaxOp {
     }
     fn attrs(&self) -> Option<OpAttrs> {
         Some(OpAttrs::LogSoftmax { axis: self.axis })
+    }
+    // dy = dx − Σⱼ softmax(x)ⱼ·dxⱼ along the axis, softmax(x) = exp(y).
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        Some(t - (out.exp() * t).sum_axes(&[self.axis as isize], true))
     }
 }
 
@@ -222,6 +233,12 @@ impl<T: Float> Op<T> for CrossEntropyOp<T> {
                 .for_each(|((o, x), (&l, &t))| row(o, x, l, t));
         }
         vec![Some(tape.constant(Tensor::from_vec(gx, &shape)))]
+    }
+    // dloss = Σᵢⱼ ∂loss/∂xᵢⱼ·dxᵢⱼ: the gradient (the backward at g = 1) against the tangent.
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let grad = self.backward(inputs, out, out.tape().constant(Tensor::ones(&out.shape()))).pop().flatten()?;
+        Some((grad * t).sum())
     }
 }
 

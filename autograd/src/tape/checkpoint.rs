@@ -111,11 +111,15 @@ impl<T: Float> Tape<T> {
             let value = y.value();
             (value, apart.inner.into_inner().rng)
         };
-        let mut inner = self.inner.borrow_mut();
         // The stream continues after the segment as if the segment had run on this tape.
-        inner.rng = rng_after;
+        self.inner.borrow_mut().rng = rng_after;
         let mut node =
             Node { value, op: None, name: "checkpoint", inputs: Default::default(), requires_grad, location };
+        // In forward mode the node's tangent comes from the op's rule, as for any other op.
+        if self.inner.borrow().duals.carries(inputs) {
+            return self.push_dual(op, inputs, node);
+        }
+        let mut inner = self.inner.borrow_mut();
         if requires_grad {
             node.inputs.extend(inputs.iter().map(|v| v.id));
             node.op = Some(Box::new(op));
@@ -148,6 +152,7 @@ impl<T: Float> Checkpoint<T> {
                 anomaly: self.anomaly,
                 rng: self.rng.clone(),
                 hooks: HashMap::new(),
+                duals: super::dual::Tangents::default(),
             }),
             warm: KeepWarm::inert(),
         }
@@ -211,6 +216,19 @@ impl<T: Float> Op<T> for Checkpoint<T> {
                 g.map(|id| Var { id, tape })
             })
             .collect()
+    }
+
+    // The tangent is the segment's own: the segment once more on this tape, from the same random
+    // stream, with tangents carried through its ops by their rules (so the tangent is recorded
+    // like any other and can be differentiated; forward over reverse works through it).
+    fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, _tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let tape = out.tape;
+        let y = tape.with_tangents_resumed(|| {
+            let _stream = StreamGuard::replay(tape, self.rng.clone());
+            self.run(tape, inputs)
+        });
+        self.check_same_shape(&y.shape(), &out.shape());
+        y.tangent()
     }
 
     // The same gradients, from a recomputation on a tape of its own that is dropped before

@@ -165,8 +165,9 @@ fn a_segment_whose_shape_changes_on_recomputation_is_an_error() {
 fn tangents_of(checkpointed: bool) -> (Tensor<f64>, Tensor<f64>, Vec<Tensor<f64>>) {
     let tape = Tape::<f64>::with_seed(42);
     let x = tape.dual(values::<f64>(&[6, 8], 1), values::<f64>(&[6, 8], 2));
-    let params: Vec<Var<'_, f64>> =
-        (0..3).flat_map(|l| [tape.var(values::<f64>(&[8, 8], 10 + l)), tape.var(values::<f64>(&[8], 20 + l))]).collect();
+    let params: Vec<Var<'_, f64>> = (0..3)
+        .flat_map(|l| [tape.var(values::<f64>(&[8, 8], 10 + l)), tape.var(values::<f64>(&[8], 20 + l))])
+        .collect();
     let mut h = x.dropout(0.1, true);
     for l in 0..3 {
         let inputs = [h, params[2 * l], params[2 * l + 1]];

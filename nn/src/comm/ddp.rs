@@ -212,6 +212,21 @@ impl<T: Float> Ddp<T> {
         }
     }
 
+    /// Saves the checkpoint `make` builds on rank 0 only (crash-safely, through
+    /// [`Checkpoint::save`](crate::Checkpoint::save)), then waits until it is written: the
+    /// ranks hold the same parameters, so one copy is the run's.
+    ///
+    /// # Errors
+    /// On rank 0, the save's error; the other ranks then wait in their next collective until
+    /// the caller ends the run ([`Communicator::abort`]).
+    pub fn save_on_rank_0(&self, make: impl FnOnce() -> crate::Checkpoint, path: &std::path::Path) -> crate::Result<()> {
+        if self.comm.rank() == 0 {
+            make().save(path)?;
+        }
+        self.comm.barrier();
+        Ok(())
+    }
+
     /// Compares a checksum of `store`'s parameters (their bits, in order) across the ranks.
     ///
     /// # Errors

@@ -159,8 +159,37 @@ fn main() -> ExitCode {
     // `autograd::threads`); the data loaders use rayon before any tape exists, so join first.
     autograd::threads::join_global_pool();
     let cli = Cli::parse();
+    #[cfg(feature = "mpi")]
+    if nn::comm::MpiCommunicator::launched() {
+        return run_across_processes(&cli);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs under `mpirun`: `char-lm train` data-parallel across the processes (rank 0 prints and
+/// saves), other commands on rank 0 alone. An error on any rank ends every rank, naming it
+/// (`MPI_Abort`), so that no rank waits forever for one that has stopped.
+#[cfg(feature = "mpi")]
+fn run_across_processes(cli: &Cli) -> ExitCode {
+    use nn::comm::{Communicator, MpiCommunicator};
+    let Some(comm) = MpiCommunicator::init().map(std::sync::Arc::new) else {
+        eprintln!("error: MPI could not be initialized");
+        return ExitCode::FAILURE;
+    };
+    let result = match &cli.command {
+        Command::CharLm(args) => models::char_lm::cli::run_across(args, cli.seed, &cli.out, comm.clone()),
+        _ if comm.rank() == 0 => run(cli),
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if comm.world_size() > 1 => comm.abort(&format!("error: {e}")),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

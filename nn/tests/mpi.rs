@@ -82,7 +82,9 @@ fn ddp_step<T: Float>(ddp: &mut Ddp<T>, store: &ParamStore<T>, mlp: &Mlp, step: 
 fn same_bits<T: Float>(a: &ParamGrads<T>, b: &ParamGrads<T>) -> bool {
     a.iter().count() == b.iter().count()
         && a.iter().all(|(id, x)| {
-            b.get(id).is_some_and(|y| x.data().iter().zip(y.data()).all(|(p, q)| p.to_f64().to_bits() == q.to_f64().to_bits()))
+            b.get(id).is_some_and(|y| {
+                x.data().iter().zip(y.data()).all(|(p, q)| p.to_f64().to_bits() == q.to_f64().to_bits())
+            })
         })
 }
 
@@ -94,7 +96,11 @@ fn checks(comm: &Arc<MpiCommunicator>) {
     let mut failures = Vec::new();
     let mut report = |name: &str, ok: bool, why: String| {
         if rank == 0 {
-            println!("{} {name}{}", if ok { "ok" } else { "FAILED" }, if ok { String::new() } else { format!(": {why}") });
+            println!(
+                "{} {name}{}",
+                if ok { "ok" } else { "FAILED" },
+                if ok { String::new() } else { format!(": {why}") }
+            );
         }
         if !ok {
             failures.push(name.to_owned());
@@ -114,7 +120,11 @@ fn checks(comm: &Arc<MpiCommunicator>) {
         let (want_loss, want) = data_parallel(&store, &mlp, 3, world);
         let (l, got) = ddp_step(&mut ddp, &store, &mlp, 3);
         let ok = l.to_bits() == want_loss.to_bits() && same_bits(&got, &want);
-        report(&format!("f64_bit_identical_to_data_parallel_buckets_{bucket_bytes}"), ok, format!("loss {l} vs {want_loss}"));
+        report(
+            &format!("f64_bit_identical_to_data_parallel_buckets_{bucket_bytes}"),
+            ok,
+            format!("loss {l} vs {want_loss}"),
+        );
     }
 
     // f32: within 1e-6 of one tape.
@@ -124,7 +134,13 @@ fn checks(comm: &Arc<MpiCommunicator>) {
     let (l, got) = ddp_step(&mut d32, &s32, &m32, 1);
     let worst = want
         .iter()
-        .flat_map(|(id, w)| w.data().iter().zip(got.get(id).expect("same parameters").data()).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>())
+        .flat_map(|(id, w)| {
+            w.data()
+                .iter()
+                .zip(got.get(id).expect("same parameters").data())
+                .map(|(a, b)| (a - b).abs())
+                .collect::<Vec<_>>()
+        })
         .fold((l - want_loss).abs(), f32::max);
     report("f32_within_1e-6_of_one_tape", worst <= 1e-6, format!("largest difference {worst}"));
 
@@ -229,11 +245,19 @@ fn parent() {
     let out = mpirun(2, &["fail"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let named = stderr.contains("rank 1 of 2: cannot read data.txt: No such file or directory");
-    judge("a_failing_rank_ends_every_rank_naming_it", !out.status.success() && out.status.code() != Some(124) && named, &stderr);
+    judge(
+        "a_failing_rank_ends_every_rank_naming_it",
+        !out.status.success() && out.status.code() != Some(124) && named,
+        &stderr,
+    );
     let out = mpirun(2, &["panic"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let named = stderr.contains("rank 1 meets a bug") && stderr.contains("rank 1 of 2: panicked");
-    judge("a_panicking_rank_ends_every_rank_naming_it", !out.status.success() && out.status.code() != Some(124) && named, &stderr);
+    judge(
+        "a_panicking_rank_ends_every_rank_naming_it",
+        !out.status.success() && out.status.code() != Some(124) && named,
+        &stderr,
+    );
 
     println!("\ntest result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
     println!("{passed} passed, {failed} failed");

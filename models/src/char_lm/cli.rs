@@ -12,8 +12,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
+use nn::comm::Communicator;
 
 use super::bigram::{BigramConfig, CountBigram};
 use super::data::{self, Corpus};
@@ -23,6 +26,18 @@ use super::mlp::MlpConfig;
 use super::model::{CharLm, ModelConfig};
 use super::sample::{self, SampleConfig};
 use super::train::{bits, Event, TrainConfig, Trainer};
+
+/// Whether this process prints: not on the ranks other than 0 of a run across processes.
+static LOUD: AtomicBool = AtomicBool::new(true);
+
+/// `println!` on the process that reports (every process but ranks 1… of a run across processes).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if LOUD.load(Ordering::Relaxed) {
+            println!($($t)*)
+        }
+    };
+}
 use crate::config::limits::{MAX_CONTEXT, MAX_LAYERS, MAX_SAMPLE_LEN, MAX_SHARDS, MAX_STEPS, MAX_WIDTH};
 use crate::Error;
 
@@ -259,7 +274,7 @@ fn flag_error(e: crate::config::Invalid) -> Error {
 /// vocabulary, invalid configurations, unwritable outputs.
 pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
     match &args.command {
-        CharLmCommand::Train(a) => train(a, seed, out).map(|_| ()),
+        CharLmCommand::Train(a) => train(a, seed, out, None).map(|_| ()),
         CharLmCommand::Sample(a) => {
             let model = CharLm::load(&a.load)?;
             let prompt = data::encode(&model.vocab, &a.prompt, Path::new("--prompt"))?;
@@ -297,6 +312,21 @@ pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
     }
 }
 
+/// `pente char-lm train` as one rank of a run across processes (under `mpirun`): the GPT
+/// trains data-parallel over `comm` ([`Trainer::distribute`]); only rank 0 prints, saves and
+/// draws. Other subcommands run as [`run`] does.
+///
+/// # Errors
+/// As [`run`]; the bigram and MLP models are refused on more than one rank.
+pub fn run_across(args: &CharLmArgs, seed: u64, out: &Path, comm: Arc<dyn Communicator>) -> Result<(), Error> {
+    LOUD.store(comm.rank() == 0, Ordering::Relaxed);
+    match &args.command {
+        CharLmCommand::Train(a) => train(a, seed, out, Some(comm)).map(|_| ()),
+        _ if comm.rank() == 0 => run(args, seed, out),
+        _ => Ok(()),
+    }
+}
+
 /// Streams a sample to stdout and reports its speed on stderr.
 fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &SampleConfig) {
     let mut stdout = std::io::stdout();
@@ -311,7 +341,7 @@ fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &Sa
 }
 
 /// Trains as `args` say and reports; returns the trainer.
-fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
+fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communicator>>) -> Result<Trainer, Error> {
     let mut trainer = match &args.resume {
         Some(path) => {
             let mut notes = Vec::new();
@@ -319,9 +349,9 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
                 args.apply(c, Some(&mut notes));
                 c.validate(&model.config, model.vocab.len()).map_err(flag_error)
             })?;
-            println!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
+            say!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
             for note in notes {
-                println!("{note}");
+                say!("{note}");
             }
             if t.step() >= t.config.steps && args.steps.is_some() {
                 return Err(Error::Config(format!(
@@ -351,7 +381,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
         (None, None) => data::default_corpus_path(),
     };
     if let (Some(resumed), None) = (&args.resume, &trainer.corpus) {
-        println!(
+        say!(
             "{} does not record its corpus (an older checkpoint): training on {}, recorded from now on",
             resumed.display(),
             path.display()
@@ -364,12 +394,20 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     crate::check_save_path(&save)?;
     trainer.save = Some(save.clone());
     let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;
+    if let Some(comm) = comm {
+        let world = comm.world_size();
+        trainer.distribute(comm)?;
+        say!("training across {world} processes (MPI): one shard of each batch per process");
+    }
     report_and_train(&mut trainer, &corpus, kind)?;
-    println!("wrote {}", save.display());
+    if !LOUD.load(Ordering::Relaxed) {
+        return Ok(trainer); // rank 0 reports, draws and samples
+    }
+    say!("wrote {}", save.display());
 
     let val = trainer.model.evaluate(&corpus.val, None);
     let tokens = trainer.config.steps * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
-    println!(
+    say!(
         "{kind}: validation {val:.4} nats/char ({:.4} bits/char) over every full-length window; \
          {} steps, {:.1} s of training, {:.0} training tokens/s",
         bits(val),
@@ -379,11 +417,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     );
     let reference = if let ModelConfig::Bigram(b) = trainer.model.config {
         let exact = CountBigram::fit(&corpus.train, corpus.vocab.len(), b.smoothing).cross_entropy(&corpus.val);
-        println!(
-            "count-based bigram (add-{} smoothing): {exact:.4} nats/char; difference {:.4}",
-            b.smoothing,
-            val - exact
-        );
+        say!("count-based bigram (add-{} smoothing): {exact:.4} nats/char; difference {:.4}", b.smoothing, val - exact);
         Some(exact)
     } else {
         None
@@ -395,14 +429,14 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
         &format!("char-lm {kind}: loss per character"),
         &fig,
     )?;
-    println!("wrote {}", fig.display());
+    say!("wrote {}", fig.display());
     if matches!(trainer.model.config, ModelConfig::Gpt(_)) {
         let fig = out.join("char_lm_gpt_attention.svg");
         figures::write_attention(&trainer.model, &attention_line(&trainer.model), last_layer(&trainer.model), &fig)?;
-        println!("wrote {}", fig.display());
+        say!("wrote {}", fig.display());
     }
     if args.sample_len > 0 {
-        println!("\nsample (temperature 0.8, seed {seed}):");
+        say!("\nsample (temperature 0.8, seed {seed}):");
         let config = SampleConfig { len: args.sample_len as usize, temperature: 0.8, top_k: None, seed };
         print_sample(&trainer.model, "", &[], &config);
     }
@@ -445,7 +479,7 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
         trainer.config.batch_size
     );
     if bar.is_hidden() {
-        println!("{line}");
+        say!("{line}");
     } else {
         bar.println(line);
     }
@@ -462,7 +496,7 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
             let line =
                 format!("step {step:>7}: validation {loss:.4} nats/char ({:.3} bits), {last_tps:.0} tok/s", bits(loss));
             if bar.is_hidden() {
-                println!("{line}");
+                say!("{line}");
             } else {
                 bar.println(line);
             }
@@ -503,8 +537,8 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         dropout: 0.0,
         sample_len: 0,
     };
-    train(&common(Kind::Bigram, 400), seed, out)?;
+    train(&common(Kind::Bigram, 400), seed, out, None)?;
     let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };
-    train(&args, seed, out)?;
+    train(&args, seed, out, None)?;
     Ok(())
 }

@@ -219,7 +219,11 @@ impl<T: Float> Ddp<T> {
     /// # Errors
     /// On rank 0, the save's error; the other ranks then wait in their next collective until
     /// the caller ends the run ([`Communicator::abort`]).
-    pub fn save_on_rank_0(&self, make: impl FnOnce() -> crate::Checkpoint, path: &std::path::Path) -> crate::Result<()> {
+    pub fn save_on_rank_0(
+        &self,
+        make: impl FnOnce() -> crate::Checkpoint,
+        path: &std::path::Path,
+    ) -> crate::Result<()> {
         if self.comm.rank() == 0 {
             make().save(path)?;
         }

@@ -72,6 +72,11 @@ struct BenchArgs {
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
+    /// Under `mpirun` (built with the `mpi` feature): gradients are all-reduced in buckets of
+    /// this many KiB as backward finishes them (0: all at once after backward).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    bucket_kib: u32,
 }
 
 /// `--workload NAME|all`.
@@ -184,6 +189,27 @@ fn run_across_processes(cli: &Cli) -> ExitCode {
     };
     let result = match &cli.command {
         Command::CharLm(args) => models::char_lm::cli::run_across(args, cli.seed, &cli.out, comm.clone()),
+        Command::Bench(args) => {
+            let comm: std::sync::Arc<dyn Communicator> = comm.clone();
+            let bucket_bytes = args.bucket_kib as usize * 1024;
+            for workload in &args.workload.0 {
+                for (m, s) in models::bench::across::run_across(*workload, &comm, bucket_bytes) {
+                    if comm.rank() == 0 {
+                        println!("{}", if args.json { m.to_json() } else { m.to_string() });
+                        let per_step = |x: f64| 1e3 * x / s.steps as f64;
+                        eprintln!(
+                            "  all-reduce {:.2} ms/step, {:.0} % hidden behind backward ({:.2} ms/step), {:.2} ms/step exposed, {} buckets/step",
+                            per_step(s.reduce_seconds),
+                            100.0 * s.overlap(),
+                            per_step(s.backward_seconds),
+                            per_step(s.exposed_seconds),
+                            s.buckets / s.steps.max(1)
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         _ if comm.rank() == 0 => run(cli),
         _ => Ok(()),
     };

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
-use nn::comm::Communicator;
+use nn::comm::{Communicator, DdpConfig};
 
 use super::bigram::{BigramConfig, CountBigram};
 use super::data::{self, Corpus};
@@ -156,6 +156,10 @@ pub struct TrainArgs {
     /// Characters of sample to print after training.
     #[arg(long, default_value_t = DEFAULT_SAMPLE_LEN, value_parser = clap::value_parser!(u64).range(..=MAX_SAMPLE_LEN as u64))]
     pub sample_len: u64,
+    /// Under `mpirun`: gradients are all-reduced in buckets of this many KiB as backward
+    /// finishes them (0: all at once after backward).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
+    pub bucket_kib: u32,
 }
 
 /// Characters of sample `train` prints after training, unless `--sample-len` says otherwise.
@@ -396,7 +400,8 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
     let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;
     if let Some(comm) = comm {
         let world = comm.world_size();
-        trainer.distribute(comm)?;
+        let config = DdpConfig { bucket_bytes: args.bucket_kib as usize * 1024, ..DdpConfig::default() };
+        trainer.distribute(comm, config)?;
         say!("training across {world} processes (MPI): one shard of each batch per process");
     }
     report_and_train(&mut trainer, &corpus, kind)?;
@@ -404,6 +409,18 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
         return Ok(trainer); // rank 0 reports, draws and samples
     }
     say!("wrote {}", save.display());
+    if let Some(s) = trainer.ddp_stats().filter(|s| s.steps > 0) {
+        let ms = |x: f64| 1e3 * x / s.steps as f64;
+        say!(
+            "all-reduce: {:.2} ms per step, {:.0} % of it hidden behind backward ({:.2} ms per step; {:.1} buckets of {} KiB per step, {:.2} ms exposed)",
+            ms(s.reduce_seconds),
+            100.0 * s.overlap(),
+            ms(s.backward_seconds),
+            s.buckets as f64 / s.steps as f64,
+            args.bucket_kib,
+            ms(s.exposed_seconds)
+        );
+    }
 
     let val = trainer.model.evaluate(&corpus.val, None);
     let tokens = trainer.config.steps * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
@@ -536,6 +553,7 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         n_layer: 2,
         dropout: 0.0,
         sample_len: 0,
+        bucket_kib: 512,
     };
     train(&common(Kind::Bigram, 400), seed, out, None)?;
     let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use autograd::Tape;
-use nn::comm::{Communicator, Ddp, DdpConfig};
+use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
 use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -310,16 +310,22 @@ impl Trainer {
         self.opt.steps()
     }
 
+    /// Where the time of the all-reduces went, in a run across processes.
+    pub fn ddp_stats(&self) -> Option<DdpStats> {
+        self.ddp.as_ref().map(Ddp::stats)
+    }
+
     /// Trains data-parallel across the ranks of `comm` (processes under `mpirun`): each rank
     /// takes its shard of every batch, the gradients are all-reduced during backward
-    /// ([`Ddp`]), rank 0's parameters are broadcast now, and only rank 0 saves. The run
+    /// ([`Ddp`], configured by `config`), rank 0's parameters are broadcast now, and only
+    /// rank 0 saves. The run
     /// computes what `shards = world size` computes in one process, bit for bit, so the
     /// checkpoint records that many shards and resumes under any world size.
     ///
     /// # Errors
     /// [`Error::Config`] for the bigram and MLP models (one tape each; only the GPT shards),
     /// or a batch with fewer windows than ranks.
-    pub fn distribute(&mut self, comm: Arc<dyn Communicator>) -> Result<(), Error> {
+    pub fn distribute(&mut self, comm: Arc<dyn Communicator>, config: DdpConfig) -> Result<(), Error> {
         let world = comm.world_size();
         if !matches!(self.model.config, ModelConfig::Gpt(_)) {
             return Err(Error::Config(format!(
@@ -335,7 +341,7 @@ impl Trainer {
         }
         self.config.shards = world;
         self.shards = None;
-        self.ddp = Some(Ddp::new(comm, DdpConfig::default(), &mut self.model.store));
+        self.ddp = Some(Ddp::new(comm, config, &mut self.model.store));
         Ok(())
     }
 

@@ -2,9 +2,11 @@
 //! machine or several, through rsmpi, the `mpi` crate (cargo feature `mpi`).
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use ::mpi::datatype::{Partition, PartitionMut};
 use ::mpi::environment::Universe;
+use ::mpi::request::{scope, Request, Scope};
 use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::{Communicator as _, CommunicatorCollectives, Equivalence, Root};
 use ::mpi::{Count, Threading};
@@ -21,6 +23,10 @@ use super::{add_into, Buffer, Communicator};
 /// standard leaves open: each rank owns a W-th of the buffer, receives that part from every
 /// rank (`MPI_Alltoallv`), sums it in rank order, and the parts are gathered back
 /// (`MPI_Allgatherv`). That moves `2·(W−1)/W` of the buffer per rank, as a ring all-reduce does.
+///
+/// Every collective is started non-blocking and tested, with short sleeps, until done (see
+/// `finish`): Open MPI progresses a non-blocking collective only inside MPI calls, so the
+/// tests are what moves it, and the sleeps leave the core to the compute thread.
 ///
 /// A process that panics while it holds the communicator aborts the whole job
 /// (`MPI_Abort`), naming its rank, instead of finalizing: the other ranks would wait forever.
@@ -76,7 +82,7 @@ impl MpiCommunicator {
             let recv_counts = vec![count(mine); w];
             let recv_displs: Vec<Count> = (0..w).map(|r| count(r * mine)).collect();
             let mut recv = PartitionMut::new(&mut parts[..], &recv_counts[..], &recv_displs[..]);
-            world.all_to_all_varcount_into(&send, &mut recv);
+            scope(|sc| finish(world.immediate_all_to_all_varcount_into(sc, &send, &mut recv)));
         });
         let (sum, rest) = parts.split_at_mut(mine);
         for part in rest.chunks_exact(mine.max(1)) {
@@ -84,8 +90,28 @@ impl MpiCommunicator {
         }
         self.call(|world| {
             let mut all = PartitionMut::new(buf, &counts[..], &displs[..]);
-            world.all_gather_varcount_into(&*sum, &mut all);
+            scope(|sc| finish(world.immediate_all_gather_varcount_into(sc, &*sum, &mut all)));
         });
+    }
+}
+
+/// Waits for a non-blocking collective by testing it, sleeping between tests once it has
+/// taken more than a moment. Open MPI's blocking calls spin on a core until the other ranks
+/// arrive; on a machine with a core per rank, a communication thread spinning beside the
+/// compute thread takes half its core away for as long as backward runs.
+fn finish<'a, D: ?Sized, S: Scope<'a>>(mut request: Request<'a, D, S>) {
+    let mut tests = 0u32;
+    loop {
+        match request.test() {
+            Ok(_) => return,
+            Err(pending) => request = pending,
+        }
+        tests += 1;
+        if tests < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
 }
 
@@ -136,23 +162,23 @@ impl Communicator for MpiCommunicator {
         match buf {
             Buffer::F32(b) => {
                 agree(self, "broadcast", b.len(), 1);
-                self.call(|world| world.process_at_rank(0).broadcast_into(b));
+                self.call(|world| scope(|sc| finish(world.process_at_rank(0).immediate_broadcast_into(sc, b))));
             }
             Buffer::F64(b) => {
                 agree(self, "broadcast", b.len(), 2);
-                self.call(|world| world.process_at_rank(0).broadcast_into(b));
+                self.call(|world| scope(|sc| finish(world.process_at_rank(0).immediate_broadcast_into(sc, b))));
             }
         }
     }
 
     fn all_gather(&self, value: u64) -> Vec<u64> {
         let mut all = vec![0u64; self.size];
-        self.call(|world| world.all_gather_into(&value, &mut all[..]));
+        self.call(|world| scope(|sc| finish(world.immediate_all_gather_into(sc, &value, &mut all[..]))));
         all
     }
 
     fn barrier(&self) {
-        self.call(|world| world.barrier());
+        self.call(|world| finish(world.immediate_barrier()));
     }
 
     fn abort(&self, message: &str) -> ! {

@@ -208,6 +208,11 @@ fn run_across_processes(cli: &Cli) -> ExitCode {
                     }
                 }
             }
+            // The communication alone: one all-reduce of char-gpt's gradients (809,856 f32).
+            let seconds = models::bench::across::all_reduce_seconds(&*comm, 809_856, 20);
+            if comm.rank() == 0 {
+                eprintln!("  all-reduce of 809,856 f32 alone: {:.2} ms (median of 20)", 1e3 * seconds);
+            }
             Ok(())
         }
         _ if comm.rank() == 0 => run(cli),

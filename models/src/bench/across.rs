@@ -33,6 +33,22 @@ pub fn run_across(
     }
 }
 
+/// The median seconds of one all-reduce of `elements` f32 (after a barrier), over `repeats`:
+/// the communication alone, without a backward to wait for.
+pub fn all_reduce_seconds(comm: &dyn Communicator, elements: usize, repeats: usize) -> f64 {
+    let mut buf = vec![1.0f32; elements];
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            comm.barrier();
+            let start = std::time::Instant::now();
+            comm.all_reduce_sum(nn::comm::Buffer::F32(&mut buf));
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// This rank's rows of a batch of `batch`, and their share of it.
 fn rows(comm: &dyn Communicator, batch: usize) -> (Range<usize>, f64) {
     let (r, w) = (comm.rank(), comm.world_size());

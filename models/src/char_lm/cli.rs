@@ -51,6 +51,8 @@ pub struct CharLmArgs {
 
 /// The char-lm subcommands.
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum CharLmCommand {
     /// Train (or resume training) a bigram, MLP or GPT on the Shakespeare corpus.
     Train(TrainArgs),
@@ -160,6 +162,9 @@ pub struct TrainArgs {
     /// finishes them (0: all at once after backward).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
     pub bucket_kib: u32,
+    /// Print the training loss of every this many steps (0: only validations), for logs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_STEPS))]
+    pub log_every: u64,
 }
 
 /// Characters of sample `train` prints after training, unless `--sample-len` says otherwise.
@@ -404,7 +409,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
         trainer.distribute(comm, config)?;
         say!("training across {world} processes (MPI): one shard of each batch per process");
     }
-    report_and_train(&mut trainer, &corpus, kind)?;
+    report_and_train(&mut trainer, &corpus, kind, args.log_every)?;
     if !LOUD.load(Ordering::Relaxed) {
         return Ok(trainer); // rank 0 reports, draws and samples
     }
@@ -479,7 +484,7 @@ fn last_layer(model: &CharLm) -> usize {
 
 /// Runs the trainer with a progress bar (loss, tokens/s, last validation), printing each
 /// validation as a line.
-fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Result<(), Error> {
+fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str, log_every: u64) -> Result<(), Error> {
     let bar = crate::progress_bar(trainer.config.steps, label);
     bar.set_position(trainer.step());
     if let Ok(style) =
@@ -505,6 +510,14 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
     trainer.run(corpus, None, &mut |e| match e {
         Event::Step { step, loss, tokens_per_second } => {
             last_tps = tokens_per_second;
+            if log_every > 0 && step.is_multiple_of(log_every) {
+                let line = format!("step {step:>7}: training loss {loss:.6}, {tokens_per_second:.0} tok/s");
+                if bar.is_hidden() {
+                    say!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
             bar.set_position(step);
             bar.set_message(format!("loss {loss:.3}  val {last_val:.3}  {tokens_per_second:.0} tok/s"));
         }
@@ -554,6 +567,7 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         dropout: 0.0,
         sample_len: 0,
         bucket_kib: 512,
+        log_every: 0,
     };
     train(&common(Kind::Bigram, 400), seed, out, None)?;
     let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };

@@ -50,6 +50,8 @@ pub enum Buffer<'a> {
 
 impl<'a> Buffer<'a> {
     /// The buffer of a vector of pente's element type `T` (`f32` or `f64`).
+    // A `Vec`, not a slice: `Any` tells the element type of sized values only.
+    #[allow(clippy::ptr_arg)]
     pub fn of<T: Float>(v: &'a mut Vec<T>) -> Self {
         let any: &'a mut dyn Any = v;
         if any.is::<Vec<f32>>() {

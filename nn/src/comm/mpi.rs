@@ -107,7 +107,7 @@ fn finish<'a, D: ?Sized, S: Scope<'a>>(mut request: Request<'a, D, S>) {
             Err(pending) => request = pending,
         }
         tests += 1;
-        if tests < 64 {
+        if tests < 4096 {
             std::thread::yield_now();
         } else {
             std::thread::sleep(Duration::from_micros(50));

@@ -64,4 +64,6 @@ pub mod guide {
     pub mod saving {}
     #[doc = include_str!("../docs/guide/src/performance.md")]
     pub mod performance {}
+    #[doc = include_str!("../docs/guide/src/several-machines.md")]
+    pub mod several_machines {}
 }

@@ -115,7 +115,16 @@ struct Done<T> {
     end: Instant,
 }
 
-/// Data-parallel steps across the ranks of a communicator; see the [module docs](self).
+/// Data-parallel steps across the ranks of a [`Communicator`] (PyTorch's
+/// `DistributedDataParallel`).
+///
+/// Each rank records its shard's forward on its own tape. Before backward, a gradient hook is
+/// put on every parameter's node: the reverse sweep reaches a parameter's node once every use
+/// of it has passed its gradient back, so the hook sees the complete gradient and copies it
+/// into its bucket. Buckets hold the parameters in reverse creation order, about
+/// [`DdpConfig::bucket_bytes`] each; a full bucket goes to a communication thread that
+/// all-reduces it while the sweep goes on. Buckets are sent in the same order on every rank, so
+/// the ranks' collectives always match.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -242,16 +242,16 @@ mod tests {
 
     #[test]
     fn all_reduce_sums_in_rank_order_on_every_rank() {
-        // 1e16 + 1 + (-1e16): rank order gives 0 (1 is lost to rounding), any other order may not.
+        // (1e16 + -1e16) + 1 is 1 in rank order; from the last rank, (1 + -1e16) + 1e16 is 0.
         let out = LocalCommunicator::run(3, |comm| {
-            let mut b = vec![[1e16, 1.0, -1e16][comm.rank()], comm.rank() as f64];
+            let mut b = vec![[1e16, -1e16, 1.0][comm.rank()], comm.rank() as f64];
             comm.all_reduce_sum(Buffer::F64(&mut b));
             let mut c = vec![comm.rank() as f32 + 0.5];
             comm.all_reduce_sum(Buffer::F32(&mut c));
             (b, c)
         });
         for (b, c) in out {
-            assert_eq!(b, [(1e16 + 1.0) - 1e16, 3.0]);
+            assert_eq!(b, [1.0, 3.0]);
             assert_eq!(c, [4.5]);
         }
     }

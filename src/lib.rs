@@ -71,4 +71,6 @@ pub mod guide {
     pub mod physics_in_the_loss {}
     #[doc = include_str!("../docs/guide/src/forward-mode.md")]
     pub mod forward_mode {}
+    #[doc = include_str!("../docs/guide/src/several-machines.md")]
+    pub mod several_machines {}
 }

@@ -85,6 +85,11 @@ struct BenchArgs {
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
+    /// Under `mpirun` (built with the `mpi` feature): gradients are all-reduced in buckets of
+    /// this many KiB as backward finishes them (0: all at once after backward).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    bucket_kib: u32,
 }
 
 /// `--workload NAME|all`.
@@ -176,8 +181,63 @@ fn main() -> ExitCode {
     // `autograd::threads`); the data loaders use rayon before any tape exists, so join first.
     autograd::threads::join_global_pool();
     let cli = Cli::parse();
+    #[cfg(feature = "mpi")]
+    if nn::comm::MpiCommunicator::launched() {
+        return run_across_processes(&cli);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs under `mpirun`: `char-lm train` data-parallel across the processes (rank 0 prints and
+/// saves), other commands on rank 0 alone. An error on any rank ends every rank, naming it
+/// (`MPI_Abort`), so that no rank waits forever for one that has stopped.
+#[cfg(feature = "mpi")]
+fn run_across_processes(cli: &Cli) -> ExitCode {
+    use nn::comm::{Communicator, MpiCommunicator};
+    let Some(comm) = MpiCommunicator::init().map(std::sync::Arc::new) else {
+        eprintln!("error: MPI could not be initialized");
+        return ExitCode::FAILURE;
+    };
+    let result = match &cli.command {
+        Command::CharLm(args) => models::char_lm::cli::run_across(args, cli.seed, &cli.out, comm.clone()),
+        Command::Bench(args) => {
+            let comm: std::sync::Arc<dyn Communicator> = comm.clone();
+            let bucket_bytes = args.bucket_kib as usize * 1024;
+            for workload in &args.workload.0 {
+                for (m, s) in models::bench::across::run_across(*workload, &comm, bucket_bytes) {
+                    if comm.rank() == 0 {
+                        println!("{}", if args.json { m.to_json() } else { m.to_string() });
+                        let per_step = |x: f64| 1e3 * x / s.steps as f64;
+                        eprintln!(
+                            "  all-reduce {:.2} ms/step, {:.0} % hidden behind backward ({:.2} ms/step), {:.2} ms/step exposed, {} buckets/step",
+                            per_step(s.reduce_seconds),
+                            100.0 * s.overlap(),
+                            per_step(s.backward_seconds),
+                            per_step(s.exposed_seconds),
+                            s.buckets / s.steps.max(1)
+                        );
+                    }
+                }
+            }
+            // The communication alone: one all-reduce of char-gpt's gradients (809,856 f32).
+            let seconds = models::bench::across::all_reduce_seconds(&*comm, 809_856, 20);
+            if comm.rank() == 0 {
+                eprintln!("  all-reduce of 809,856 f32 alone: {:.2} ms (median of 20)", 1e3 * seconds);
+            }
+            Ok(())
+        }
+        _ if comm.rank() == 0 => run(cli),
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if comm.world_size() > 1 => comm.abort(&format!("error: {e}")),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -54,6 +54,8 @@
 //! - [`optim`]: [`Sgd`], [`Adam`], [`AdamW`], [`LrSchedule`], [`clip_grad_norm`].
 //! - [`data`]: seeded shuffled mini-batches.
 //! - [`parallel`]: [`DataParallel`], a step's batch in shards side by side, one per core.
+//! - [`comm`]: communicators (threads, or processes under `mpirun` with the `mpi` feature) and
+//!   [`comm::Ddp`], the same step across them with gradients reduced in buckets during backward.
 //! - [`checkpoint`]: the native format (crash-safe save, untrusting load) and [`safetensors`]
 //!   export and import.
 //! - [`torch`]: PyTorch state dicts (PyTorch's names and layouts) in safetensors, both ways.
@@ -63,6 +65,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod comm;
 pub mod data;
 mod dtype;
 mod error;

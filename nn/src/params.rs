@@ -513,6 +513,13 @@ impl<'t, T: Float> Bound<'t, T> {
         self.lifted.borrow_mut()[id.0] = Some(v);
         v
     }
+
+    /// The parameters lifted onto the tape so far, with their nodes, in [`ParamId`] order: to
+    /// register gradient hooks on them between forward and backward, as
+    /// [`comm::Ddp`](crate::comm::Ddp) does to reduce each gradient as soon as it is complete.
+    pub fn lifted(&self) -> Vec<(ParamId, Var<'t, T>)> {
+        self.lifted.borrow().iter().enumerate().filter_map(|(i, v)| v.map(|v| (ParamId(i), v))).collect()
+    }
 }
 
 /// The gradient of each parameter after one backward pass, by [`ParamId`]. Parameters that were

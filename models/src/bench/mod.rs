@@ -12,6 +12,7 @@
 //! Figures from a shared machine are noisy: compare ratios measured in one run.
 
 pub use autograd::kernels::peak;
+pub mod across;
 pub mod scalar_mlp;
 
 use std::fmt;

@@ -12,8 +12,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
+use nn::comm::{Communicator, DdpConfig};
 
 use super::bigram::{BigramConfig, CountBigram};
 use super::data::{self, Corpus};
@@ -23,6 +26,18 @@ use super::mlp::MlpConfig;
 use super::model::{CharLm, ModelConfig};
 use super::sample::{self, SampleConfig};
 use super::train::{bits, Event, TrainConfig, Trainer};
+
+/// Whether this process prints: not on the ranks other than 0 of a run across processes.
+static LOUD: AtomicBool = AtomicBool::new(true);
+
+/// `println!` on the process that reports (every process but ranks 1… of a run across processes).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if LOUD.load(Ordering::Relaxed) {
+            println!($($t)*)
+        }
+    };
+}
 use crate::config::limits::{MAX_CONTEXT, MAX_LAYERS, MAX_SAMPLE_LEN, MAX_SHARDS, MAX_STEPS, MAX_WIDTH};
 use crate::Error;
 
@@ -36,6 +51,8 @@ pub struct CharLmArgs {
 
 /// The char-lm subcommands.
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum CharLmCommand {
     /// Train (or resume training) a bigram, MLP or GPT on the Shakespeare corpus.
     Train(TrainArgs),
@@ -145,6 +162,13 @@ pub struct TrainArgs {
     /// Characters of sample to print after training.
     #[arg(long, default_value_t = DEFAULT_SAMPLE_LEN, value_parser = clap::value_parser!(u64).range(..=MAX_SAMPLE_LEN as u64))]
     pub sample_len: u64,
+    /// Under `mpirun`: gradients are all-reduced in buckets of this many KiB as backward
+    /// finishes them (0: all at once after backward).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
+    pub bucket_kib: u32,
+    /// Print the training loss of every this many steps (0: only validations), for logs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_STEPS))]
+    pub log_every: u64,
 }
 
 /// Characters of sample `train` prints after training, unless `--sample-len` says otherwise.
@@ -264,7 +288,7 @@ fn flag_error(e: crate::config::Invalid) -> Error {
 /// vocabulary, invalid configurations, unwritable outputs.
 pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
     match &args.command {
-        CharLmCommand::Train(a) => train(a, seed, out).map(|_| ()),
+        CharLmCommand::Train(a) => train(a, seed, out, None).map(|_| ()),
         CharLmCommand::Sample(a) => {
             let model = CharLm::load(&a.load)?;
             let prompt = data::encode(&model.vocab, &a.prompt, Path::new("--prompt"))?;
@@ -302,6 +326,21 @@ pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
     }
 }
 
+/// `pente char-lm train` as one rank of a run across processes (under `mpirun`): the GPT
+/// trains data-parallel over `comm` ([`Trainer::distribute`]); only rank 0 prints, saves and
+/// draws. Other subcommands run as [`run`] does.
+///
+/// # Errors
+/// As [`run`]; the bigram and MLP models are refused on more than one rank.
+pub fn run_across(args: &CharLmArgs, seed: u64, out: &Path, comm: Arc<dyn Communicator>) -> Result<(), Error> {
+    LOUD.store(comm.rank() == 0, Ordering::Relaxed);
+    match &args.command {
+        CharLmCommand::Train(a) => train(a, seed, out, Some(comm)).map(|_| ()),
+        _ if comm.rank() == 0 => run(args, seed, out),
+        _ => Ok(()),
+    }
+}
+
 /// Streams a sample to stdout and reports its speed on stderr.
 fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &SampleConfig) {
     let mut stdout = std::io::stdout();
@@ -316,7 +355,7 @@ fn print_sample(model: &CharLm, prompt_text: &str, prompt: &[usize], config: &Sa
 }
 
 /// Trains as `args` say and reports; returns the trainer.
-fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
+fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communicator>>) -> Result<Trainer, Error> {
     let mut trainer = match &args.resume {
         Some(path) => {
             let mut notes = Vec::new();
@@ -324,9 +363,9 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
                 args.apply(c, Some(&mut notes));
                 c.validate(&model.config, model.vocab.len()).map_err(flag_error)
             })?;
-            println!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
+            say!("resuming {} at step {} of {}", path.display(), t.step(), t.config.steps);
             for note in notes {
-                println!("{note}");
+                say!("{note}");
             }
             if t.step() >= t.config.steps && args.steps.is_some() {
                 return Err(Error::Config(format!(
@@ -356,7 +395,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
         (None, None) => data::default_corpus_path(),
     };
     if let (Some(resumed), None) = (&args.resume, &trainer.corpus) {
-        println!(
+        say!(
             "{} does not record its corpus (an older checkpoint): training on {}, recorded from now on",
             resumed.display(),
             path.display()
@@ -369,12 +408,33 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     crate::check_save_path(&save)?;
     trainer.save = Some(save.clone());
     let corpus = Corpus::new(&data::read_text(&path)?, &path, false, Some(trainer.model.vocab.clone()))?;
-    report_and_train(&mut trainer, &corpus, kind)?;
-    println!("wrote {}", save.display());
+    if let Some(comm) = comm {
+        let world = comm.world_size();
+        let config = DdpConfig { bucket_bytes: args.bucket_kib as usize * 1024, ..DdpConfig::default() };
+        trainer.distribute(comm, config)?;
+        say!("training across {world} processes (MPI): one shard of each batch per process");
+    }
+    report_and_train(&mut trainer, &corpus, kind, args.log_every)?;
+    if !LOUD.load(Ordering::Relaxed) {
+        return Ok(trainer); // rank 0 reports, draws and samples
+    }
+    say!("wrote {}", save.display());
+    if let Some(s) = trainer.ddp_stats().filter(|s| s.steps > 0) {
+        let ms = |x: f64| 1e3 * x / s.steps as f64;
+        say!(
+            "all-reduce: {:.2} ms per step, {:.0} % of it hidden behind backward ({:.2} ms per step; {:.1} buckets of {} KiB per step, {:.2} ms exposed)",
+            ms(s.reduce_seconds),
+            100.0 * s.overlap(),
+            ms(s.backward_seconds),
+            s.buckets as f64 / s.steps as f64,
+            args.bucket_kib,
+            ms(s.exposed_seconds)
+        );
+    }
 
     let val = trainer.model.evaluate(&corpus.val, None);
     let tokens = trainer.config.steps * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
-    println!(
+    say!(
         "{kind}: validation {val:.4} nats/char ({:.4} bits/char) over every full-length window; \
          {} steps, {:.1} s of training, {:.0} training tokens/s",
         bits(val),
@@ -384,11 +444,7 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
     );
     let reference = if let ModelConfig::Bigram(b) = trainer.model.config {
         let exact = CountBigram::fit(&corpus.train, corpus.vocab.len(), b.smoothing).cross_entropy(&corpus.val);
-        println!(
-            "count-based bigram (add-{} smoothing): {exact:.4} nats/char; difference {:.4}",
-            b.smoothing,
-            val - exact
-        );
+        say!("count-based bigram (add-{} smoothing): {exact:.4} nats/char; difference {:.4}", b.smoothing, val - exact);
         Some(exact)
     } else {
         None
@@ -400,14 +456,14 @@ fn train(args: &TrainArgs, seed: u64, out: &Path) -> Result<Trainer, Error> {
         &format!("char-lm {kind}: loss per character"),
         &fig,
     )?;
-    println!("wrote {}", fig.display());
+    say!("wrote {}", fig.display());
     if matches!(trainer.model.config, ModelConfig::Gpt(_)) {
         let fig = out.join("char_lm_gpt_attention.svg");
         figures::write_attention(&trainer.model, &attention_line(&trainer.model), last_layer(&trainer.model), &fig)?;
-        println!("wrote {}", fig.display());
+        say!("wrote {}", fig.display());
     }
     if args.sample_len > 0 {
-        println!("\nsample (temperature 0.8, seed {seed}):");
+        say!("\nsample (temperature 0.8, seed {seed}):");
         let config = SampleConfig { len: args.sample_len as usize, temperature: 0.8, top_k: None, seed };
         print_sample(&trainer.model, "", &[], &config);
     }
@@ -433,7 +489,7 @@ fn last_layer(model: &CharLm) -> usize {
 
 /// Runs the trainer with a progress bar (loss, tokens/s, last validation), printing each
 /// validation as a line.
-fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Result<(), Error> {
+fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str, log_every: u64) -> Result<(), Error> {
     let bar = crate::progress_bar(trainer.config.steps, label);
     bar.set_position(trainer.step());
     if let Ok(style) =
@@ -450,7 +506,7 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
         trainer.config.batch_size
     );
     if bar.is_hidden() {
-        println!("{line}");
+        say!("{line}");
     } else {
         bar.println(line);
     }
@@ -459,6 +515,14 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
     trainer.run(corpus, None, &mut |e| match e {
         Event::Step { step, loss, tokens_per_second } => {
             last_tps = tokens_per_second;
+            if log_every > 0 && step.is_multiple_of(log_every) {
+                let line = format!("step {step:>7}: training loss {loss:.6}, {tokens_per_second:.0} tok/s");
+                if bar.is_hidden() {
+                    say!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
             bar.set_position(step);
             bar.set_message(format!("loss {loss:.3}  val {last_val:.3}  {tokens_per_second:.0} tok/s"));
         }
@@ -467,7 +531,7 @@ fn report_and_train(trainer: &mut Trainer, corpus: &Corpus, label: &str) -> Resu
             let line =
                 format!("step {step:>7}: validation {loss:.4} nats/char ({:.3} bits), {last_tps:.0} tok/s", bits(loss));
             if bar.is_hidden() {
-                println!("{line}");
+                say!("{line}");
             } else {
                 bar.println(line);
             }
@@ -508,9 +572,11 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         n_layer: 2,
         dropout: 0.0,
         sample_len: 0,
+        bucket_kib: 512,
+        log_every: 0,
     };
-    train(&common(Kind::Bigram, 400), seed, out)?;
+    train(&common(Kind::Bigram, 400), seed, out, None)?;
     let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };
-    train(&args, seed, out)?;
+    train(&args, seed, out, None)?;
     Ok(())
 }

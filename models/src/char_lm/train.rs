@@ -23,9 +23,11 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use autograd::Tape;
+use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
 use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -271,6 +273,8 @@ pub struct Trainer {
     /// The GPT's shards ([`TrainConfig::shards`]); `None` on one tape.
     shards: Option<DataParallel>,
     interval: (f64, u64),
+    /// The ranks of a run across processes ([`Trainer::distribute`]).
+    ddp: Option<Ddp<f32>>,
 }
 
 impl Trainer {
@@ -306,12 +310,48 @@ impl Trainer {
             tape: Tape::new(),
             shards,
             interval: (0.0, 0),
+            ddp: None,
         }
     }
 
     /// Steps taken.
     pub fn step(&self) -> u64 {
         self.opt.steps()
+    }
+
+    /// Where the time of the all-reduces went, in a run across processes.
+    pub fn ddp_stats(&self) -> Option<DdpStats> {
+        self.ddp.as_ref().map(Ddp::stats)
+    }
+
+    /// Trains data-parallel across the ranks of `comm` (processes under `mpirun`): each rank
+    /// takes its shard of every batch, the gradients are all-reduced during backward
+    /// ([`Ddp`], configured by `config`), rank 0's parameters are broadcast now, and only
+    /// rank 0 saves. The run
+    /// computes what `shards = world size` computes in one process, bit for bit, so the
+    /// checkpoint records that many shards and resumes under any world size.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for the bigram and MLP models (one tape each; only the GPT shards),
+    /// or a batch with fewer windows than ranks.
+    pub fn distribute(&mut self, comm: Arc<dyn Communicator>, config: DdpConfig) -> Result<(), Error> {
+        let world = comm.world_size();
+        if !matches!(self.model.config, ModelConfig::Gpt(_)) {
+            return Err(Error::Config(format!(
+                "training across {world} processes is for the GPT; the {} model trains on one tape",
+                self.model.config.kind()
+            )));
+        }
+        if world > self.config.batch_size.min(MAX_SHARDS) {
+            return Err(Error::Config(format!(
+                "{world} processes for a batch of {} windows: at most one process per window, and at most {MAX_SHARDS}",
+                self.config.batch_size
+            )));
+        }
+        self.config.shards = world;
+        self.shards = None;
+        self.ddp = Some(Ddp::new(comm, config, &mut self.model.store));
+        Ok(())
     }
 
     /// The checkpoint: model, optimizer state, step, and the [`RunRecord`].
@@ -398,7 +438,19 @@ impl Trainer {
         let window = self.model.config.window();
         let starts = batch_starts(train.len(), window, c.batch_size, c.seed, step);
         let windows = gather_windows(train, &starts, window);
-        let (ce, mut grads) = if let Some(shards) = &self.shards {
+        let (ce, mut grads) = if let Some(ddp) = &mut self.ddp {
+            // One shard per rank, seeded as DataParallel seeds it: W ranks compute what W
+            // shards in one process do, bit for bit.
+            let (rank, world) = (ddp.comm().rank(), ddp.comm().world_size());
+            let rows = c.batch_size * rank / world..c.batch_size * (rank + 1) / world;
+            let weight = rows.len() as f64 / c.batch_size as f64;
+            let seed = step_rng(c.seed, step, 2).next_u64().wrapping_add((rank as u64) << 32);
+            let model = &self.model;
+            let (ce, grads) = ddp.value_and_grad(&model.store, seed, |p| {
+                model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
+            });
+            (f64::from(ce), grads)
+        } else if let Some(shards) = &self.shards {
             // The GPT's objective is its mean cross-entropy: each shard's windows, weighted by
             // their share of the batch. Each shard's dropout is seeded from the step's seed.
             let model = &self.model;
@@ -480,16 +532,29 @@ impl Trainer {
             if let Some(path) = &self.save {
                 let every = self.config.save_every;
                 if every > 0 && step.is_multiple_of(every) && step < until {
-                    self.save_to(path)?;
+                    self.save_checkpoint(path)?;
                     observe(Event::Saved { step });
                 }
             }
         }
         if let Some(path) = &self.save {
-            self.save_to(path)?;
+            self.save_checkpoint(path)?;
             observe(Event::Saved { step: self.step() });
         }
         Ok(())
+    }
+
+    /// [`Trainer::save_to`], by rank 0 alone in a run across processes.
+    fn save_checkpoint(&self, path: &Path) -> Result<(), Error> {
+        match &self.ddp {
+            Some(ddp) => {
+                if ddp.comm().rank() == 0 {
+                    crate::create_parent_dir(path)?;
+                }
+                Ok(ddp.save_on_rank_0(|| self.checkpoint(), path)?)
+            }
+            None => self.save_to(path),
+        }
     }
 
     fn validate(&mut self, corpus: &Corpus, observe: &mut dyn FnMut(Event)) {

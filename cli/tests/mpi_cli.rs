@@ -1,0 +1,128 @@
+//! `pente char-lm train` under `mpirun` on localhost (the `mpi` feature): the ranks train what
+//! the same number of shards trains in one process, bit for bit; rank 0 alone prints and
+//! saves; a run resumes under another world size; a rank that fails ends the job, named.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use nn::Checkpoint;
+
+/// A GPT small enough to train a few steps in a second.
+const TINY: &[&str] = &[
+    "char-lm",
+    "train",
+    "--n-embd",
+    "32",
+    "--block",
+    "16",
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--batch-size",
+    "6",
+    "--eval-every",
+    "100",
+    "--save-every",
+    "0",
+    "--sample-len",
+    "0",
+];
+
+/// `mpirun` with the flags a container on localhost needs, running `pente` once per `apps`
+/// entry (`-np 1 pente ARGS : -np 1 pente ARGS …`): one rank each.
+fn mpirun(apps: &[Vec<String>]) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["120", "mpirun", "--oversubscribe", "--bind-to", "none"]);
+    if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        cmd.arg("--allow-run-as-root");
+    }
+    for (i, app) in apps.iter().enumerate() {
+        if i > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", "-x", "RAYON_NUM_THREADS=1", env!("CARGO_BIN_EXE_pente")]).args(app);
+    }
+    cmd.env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
+    cmd.output().expect("mpirun runs (install openmpi-bin)")
+}
+
+fn args(extra: &[&str], out: &Path) -> Vec<String> {
+    let out = out.to_str().expect("a UTF-8 path");
+    TINY.iter().chain(extra).chain(&["--out", out]).map(|s| (*s).to_owned()).collect()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Every tensor of two checkpoints (weights and optimizer moments), bit for bit.
+fn same_tensors(a: &Path, b: &Path) -> bool {
+    let (a, b) = (Checkpoint::load(a).expect("a loads"), Checkpoint::load(b).expect("b loads"));
+    a.step == b.step && a.tensors.len() == b.tensors.len() && a.tensors.iter().zip(&b.tensors).all(|(x, y)| x == y)
+}
+
+#[test]
+fn two_ranks_train_the_bits_of_two_shards_and_rank_0_alone_reports() {
+    let dir = common::temp_dir("mpi-two-ranks");
+    let ranks = dir.join("ranks.ckpt");
+    let app = args(&["--steps", "4", "--save", ranks.to_str().expect("UTF-8")], &dir);
+    let out = mpirun(&[app.clone(), app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("training across 2 processes").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("wrote ").count(), 3, "one checkpoint and two figures, from rank 0: {stdout}");
+
+    let shards = dir.join("shards.ckpt");
+    let one = common::pente(
+        &args(&["--steps", "4", "--shards", "2", "--save", shards.to_str().expect("UTF-8")], &dir)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(one.status.success(), "{}", text(&one));
+    assert!(same_tensors(&ranks, &shards), "2 ranks and 2 shards trained different weights");
+}
+
+#[test]
+fn a_run_of_two_ranks_resumes_on_one_as_two_shards_then_one_do() {
+    let dir = common::temp_dir("mpi-resume");
+    let ranks = dir.join("ranks.ckpt");
+    let r = ranks.to_str().expect("UTF-8");
+    let first = args(&["--steps", "3", "--save", r], &dir);
+    assert!(mpirun(&[first.clone(), first]).status.success());
+    let resume = |extra: &[&str], file: &str| -> Vec<String> {
+        let d = dir.to_str().expect("UTF-8");
+        ["char-lm", "train", "--steps", "6", "--sample-len", "0", "--resume", file, "--out", d]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let out = mpirun(&[resume(&[], r)]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let shards = dir.join("shards.ckpt");
+    let s = shards.to_str().expect("UTF-8");
+    let pente = |extra: &[&str]| common::pente(&args(extra, &dir).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(pente(&["--steps", "3", "--shards", "2", "--save", s]).status.success());
+    let out = common::pente(&resume(&["--shards", "1"], s).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(same_tensors(&ranks, &shards), "the resumed run differs from 2 shards then 1");
+}
+
+#[test]
+fn a_rank_that_fails_ends_every_rank_naming_it() {
+    let dir = common::temp_dir("mpi-fail");
+    let good = args(&["--steps", "50"], &dir);
+    let bad = args(&["--steps", "50", "--corpus", "/nonexistent/text.txt"], &dir);
+    let started = std::time::Instant::now();
+    let out = mpirun(&[good, bad]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert_ne!(out.status.code(), Some(124), "the job hung until the timeout: {all}");
+    assert!(all.contains("rank 1 of 2: error:") && all.contains("/nonexistent/text.txt"), "{all}");
+    assert!(started.elapsed().as_secs() < 60, "{all}");
+}

@@ -12,12 +12,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ -z "${PYTHON:-}" ]; then
-  if ! python3 -m venv "$work/venv" >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$work/venv"
-  fi
-  "$work/venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime numpy safetensors
-  PYTHON="$work/venv/bin/python"
+  . scripts/lib/pyvenv.sh
+  pyvenv "$work/venv" onnxruntime numpy safetensors
 fi
 
 cargo build --release --quiet -p pente-cli --bin pente

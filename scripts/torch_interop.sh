@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 
 python=${1:-}
 if [ -z "$python" ]; then
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check torch numpy safetensors
-  python=.venv/bin/python
+  . scripts/lib/pyvenv.sh
+  pyvenv .venv torch numpy safetensors
+  python="$PYTHON"
 fi
 cargo build --release --quiet -p pente-cli --bin pente
 cargo build --release --quiet --example char_lm_scores

@@ -10,11 +10,8 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-if ! python3 -m venv "$work/venv" >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-  python3 -m venv "$work/venv"
-fi
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check numpy safetensors
+. scripts/lib/pyvenv.sh
+pyvenv "$work/venv" numpy safetensors
 
 cargo build --release --quiet -p pente-cli --bin pente
-"$work/venv/bin/python" scripts/torch_interop_numpy.py "$work" target/release/pente
+"$PYTHON" scripts/torch_interop_numpy.py "$work" target/release/pente

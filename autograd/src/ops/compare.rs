@@ -17,6 +17,23 @@ struct ExtremumOp<const MAX: bool>;
 
 impl<const MAX: bool> ExtremumOp<MAX> {
     const NAME: &'static str = if MAX { "maximum" } else { "minimum" };
+
+    /// The share of the derivative that goes to `a`, element-wise over the broadcast shape: 1
+    /// where `a` wins, 0 where `b` wins, ½ on a tie (PyTorch splits ties); `b`'s share is
+    /// 1 − this. Backward and the tangent both use it, so the two cannot disagree.
+    fn mask_a<T: Float>(a: Var<'_, T>, b: Var<'_, T>) -> Tensor<T> {
+        let half = T::from_f64(0.5);
+        a.value().zip_map(&b.value(), Self::NAME, |x, y| {
+            let wins = if MAX { x > y } else { x < y };
+            if wins {
+                T::ONE
+            } else if x == y {
+                half
+            } else {
+                T::ZERO
+            }
+        })
+    }
 }
 
 impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
@@ -26,17 +43,7 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
     // dout = mask·da + (1 − mask)·db, with the backward's mask (ties split ½ and ½).
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
         let (a, b) = (inputs[0], inputs[1]);
-        let half = T::from_f64(0.5);
-        let mask_a = a.value().zip_map(&b.value(), Self::NAME, |x, y| {
-            let wins = if MAX { x > y } else { x < y };
-            if wins {
-                T::ONE
-            } else if x == y {
-                half
-            } else {
-                T::ZERO
-            }
-        });
+        let mask_a = Self::mask_a(a, b);
         let tape = a.tape();
         let shape = out.shape();
         let da = tangents[0].map(|t| t.broadcast_to(&shape) * tape.constant(mask_a.clone()));
@@ -57,17 +64,7 @@ impl<T: Float, const MAX: bool> Op<T> for ExtremumOp<MAX> {
     // ∂/∂b = 1 − ∂/∂a; likewise for min with the comparisons reversed. The masks are constants.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
-        let half = T::from_f64(0.5);
-        let mask_a = a.value().zip_map(&b.value(), Self::NAME, |x, y| {
-            let wins = if MAX { x > y } else { x < y };
-            if wins {
-                T::ONE
-            } else if x == y {
-                half
-            } else {
-                T::ZERO
-            }
-        });
+        let mask_a = Self::mask_a(a, b);
         let tape = a.tape();
         vec![
             a.requires_grad().then(|| (grad_out * tape.constant(mask_a.clone())).sum_to(&a.shape())),

@@ -11,6 +11,7 @@
 //! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+//! | [`conv1d`], [`conv_transpose`], [`pool`] | [`Conv1d`], [`ConvTranspose2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`] |
 
 use autograd::{Float, Var};
 
@@ -24,6 +25,9 @@ pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod transformer;
+pub mod conv1d;
+pub mod conv_transpose;
+pub mod pool;
 
 pub use attention::CausalSelfAttention;
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
@@ -33,6 +37,9 @@ pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
 pub use transformer::{TransformerBlock, TransformerConfig};
+pub use conv1d::{Conv1d, Conv1dConfig};
+pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d};
 
 /// A layer with one input and one output, so that layers compose generically
 /// (`fn run<M: Module>(m: &M, …)`). Every layer also has the same `forward` as an inherent

@@ -6,13 +6,16 @@
 use autograd::check::assert_close;
 use autograd::{Tape, Tensor};
 use nn::torch::StateDictMap;
-use nn::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, ConvTranspose2d, ConvTranspose2dConfig, Module, ParamStore};
+use nn::{
+    AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, ConvTranspose2d, ConvTranspose2dConfig, Module, ParamStore,
+};
 use serde_json::Value;
 
 /// The fixture's tensor under `key` of `case`.
 fn tensor(case: &Value, key: &str) -> Tensor<f64> {
     let t = &case[key];
-    let shape: Vec<usize> = t["shape"].as_array().expect("a shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> =
+        t["shape"].as_array().expect("a shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
     let data: Vec<f64> = t["data"].as_array().expect("data").iter().map(|v| v.as_f64().unwrap()).collect();
     Tensor::from_vec(data, &shape)
 }
@@ -106,7 +109,9 @@ fn adaptive_avg_pool2d_matches_pytorch() {
 }
 
 #[test]
-#[should_panic(expected = "Conv1d: kernel 5 and stride 1 must be positive and the kernel no longer than the padded length 4")]
+#[should_panic(
+    expected = "Conv1d: kernel 5 and stride 1 must be positive and the kernel no longer than the padded length 4"
+)]
 fn conv1d_sequence_shorter_than_kernel_is_named() {
     let mut store = ParamStore::<f64>::with_seed(0);
     let layer = Conv1d::new(store.root(), 2, 3, Conv1dConfig { kernel_size: 5, padding: 1, ..Default::default() });

@@ -202,7 +202,13 @@ impl<'t, T: Float> Var<'t, T> {
     /// axis, the stride or kernel is zero, `output_padding` is not smaller than the stride, or
     /// the padding leaves no output.
     #[track_caller]
-    pub fn conv_transpose2d(self, weight: Var<'t, T>, stride: usize, padding: usize, output_padding: usize) -> Var<'t, T> {
+    pub fn conv_transpose2d(
+        self,
+        weight: Var<'t, T>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Var<'t, T> {
         TransposeDims::of(&self.shape(), &weight.shape(), stride, padding, output_padding);
         self.tape().apply(ConvTranspose2dOp { stride, padding, output_padding }, &[self, weight])
     }
@@ -263,7 +269,10 @@ mod tests {
                         for f in 0..o {
                             for i in 0..kh {
                                 for j in 0..kw {
-                                    let (oy, ox) = ((y * stride + i) as isize - pad as isize, (z * stride + j) as isize - pad as isize);
+                                    let (oy, ox) = (
+                                        (y * stride + i) as isize - pad as isize,
+                                        (z * stride + j) as isize - pad as isize,
+                                    );
                                     if oy >= 0 && ox >= 0 && (oy as usize) < oh && (ox as usize) < ow {
                                         out[((b * o + f) * oh + oy as usize) * ow + ox as usize] +=
                                             x.at(&[b, ch, y, z]) * w.at(&[ch, f, i, j]);

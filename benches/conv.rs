@@ -5,6 +5,9 @@
 //! - conv2: input (32, 32, 26, 26), weight (64, 32, 3, 3) → (32, 64, 24, 24).
 //!
 //! - pool: `max_pool2d(2, 2)` of (32, 64, 24, 24) → (32, 64, 12, 12).
+//! - up: `conv_transpose2d` of (32, 64, 7, 7) with a (64, 32, 3, 3) weight, stride 2, padding 1,
+//!   output padding 1 → (32, 32, 14, 14);
+//! - avg: `avg_pool2d(3, 2, 1)` of (32, 64, 24, 24) → (32, 64, 12, 12).
 //!
 //! Forward, and forward + backward (gradients of input and weight). Throughput is FLOP/s of the
 //! forward product, 2·N·O·OH·OW·C·kh·kw, for both (compare the two rows' times, not their rates);
@@ -31,6 +34,20 @@ fn conv(c: &mut Criterion) {
     group.throughput(Throughput::Elements(inputs[0].numel() as u64));
     common::forward(&mut group, "pool/fwd", &inputs, |v| v[0].max_pool2d(2, 2));
     common::forward_backward(&mut group, "pool/fwd_bwd", &inputs, |v| v[0].max_pool2d(2, 2));
+    group.finish();
+    // A decoder's upsampling: (32, 64, 7, 7) → (32, 32, 14, 14), kernel 3, stride 2, padding 1,
+    // output padding 1; FLOP/s of its product, 2·N·C_in·H·W·C_out·kh·kw.
+    let mut group = c.benchmark_group("conv_transpose2d");
+    let inputs = [common::random(&[32, 64, 7, 7], 4), common::random(&[64, 32, 3, 3], 5)];
+    group.throughput(Throughput::Elements((2 * 32 * 64 * 7 * 7 * 32 * 9) as u64));
+    common::forward(&mut group, "up/fwd", &inputs, |v| v[0].conv_transpose2d(v[1], 2, 1, 1));
+    common::forward_backward(&mut group, "up/fwd_bwd", &inputs, |v| v[0].conv_transpose2d(v[1], 2, 1, 1));
+    group.finish();
+    let mut group = c.benchmark_group("avg_pool2d");
+    let inputs = [common::random(&[32, 64, 24, 24], 6)];
+    group.throughput(Throughput::Elements(inputs[0].numel() as u64));
+    common::forward(&mut group, "avg/fwd", &inputs, |v| v[0].avg_pool2d(3, 2, 1));
+    common::forward_backward(&mut group, "avg/fwd_bwd", &inputs, |v| v[0].avg_pool2d(3, 2, 1));
     group.finish();
 }
 

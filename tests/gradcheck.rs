@@ -431,7 +431,30 @@ fn rows(s: Sizes) -> Vec<Row> {
         row("checkpoint", s.pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| {
             x[0].tape().checkpoint(&[x[0], x[1]], |v| (v[0] * v[1]).tanh() * v[0] + v[1].dropout(0.3, true))
         }),
+        // conv_transpose: the (O, C, k, k) kernel transposed to the (C_in, C_out, k, k) layout;
+        // stride 2 with padding and output padding exercises the index arithmetic.
+        row("conv_transpose2d", s.image_and_kernel(), SMOOTH, |x| x[0].conv_transpose2d(x[1].transpose(0, 1), 1, 0, 0)),
+        row("conv_transpose2d", s.image_and_kernel(), SMOOTH, conv_transpose_with_bias),
+        // pool (average): fixed windows with padding, adaptive windows of unequal sizes, and the
+        // adjoint reached through a gradient.
+        row("avg_pool2d", s.pool_input(), SMOOTH, |x| x[0].avg_pool2d(2, 1, 1)),
+        row("avg_pool2d", s.pool_input(), SMOOTH, |x| x[0].avg_pool2d(3, 2, 1)),
+        row("adaptive_avg_pool2d", s.pool_input(), SMOOTH, |x| x[0].adaptive_avg_pool2d((2, 3))),
+        row("avg_pool2d_adjoint", s.pool_input(), SMOOTH, |x| {
+            let tape = x[0].tape();
+            let g = tape.grad(x[0].avg_pool2d(2, 1, 1).powi(2).sum(), &[x[0]])[0];
+            g * x[0]
+        }),
     ]
+}
+
+/// conv_transpose2d with a bias, stride 2, padding 1, output padding 1: the kernel's first
+/// weights serve as the bias values.
+fn conv_transpose_with_bias<'t>(x: &[Var<'t, f64>]) -> Var<'t, f64> {
+    let w = x[1].transpose(0, 1); // (C_in, C_out, k, k)
+    let o = w.shape()[1];
+    let bias = x[1].reshape(&[o, x[1].numel() / o]).narrow(1, 0, 1).reshape(&[o]);
+    x[0].conv_transpose2d_with_bias(w, bias, 2, 1, 1)
 }
 
 /// Runs `property` on `cases` random inputs (dims drawn by [`Sizes::NON_EMPTY`]) of every row

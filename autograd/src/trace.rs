@@ -162,6 +162,32 @@ pub enum OpAttrs {
         /// Added to the variance.
         eps: f64,
     },
+    /// A transposed 2-d convolution, NCHW, square stride and zero padding (inputs: x, weight
+    /// (C_in, C_out, kh, kw), optional bias).
+    ConvTranspose2d {
+        /// The stride on both axes.
+        stride: usize,
+        /// Zeros removed from each side of both output axes.
+        padding: usize,
+        /// Rows and columns added at the bottom and right of the output.
+        output_padding: usize,
+    },
+    /// 2-d average pooling, NCHW, square window, zeros counted in the average.
+    AvgPool2d {
+        /// The window's side.
+        kernel: usize,
+        /// The stride on both axes.
+        stride: usize,
+        /// Zeros on each side of both axes.
+        padding: usize,
+    },
+    /// 2-d adaptive average pooling, NCHW: `output` rows and columns from `input` ones.
+    AdaptiveAvgPool2d {
+        /// The input's (H, W).
+        input: (usize, usize),
+        /// The output's (H, W).
+        output: (usize, usize),
+    },
 }
 
 /// One node of a [`Tape::trace`].

@@ -108,6 +108,7 @@ pub use layers::{
     Activation, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, Flatten, LayerNorm, Linear,
     LinearConfig, MaxPool2d, Mlp, Module, TransformerBlock, TransformerConfig,
 };
+pub use layers::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,

@@ -30,14 +30,16 @@
 //! reductions (`ReduceSum`, `ReduceMax`, `ReduceLogSumExp`; `mean` is a sum and a scale),
 //! `sum_to`, every shape op (`Expand`, `Reshape`, `Transpose`, `Slice`, `Pad`, `Concat`,
 //! `Gather`), `matmul` and `matmul_bias`, `softmax`/`log_softmax`, `conv2d` (`Conv`),
-//! `max_pool2d` (`MaxPool`) and `layer_norm` (`LayerNormalization`). Where ONNX has no single
+//! `max_pool2d` (`MaxPool`), `layer_norm` (`LayerNormalization`), `conv_transpose2d`
+//! (`ConvTranspose`), `avg_pool2d` (`AveragePool`) and `adaptive_avg_pool2d` (`GlobalAveragePool`,
+//! or `AveragePool` when the sizes divide evenly; other sizes fail). Where ONNX has no single
 //! op the export decomposes: `gelu` through `Erf` (ONNX's `Gelu` needs opset 20), `gelu_tanh`
 //! through `Tanh`, `softplus` as `max(x, 0) + ln(1 + e^(−|x|))`, and `causal_attention` through
 //! `Slice`, `MatMul`, `Where` with a triangular mask and `Softmax`.
 //!
 //! These cannot be exported, and the export fails naming them ([`Error::Unsupported`]): the
 //! training-only ops `dropout` (in training mode), `cross_entropy`, and the adjoints that only
-//! backward makes, `index_add`, `max_pool2d_scatter`, `im2col` and `col2im`, and `checkpoint`
+//! backward makes, `index_add`, `max_pool2d_scatter`, `avg_pool2d_adjoint`, `im2col` and `col2im`, and `checkpoint`
 //! (a training-time recomputation whose ops are not on the tape) ([`TRAINING_ONLY`]);
 //! and any custom op whose [`autograd::Op::attrs`] returns `None` (the default).
 //!

@@ -16,6 +16,7 @@ pub const TRAINING_ONLY: &[(&str, &str)] = &[
     ("im2col", "convolution's unfolding, used by its backward (conv2d exports as Conv)"),
     ("col2im", "convolution's folding, used by its backward (conv2d exports as Conv)"),
     ("checkpoint", "a segment recomputed in backward to save memory in training; its ops are not on the tape (trace without checkpointing)"),
+    ("avg_pool2d_adjoint", "the adjoint of avg_pool2d and adaptive_avg_pool2d, made by backward"),
 ];
 
 /// What the op mapping needs of the node's inputs: their value names and shapes.
@@ -210,6 +211,44 @@ pub(crate) fn emit(
         }
         ("layer_norm", &OpAttrs::LayerNorm { eps }) => {
             b.node_into("LayerNormalization", &x, vec![attr_int("axis", -1), attr_float("epsilon", eps as f32)], out)
+        }
+        ("conv_transpose2d", &OpAttrs::ConvTranspose2d { stride, padding, output_padding }) => {
+            let w = &inputs.shapes[1];
+            let (s, p, op) = (stride as i64, padding as i64, output_padding as i64);
+            let attributes = vec![
+                attr_ints("kernel_shape", &[w[2] as i64, w[3] as i64]),
+                attr_ints("strides", &[s, s]),
+                attr_ints("pads", &[p, p, p, p]),
+                attr_ints("output_padding", &[op, op]),
+            ];
+            b.node_into("ConvTranspose", &x, attributes, out);
+        }
+        ("avg_pool2d", &OpAttrs::AvgPool2d { kernel, stride, padding }) => {
+            let (k, s, p) = (kernel as i64, stride as i64, padding as i64);
+            let attributes = vec![
+                attr_ints("kernel_shape", &[k, k]),
+                attr_ints("strides", &[s, s]),
+                attr_ints("pads", &[p, p, p, p]),
+                attr_int("count_include_pad", 1),
+            ];
+            b.node_into("AveragePool", &[x[0]], attributes, out);
+        }
+        ("adaptive_avg_pool2d", &OpAttrs::AdaptiveAvgPool2d { input: (h, w), output: (oh, ow) }) => {
+            // ONNX has no adaptive pooling: sizes that divide evenly are an AveragePool of
+            // equal windows (one window: GlobalAveragePool); others have windows of varying
+            // sizes, which no ONNX pooling describes.
+            if (oh, ow) == (1, 1) {
+                b.node_into("GlobalAveragePool", &[x[0]], vec![], out);
+            } else if h % oh == 0 && w % ow == 0 {
+                let (kh, kw) = ((h / oh) as i64, (w / ow) as i64);
+                let attributes = vec![attr_ints("kernel_shape", &[kh, kw]), attr_ints("strides", &[kh, kw])];
+                b.node_into("AveragePool", &[x[0]], attributes, out);
+            } else {
+                return Err(format!(
+                    "adaptive average pooling from {h}×{w} to {oh}×{ow} has windows of unequal sizes, which no ONNX \
+                     pooling describes (export sizes that divide evenly)"
+                ));
+            }
         }
         _ => return Err(format!("no ONNX mapping for this op with attributes {attrs:?}")),
     }

@@ -283,3 +283,45 @@ fn save_then_load_gives_the_same_model_and_garbage_is_refused_naming_the_file() 
     let text = onnx::load(&bad).unwrap_err().to_string();
     assert!(text.contains("bad.onnx: not an ONNX model"), "{text}");
 }
+
+#[test]
+fn transposed_convolution_and_average_pooling_keep_their_attributes() {
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::zeros(&[1, 2, 5, 5]));
+    let w = tape.var(Tensor::zeros(&[2, 3, 3, 3]));
+    let up = x.conv_transpose2d(w, 2, 1, 1); // (1, 3, 10, 10)
+    let pooled = up.avg_pool2d(3, 2, 1); // (1, 3, 5, 5)
+    let halves = up.adaptive_avg_pool2d((5, 2)); // windows of 2×5
+    let global = pooled.adaptive_avg_pool2d((1, 1));
+    let spec = GraphSpec {
+        inputs: vec![("x".into(), x.id())],
+        params: vec![(w.id(), "w".into())],
+        outputs: vec![("halves".into(), halves.id()), ("global".into(), global.id())],
+        ..Default::default()
+    };
+    let model = round_trip(&onnx::from_tape(&tape, &spec).unwrap());
+    let t = nodes(&model, "ConvTranspose")[0];
+    assert_eq!(attr(t, "kernel_shape").ints, vec![3, 3]);
+    assert_eq!(attr(t, "strides").ints, vec![2, 2]);
+    assert_eq!(attr(t, "pads").ints, vec![1, 1, 1, 1]);
+    assert_eq!(attr(t, "output_padding").ints, vec![1, 1]);
+    let pools = nodes(&model, "AveragePool");
+    assert_eq!(pools.len(), 2);
+    let fixed = pools.iter().find(|n| attr(n, "kernel_shape").ints == vec![3, 3]).expect("avg_pool2d's node");
+    assert_eq!((attr(fixed, "strides").ints.clone(), attr(fixed, "pads").ints.clone()), (vec![2, 2], vec![1, 1, 1, 1]));
+    assert_eq!(attr(fixed, "count_include_pad").i, Some(1));
+    let adaptive = pools.iter().find(|n| attr(n, "kernel_shape").ints == vec![2, 5]).expect("adaptive pooling's node");
+    assert_eq!(attr(adaptive, "strides").ints, vec![2, 5]);
+    assert_eq!(nodes(&model, "GlobalAveragePool").len(), 1);
+}
+
+#[test]
+fn adaptive_pooling_of_uneven_windows_fails_naming_the_sizes() {
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::zeros(&[1, 1, 7, 5]));
+    let y = x.adaptive_avg_pool2d((3, 2));
+    let spec =
+        GraphSpec { inputs: vec![("x".into(), x.id())], outputs: vec![("y".into(), y.id())], ..Default::default() };
+    let text = onnx::from_tape(&tape, &spec).unwrap_err().to_string();
+    assert!(text.contains("adaptive_avg_pool2d") && text.contains("from 7×5 to 3×2"), "{text}");
+}

@@ -143,7 +143,7 @@ impl Window {
 
     /// Adds a columns matrix into one image of `channels` planes, each column element onto the
     /// pixel it was unfolded from: the adjoint of [`Window::unfold`].
-    fn fold_add<T: Float>(&self, channels: usize, cols_data: &[T], img: &mut [T]) {
+    pub(super) fn fold_add<T: Float>(&self, channels: usize, cols_data: &[T], img: &mut [T]) {
         let (cols, ow, s, row_step) = (self.oh * self.ow, self.ow, self.stride, self.stride * self.w);
         self.for_each_run(channels, |row, run| {
             let from_rows = cols_data[row * cols..(row + 1) * cols].chunks_exact(ow).skip(run.oh.start);

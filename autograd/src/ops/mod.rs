@@ -15,15 +15,17 @@
 //! | [`softmax`] | softmax, log_softmax, cross_entropy (fused, integer targets) |
 //! | [`attention`] | causal_attention (fused multi-head, from a packed q-k-v projection) |
 //! | [`conv`] | conv2d (NCHW, stride, padding, fused per image; Winograd for 3×3 over ≥ 32 channels), im2col, col2im |
-//! | [`pool`] | max_pool2d (with its scatter and gather adjoints) |
+//! | [`pool`] | max_pool2d (with its scatter and gather adjoints), avg_pool2d, adaptive_avg_pool2d (with their adjoint) |
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm (fused) |
+//! | [`conv_transpose`] | conv_transpose2d (conv2d's input gradient as a layer) |
 
 pub mod activation;
 pub mod arith;
 pub mod attention;
 pub mod compare;
 pub mod conv;
+pub mod conv_transpose;
 pub mod dropout;
 pub mod linear;
 pub mod matmul;
@@ -106,6 +108,12 @@ pub const REGISTRY: &[&str] = &[
     "layer_norm",
     // checkpoint (Tape::checkpoint, in tape/checkpoint.rs)
     "checkpoint",
+    // conv_transpose
+    "conv_transpose2d",
+    // pool (average)
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "avg_pool2d_adjoint",
 ];
 
 /// The ops of [`REGISTRY`] that are element-wise [`derivative`](crate::derivative) rules: their

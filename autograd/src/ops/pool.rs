@@ -1,5 +1,6 @@
 //! Max pooling over NCHW images, with its adjoint scatter (and the scatter's adjoint gather),
-//! so that gradients of any order flow through the saved argmax.
+//! so that gradients of any order flow through the saved argmax; average pooling (fixed and
+//! adaptive windows) with its adjoint.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -248,6 +249,217 @@ crate::simd::kernel! {
     }
 }
 
+/// The windows of one average pooling: along each axis, the input range each output averages
+/// (clipped to the image) and the factor it is scaled by, so that output `(y, x)` is
+/// `row_scale[y] · col_scale[x] · Σ x[rows[y], cols[x]]`.
+struct AvgWindows {
+    kind: AvgKind,
+    /// The input's (H, W).
+    in_hw: (usize, usize),
+    /// Per output row, the input rows `start..end` it averages.
+    rows: Vec<(usize, usize)>,
+    /// Per output column, the input columns `start..end` it averages.
+    cols: Vec<(usize, usize)>,
+    /// Per output row, its share of the divisor (1/kernel, or 1/len for adaptive windows).
+    row_scale: Vec<f64>,
+    /// Per output column, its share of the divisor.
+    col_scale: Vec<f64>,
+}
+
+/// The two average poolings: fixed windows (zeros of the padding counted, as PyTorch's default
+/// `count_include_pad=True`) or adaptive ones (PyTorch's start and end index formula).
+#[derive(Clone, Copy)]
+enum AvgKind {
+    Fixed { kernel: usize, stride: usize, padding: usize },
+    Adaptive,
+}
+
+impl AvgWindows {
+    /// `kernel × kernel` windows slid by `stride` over the image zero-padded by `padding`, or a
+    /// panic naming the input shape and what is wrong.
+    #[track_caller]
+    fn fixed(shape: &[usize], kernel: usize, stride: usize, padding: usize) -> Self {
+        check_rank4("avg_pool2d", shape);
+        let win = Window::new("avg_pool2d", shape, (shape[2], shape[3]), (kernel, kernel), stride, padding);
+        if 2 * padding > kernel {
+            shape_panic(
+                "avg_pool2d",
+                &format!("padding {padding} must be at most half the kernel {kernel} (input {shape:?})"),
+            );
+        }
+        // Window y covers padded rows y·stride .. y·stride + kernel, input rows shifted by padding.
+        let axis = |len: usize, out: usize| -> Vec<(usize, usize)> {
+            (0..out)
+                .map(|y| {
+                    let start = (y * stride).saturating_sub(padding);
+                    let end = (y * stride + kernel).saturating_sub(padding).min(len);
+                    (start.min(end), end)
+                })
+                .collect()
+        };
+        let scale = 1.0 / kernel as f64;
+        AvgWindows {
+            kind: AvgKind::Fixed { kernel, stride, padding },
+            in_hw: (win.h, win.w),
+            rows: axis(win.h, win.oh),
+            cols: axis(win.w, win.ow),
+            row_scale: vec![scale; win.oh],
+            col_scale: vec![scale; win.ow],
+        }
+    }
+
+    /// `output` windows per axis, window `i` of an axis of length `len` covering
+    /// `⌊i·len/out⌋ .. ⌈(i+1)·len/out⌉`, or a panic naming the input shape and what is wrong.
+    #[track_caller]
+    fn adaptive(shape: &[usize], output: (usize, usize)) -> Self {
+        check_rank4("adaptive_avg_pool2d", shape);
+        let (h, w) = (shape[2], shape[3]);
+        if output.0 == 0 || output.1 == 0 || h == 0 || w == 0 {
+            shape_panic(
+                "adaptive_avg_pool2d",
+                &format!("output size {output:?} and the input's H and W must be positive (input {shape:?})"),
+            );
+        }
+        let axis = |len: usize, out: usize| -> Vec<(usize, usize)> {
+            (0..out).map(|i| (i * len / out, ((i + 1) * len).div_ceil(out))).collect()
+        };
+        let (rows, cols) = (axis(h, output.0), axis(w, output.1));
+        let scale = |ranges: &[(usize, usize)]| ranges.iter().map(|&(a, b)| 1.0 / (b - a) as f64).collect();
+        AvgWindows {
+            kind: AvgKind::Adaptive,
+            in_hw: (h, w),
+            row_scale: scale(&rows),
+            col_scale: scale(&cols),
+            rows,
+            cols,
+        }
+    }
+
+    fn out_hw(&self) -> (usize, usize) {
+        (self.rows.len(), self.cols.len())
+    }
+}
+
+/// Average pooling (`adjoint` false), or its adjoint (`adjoint` true), which spreads each
+/// output-gradient element, scaled, over its window in zeros of the input's shape. Both are
+/// linear and each is the other's adjoint, so gradients of any order are these two ops.
+struct AvgPool2dOp {
+    windows: Rc<AvgWindows>,
+    adjoint: bool,
+}
+
+impl<T: Float> Op<T> for AvgPool2dOp {
+    fn name(&self) -> &'static str {
+        match (self.adjoint, self.windows.kind) {
+            (true, _) => "avg_pool2d_adjoint",
+            (false, AvgKind::Fixed { .. }) => "avg_pool2d",
+            (false, AvgKind::Adaptive) => "adaptive_avg_pool2d",
+        }
+    }
+    fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
+        let x = inputs[0];
+        let s = x.shape();
+        let aw = &*self.windows;
+        let ((h, w), (oh, ow)) = (aw.in_hw, aw.out_hw());
+        let (from, to) = if self.adjoint { ((oh, ow), (h, w)) } else { ((h, w), (oh, ow)) };
+        if s.len() != 4 || (s[2], s[3]) != from {
+            let name = <Self as Op<T>>::name(self);
+            shape_panic(name, &format!("expects an (N, C, {}, {}) input, got shape {s:?}", from.0, from.1));
+        }
+        let src = x.data();
+        let mut out = recycle::zeros(s[0] * s[1] * to.0 * to.1);
+        let (in_plane, out_plane) = (from.0 * from.1, to.0 * to.1);
+        let adjoint = self.adjoint;
+        fill_chunks(&mut out, out_plane, |p, dst| {
+            let plane = &src[p * in_plane..(p + 1) * in_plane];
+            for (y, &(r0, r1)) in aw.rows.iter().enumerate() {
+                for (q, &(c0, c1)) in aw.cols.iter().enumerate() {
+                    let scale = T::from_f64(aw.row_scale[y] * aw.col_scale[q]);
+                    if adjoint {
+                        let v = plane[y * ow + q] * scale;
+                        (r0..r1).for_each(|r| dst[r * w + c0..r * w + c1].iter_mut().for_each(|d| *d += v));
+                    } else {
+                        let mut acc = T::ZERO;
+                        (r0..r1).for_each(|r| plane[r * w + c0..r * w + c1].iter().for_each(|&v| acc += v));
+                        dst[y * ow + q] = acc * scale;
+                    }
+                }
+            }
+        });
+        Tensor::from_vec(out, &[s[0], s[1], to.0, to.1])
+    }
+    // Linear: out = A·x with A the (scaled) window sums, so ∂x = Aᵀ·G, the adjoint op, and the
+    // adjoint's own gradient is A again.
+    fn backward<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let op = AvgPool2dOp { windows: Rc::clone(&self.windows), adjoint: !self.adjoint };
+        vec![Some(grad_out.tape().apply(op, &[grad_out]))]
+    }
+    fn attrs(&self) -> Option<OpAttrs> {
+        match (self.adjoint, self.windows.kind) {
+            (true, _) => None,
+            (false, AvgKind::Fixed { kernel, stride, padding }) => Some(OpAttrs::AvgPool2d { kernel, stride, padding }),
+            (false, AvgKind::Adaptive) => {
+                Some(OpAttrs::AdaptiveAvgPool2d { input: self.windows.in_hw, output: self.windows.out_hw() })
+            }
+        }
+    }
+    // Linear: the tangent is pooled (or spread) the same way.
+    fn jvp<'t>(&self, _inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
+        let t = tangents[0]?;
+        let op = AvgPool2dOp { windows: Rc::clone(&self.windows), adjoint: self.adjoint };
+        Some(t.tape().apply(op, &[t]))
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Average pooling over `kernel × kernel` windows slid by `stride` across an (N, C, H, W)
+    /// input zero-padded by `padding`: (N, C, OH, OW) with `OH = (H + 2·padding − kernel) /
+    /// stride + 1`, each output the sum of its window divided by `kernel²` (padding zeros count,
+    /// as PyTorch's default `count_include_pad=True`). The gradient spreads each output's
+    /// gradient over its window, divided by `kernel²`. PyTorch: `F.avg_pool2d(x, kernel, stride,
+    /// padding)`.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec((1..=16).map(f64::from).collect(), &[1, 1, 4, 4]));
+    /// assert_eq!(x.avg_pool2d(2, 2, 0).value().data(), &[3.5, 5.5, 11.5, 13.5]);
+    /// // Padding 1: the corner window holds x[0, 0] = 1 and three zeros.
+    /// assert_eq!(x.avg_pool2d(2, 2, 1).value().data()[0], 0.25);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 4-d, the kernel or stride is zero, the padding is more than half the
+    /// kernel, or the kernel is larger than the padded image.
+    #[track_caller]
+    pub fn avg_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t, T> {
+        let windows = Rc::new(AvgWindows::fixed(&self.shape(), kernel, stride, padding));
+        self.tape().apply(AvgPool2dOp { windows, adjoint: false }, &[self])
+    }
+
+    /// Adaptive average pooling of an (N, C, H, W) input to (N, C, OH, OW) for `output = (OH,
+    /// OW)`: output row `i` averages input rows `⌊i·H/OH⌋ .. ⌈(i+1)·H/OH⌉` (and likewise for
+    /// columns), so windows may overlap or differ in size when OH does not divide H. The
+    /// gradient spreads each output's gradient over its window, divided by the window's size.
+    /// `(1, 1)` is global average pooling. PyTorch: `F.adaptive_avg_pool2d(x, output)`.
+    ///
+    /// ```
+    /// # use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec((1..=6).map(f64::from).collect(), &[1, 1, 2, 3]));
+    /// // Columns 0..2 and 1..3 of both rows: (1 + 2 + 4 + 5) / 4 and (2 + 3 + 5 + 6) / 4.
+    /// assert_eq!(x.adaptive_avg_pool2d((1, 2)).value().data(), &[3.0, 4.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the input is not 4-d, or the output size or the input's H or W is zero.
+    #[track_caller]
+    pub fn adaptive_avg_pool2d(self, output: (usize, usize)) -> Var<'t, T> {
+        let windows = Rc::new(AvgWindows::adaptive(&self.shape(), output));
+        self.tape().apply(AvgPool2dOp { windows, adjoint: false }, &[self])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check::{filled, gradcheck, gradgradcheck};
@@ -332,5 +544,87 @@ mod tests {
     fn max_pool2d_kernel_too_big_names_shape() {
         let tape = Tape::<f64>::new();
         tape.var(Tensor::zeros(&[1, 1, 2, 4])).max_pool2d(3, 1);
+    }
+
+    /// Average pooling by definition (count_include_pad), for reference.
+    fn naive_avg(x: &Tensor<f64>, k: usize, st: usize, pad: usize) -> Tensor<f64> {
+        let s = x.shape();
+        let (oh, ow) = ((s[2] + 2 * pad - k) / st + 1, (s[3] + 2 * pad - k) / st + 1);
+        let mut out = vec![];
+        for p in 0..s[0] * s[1] {
+            for r in 0..oh {
+                for q in 0..ow {
+                    let mut acc = 0.0;
+                    for i in 0..k {
+                        for j in 0..k {
+                            let (y, z) = ((r * st + i) as isize - pad as isize, (q * st + j) as isize - pad as isize);
+                            if y >= 0 && z >= 0 && (y as usize) < s[2] && (z as usize) < s[3] {
+                                acc += x.data()[(p * s[2] + y as usize) * s[3] + z as usize];
+                            }
+                        }
+                    }
+                    out.push(acc / (k * k) as f64);
+                }
+            }
+        }
+        Tensor::from_vec(out, &[s[0], s[1], oh, ow])
+    }
+
+    #[test]
+    fn avg_pool2d_matches_direct_pooling() {
+        for (k, st, pad) in [(2, 2, 0), (2, 1, 1), (3, 2, 1), (3, 3, 0), (1, 1, 0), (4, 3, 2)] {
+            let x = filled(&[2, 3, 7, 8], (k + st + pad) as u64);
+            let tape = Tape::<f64>::new();
+            let y = tape.var(x.clone()).avg_pool2d(k, st, pad);
+            crate::check::assert_close(&y.value(), &naive_avg(&x, k, st, pad), 1e-12, 1e-12);
+        }
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_of_divisible_sizes_is_avg_pool2d() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(filled(&[2, 3, 6, 8], 40));
+        let a = x.adaptive_avg_pool2d((3, 4));
+        crate::check::assert_close(&a.value(), &x.avg_pool2d(2, 2, 0).value(), 1e-12, 1e-12);
+        // (1, 1): the mean of each plane.
+        let g = x.adaptive_avg_pool2d((1, 1));
+        crate::check::assert_close(&g.value(), &x.mean_axes(&[2, 3], true).value(), 1e-12, 1e-12);
+    }
+
+    #[test]
+    fn avg_pool2d_grads_match_hand_values() {
+        let tape = Tape::<f64>::new();
+        // A 3×3 plane, 2×2 windows at stride 1: the centre is under all four windows, each
+        // dividing by 4, so ∂Σout/∂x[1, 1] = 4/4 = 1; a corner is under one: 1/4.
+        let x = tape.var(filled(&[1, 1, 3, 3], 41));
+        let g = x.avg_pool2d(2, 1, 0).sum().backward();
+        assert_eq!(g[x].data(), &[0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]);
+        // Adaptive 3 → 2 rows: windows 0..2 and 1..3 (each of 2 rows, divided by 2); the middle
+        // row is in both: ∂Σout/∂x = 1/2 + 1/2 = 1 there, 1/2 on the edges (one column, W = 1).
+        let y = tape.var(filled(&[1, 1, 3, 1], 42));
+        let g = y.adaptive_avg_pool2d((2, 1)).sum().backward();
+        assert_eq!(g[y].data(), &[0.5, 1.0, 0.5]);
+    }
+
+    #[test]
+    fn avg_pool2d_grad_matches_finite_diff() {
+        gradcheck(|v| v[0].avg_pool2d(3, 2, 1).exp().mean(), &[filled(&[2, 2, 5, 4], 43)]);
+        gradcheck(|v| v[0].adaptive_avg_pool2d((3, 2)).exp().mean(), &[filled(&[1, 2, 5, 7], 44)]);
+        gradgradcheck(|v| v[0].avg_pool2d(2, 1, 1).exp().mean(), &[filled(&[1, 2, 3, 3], 45)]);
+        gradgradcheck(|v| v[0].adaptive_avg_pool2d((2, 2)).exp().mean(), &[filled(&[1, 1, 3, 5], 46)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "avg_pool2d: padding 2 must be at most half the kernel 3 (input [1, 1, 5, 5])")]
+    fn avg_pool2d_padding_too_large_is_named() {
+        let tape = Tape::<f64>::new();
+        tape.var(Tensor::zeros(&[1, 1, 5, 5])).avg_pool2d(3, 1, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "adaptive_avg_pool2d: output size (0, 2) and the input's H and W must be positive")]
+    fn adaptive_avg_pool2d_empty_output_is_named() {
+        let tape = Tape::<f64>::new();
+        tape.var(Tensor::zeros(&[1, 1, 5, 5])).adaptive_avg_pool2d((0, 2));
     }
 }

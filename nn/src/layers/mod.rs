@@ -11,6 +11,7 @@
 //! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+//! | [`conv1d`], [`conv_transpose`], [`pool`] | [`Conv1d`], [`ConvTranspose2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`] |
 
 use autograd::{Float, Var};
 
@@ -18,20 +19,26 @@ use crate::Bound;
 
 pub mod attention;
 pub mod conv;
+pub mod conv1d;
+pub mod conv_transpose;
 pub mod dropout;
 pub mod embedding;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod pool;
 pub mod transformer;
 
 pub use attention::CausalSelfAttention;
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
+pub use conv1d::{Conv1d, Conv1dConfig};
+pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d};
 pub use transformer::{TransformerBlock, TransformerConfig};
 
 /// A layer with one input and one output, so that layers compose generically

@@ -4,6 +4,7 @@
 use autograd::{Float, Tensor};
 
 use crate::{CausalSelfAttention, Conv2d, Embedding, LayerNorm, Linear, Mlp, ParamId, TransformerBlock};
+use crate::{Conv1d, ConvTranspose2d};
 
 /// How a parameter is laid out in PyTorch relative to pente.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,5 +209,26 @@ impl StateDictMap {
             .layer_norm(&join(prefix, "norm2"), &block.ln_2)
             .linear(&join(prefix, "mlp.0"), &block.fc)
             .linear(&join(prefix, "mlp.2"), &block.proj)
+    }
+
+    /// An `nn.Conv1d` at `prefix`: `weight (out_ch, in_ch, k)` and `bias`, as pente's.
+    #[track_caller]
+    pub fn conv1d(&mut self, prefix: &str, layer: &Conv1d) -> &mut Self {
+        self.param(join(prefix, "weight"), layer.weight, Layout::Same);
+        if let Some(b) = layer.bias {
+            self.param(join(prefix, "bias"), b, Layout::Same);
+        }
+        self
+    }
+
+    /// An `nn.ConvTranspose2d` at `prefix`: `weight (in_ch, out_ch, k, k)` and `bias`, as
+    /// pente's.
+    #[track_caller]
+    pub fn conv_transpose2d(&mut self, prefix: &str, layer: &ConvTranspose2d) -> &mut Self {
+        self.param(join(prefix, "weight"), layer.weight, Layout::Same);
+        if let Some(b) = layer.bias {
+            self.param(join(prefix, "bias"), b, Layout::Same);
+        }
+        self
     }
 }

@@ -11,6 +11,7 @@
 //! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+//! | [`recurrent`] | [`RnnCell`], [`GruCell`], [`LstmCell`], [`Rnn`], [`Gru`], [`Lstm`] |
 
 use autograd::{Float, Var};
 
@@ -24,6 +25,7 @@ pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod transformer;
+pub mod recurrent;
 
 pub use attention::CausalSelfAttention;
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
@@ -33,6 +35,7 @@ pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
 pub use transformer::{TransformerBlock, TransformerConfig};
+pub use recurrent::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 
 /// A layer with one input and one output, so that layers compose generically
 /// (`fn run<M: Module>(m: &M, …)`). Every layer also has the same `forward` as an inherent

@@ -63,8 +63,8 @@ adagrad = [
     {"lr": 0.2, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5, "eps": 1e-6},
 ]
 lion = [
-    {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0},
-    {"lr": 0.02, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.5},
+    {"lr": 0.3, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0},
+    {"lr": 0.15, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.5},
 ]
 doc = {
     "written_by": f"bench/reference/optim_torch.py, torch {torch.__version__}",

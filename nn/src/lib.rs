@@ -108,11 +108,11 @@ pub use layers::{
     Activation, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, Flatten, LayerNorm, Linear,
     LinearConfig, MaxPool2d, Mlp, Module, TransformerBlock, TransformerConfig,
 };
+pub use layers::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,
 };
-pub use layers::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use optim::{Accumulate, Adagrad, AdagradConfig, Anneal, Lion, LionConfig, OneCycleLr, RmsProp, RmsPropConfig};
 pub use parallel::DataParallel;
 pub use params::{Bound, ParamGrads, ParamId, ParamInfo, ParamStore, Scope};

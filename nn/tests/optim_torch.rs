@@ -7,7 +7,7 @@
 
 use autograd::Tensor;
 use nn::{
-    Accumulate, Adagrad, AdagradConfig, Anneal, Checkpoint, Decay, Lion, LionConfig, Linear, LrSchedule, OneCycleLr,
+    Accumulate, Adagrad, AdagradConfig, Anneal, Checkpoint, Decay, Linear, Lion, LionConfig, LrSchedule, OneCycleLr,
     Optimizer, ParamGrads, ParamId, ParamStore, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
 use serde_json::Value;
@@ -19,7 +19,8 @@ fn doc() -> Value {
 }
 
 fn tensor(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+    let shape: Vec<usize> =
+        v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
     let data: Vec<f64> = v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect();
     Tensor::from_vec(data, &shape)
 }
@@ -49,8 +50,13 @@ impl Problem {
             (0..2)
                 .map(|i| {
                     let p = self.store.get(self.ids[i]);
-                    let g: Vec<f64> =
-                        p.data().iter().zip(self.a[i].data()).zip(self.c[i].data()).map(|((p, a), c)| a * (p - c)).collect();
+                    let g: Vec<f64> = p
+                        .data()
+                        .iter()
+                        .zip(self.a[i].data())
+                        .zip(self.c[i].data())
+                        .map(|((p, a), c)| a * (p - c))
+                        .collect();
                     Some(Tensor::from_vec(g, p.shape()))
                 })
                 .collect(),
@@ -138,8 +144,12 @@ fn lion_matches_the_reference_update_and_resumes_exactly() {
     let doc = doc();
     for case in doc["lion"].as_array().expect("lion cases") {
         let h = &case["config"];
-        let config =
-            LionConfig { lr: f(h, "lr"), beta1: f(h, "beta1"), beta2: f(h, "beta2"), weight_decay: f(h, "weight_decay") };
+        let config = LionConfig {
+            lr: f(h, "lr"),
+            beta1: f(h, "beta1"),
+            beta2: f(h, "beta2"),
+            weight_decay: f(h, "weight_decay"),
+        };
         check(&format!("lion {config:?}"), &doc, &case["final"], &|| Box::new(Lion::new(config)));
     }
 }
@@ -184,7 +194,10 @@ fn one_cycle_matches_torch_one_cycle_lr() {
 #[test]
 fn one_cycle_defaults_are_torchs_and_a_phase_without_steps_is_refused() {
     let s = OneCycleLr::new(0.1, 50);
-    assert_eq!((s.pct_start, s.div_factor, s.final_div_factor, s.anneal, s.three_phase), (0.3, 25.0, 1e4, Anneal::Cos, false));
+    assert_eq!(
+        (s.pct_start, s.div_factor, s.final_div_factor, s.anneal, s.three_phase),
+        (0.3, 25.0, 1e4, Anneal::Cos, false)
+    );
     let e = std::panic::catch_unwind(|| OneCycleLr::new(1.0, 3).lr(0)).expect_err("0.3·3 − 1 < 0");
     let m = e.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(m.contains("OneCycleLr: pct_start = 0.3 of total_steps = 3 leaves a phase without steps"), "{m}");

@@ -14,7 +14,8 @@ use serde_json::Value;
 const FIXTURE: &str = include_str!("fixtures/recurrent.json");
 
 fn tensor(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+    let shape: Vec<usize> =
+        v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
     let data: Vec<f64> = v["data"].as_array().expect("data").iter().map(|x| x.as_f64().expect("number")).collect();
     Tensor::from_vec(data, &shape)
 }
@@ -51,7 +52,8 @@ fn sequence_layers_match_pytorch_outputs_states_and_gradients() {
                 _ => Nonlinearity::Tanh,
             },
         };
-        let (input, hidden) = (case["input_size"].as_u64().unwrap() as usize, case["hidden_size"].as_u64().unwrap() as usize);
+        let (input, hidden) =
+            (case["input_size"].as_u64().unwrap() as usize, case["hidden_size"].as_u64().unwrap() as usize);
         let mut store = ParamStore::<f64>::with_seed(1);
         let scope = store.scope("layer");
         let (layer, stack) = match case["kind"].as_str().expect("kind") {
@@ -103,8 +105,8 @@ fn sequence_layers_match_pytorch_outputs_states_and_gradients() {
         };
         assert_matches("output", name, &out.value(), &tensor(&case["out"]));
         assert_matches("h_n", name, &h_n.value(), &tensor(&case["h_n"]));
-        let mut loss = (out * tape.constant(tensor(&case["w_out"]))).sum()
-            + (h_n * tape.constant(tensor(&case["w_h"]))).sum();
+        let mut loss =
+            (out * tape.constant(tensor(&case["w_out"]))).sum() + (h_n * tape.constant(tensor(&case["w_h"]))).sum();
         if let Some(c_n) = c_n {
             assert_matches("c_n", name, &c_n.value(), &tensor(&case["c_n"]));
             loss = loss + (c_n * tape.constant(tensor(&case["w_c"]))).sum();
@@ -129,7 +131,11 @@ fn sequence_layers_match_pytorch_outputs_states_and_gradients() {
 /// Central differences of `f` with respect to every element of every parameter of `store`
 /// against the analytic gradients (PyTorch's `gradcheck` tolerances, `Tolerance::default()`).
 /// The inputs and states are parameters too, so one check covers them all.
-fn finite_difference_check(what: &str, store: &mut ParamStore<f64>, f: impl for<'t> Fn(&Bound<'t, f64>) -> Var<'t, f64>) {
+fn finite_difference_check(
+    what: &str,
+    store: &mut ParamStore<f64>,
+    f: impl for<'t> Fn(&Bound<'t, f64>) -> Var<'t, f64>,
+) {
     let tol = Tolerance::default();
     let (_, analytic) = store.value_and_grad(0, |p| f(p));
     let ids: Vec<ParamId> = store.iter().map(|(id, _, _)| id).collect();
@@ -207,7 +213,12 @@ fn cells_match_finite_differences() {
 fn a_two_layer_lstm_matches_finite_differences() {
     let mut store = ParamStore::<f64>::with_seed(5);
     let x = store.add("x", filled(&[3, 2, 2], 0.9));
-    let lstm = Lstm::new(store.scope("lstm"), 2, 3, RecurrentConfig { num_layers: 2, batch_first: true, ..Default::default() });
+    let lstm = Lstm::new(
+        store.scope("lstm"),
+        2,
+        3,
+        RecurrentConfig { num_layers: 2, batch_first: true, ..Default::default() },
+    );
     finite_difference_check("lstm", &mut store, |p| {
         let (out, (h, c)) = lstm.forward(p, p.get(x), None);
         (out * out).sum() + h.sum() + (c * c).sum()
@@ -266,7 +277,10 @@ fn bad_shapes_are_refused_with_the_shapes_named() {
         let h = tape.constant(Tensor::zeros(&[1, 2, 4]));
         lstm.forward(&p, tape.constant(Tensor::zeros(&[5, 2, 3])), Some((h, h)));
     });
-    assert!(m.contains("initial state h0 has shape [1, 2, 4], expected (num_layers = 2, batch = 2, hidden_size = 4)"), "{m}");
+    assert!(
+        m.contains("initial state h0 has shape [1, 2, 4], expected (num_layers = 2, batch = 2, hidden_size = 4)"),
+        "{m}"
+    );
     let m = message(&|| {
         let tape = Tape::new();
         let p = store.bind(&tape);

@@ -24,8 +24,8 @@ pub mod embedding;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
-pub mod transformer;
 pub mod recurrent;
+pub mod transformer;
 
 pub use attention::CausalSelfAttention;
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
@@ -34,8 +34,8 @@ pub use embedding::Embedding;
 pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
-pub use transformer::{TransformerBlock, TransformerConfig};
 pub use recurrent::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
+pub use transformer::{TransformerBlock, TransformerConfig};
 
 /// A layer with one input and one output, so that layers compose generically
 /// (`fn run<M: Module>(m: &M, …)`). Every layer also has the same `forward` as an inherent

@@ -243,7 +243,12 @@ macro_rules! cell_constructors {
             }
 
             /// A cell with or without biases.
-            pub fn with_bias<T: Float>(mut scope: Scope<'_, T>, input_size: usize, hidden_size: usize, bias: bool) -> Self {
+            pub fn with_bias<T: Float>(
+                mut scope: Scope<'_, T>,
+                input_size: usize,
+                hidden_size: usize,
+                bias: bool,
+            ) -> Self {
                 $ty(CellParams::new(&mut scope, $kind, input_size, hidden_size, bias, ""))
             }
 
@@ -406,7 +411,8 @@ impl Stack {
         let kind = self.kind();
         let (hidden, input_size) = (self.hidden(), self.layers[0].input_size);
         let shape = x.shape();
-        let layout = if self.config.batch_first { "(batch, seq_len, input_size" } else { "(seq_len, batch, input_size" };
+        let layout =
+            if self.config.batch_first { "(batch, seq_len, input_size" } else { "(seq_len, batch, input_size" };
         assert!(
             shape.len() == 3 && shape[2] == input_size,
             "{}: input has shape {:?}, expected {layout} = {input_size})",
@@ -427,7 +433,8 @@ impl Stack {
             let features = seq.shape()[2];
             let rows = kind.gates() * hidden;
             // Every step's input projection in one product: (seq_len·batch, in) → (seq_len, batch, rows).
-            let gi = affine(seq.reshape(&[seq_len * batch, features]), w.w_ih_t, w.b_ih).reshape(&[seq_len, batch, rows]);
+            let gi =
+                affine(seq.reshape(&[seq_len * batch, features]), w.w_ih_t, w.b_ih).reshape(&[seq_len, batch, rows]);
             let mut h = h0.as_ref().map_or_else(zeros, |h| h[l]);
             let mut c = (kind == CellKind::Lstm).then(|| c0.as_ref().map_or_else(zeros, |c| c[l]));
             let mut outs = Vec::with_capacity(seq_len);
@@ -455,7 +462,12 @@ macro_rules! sequence_layer {
             /// # Panics
             /// If `config.num_layers` is 0.
             #[track_caller]
-            pub fn new<T: Float>(scope: Scope<'_, T>, input_size: usize, hidden_size: usize, config: RecurrentConfig) -> Self {
+            pub fn new<T: Float>(
+                scope: Scope<'_, T>,
+                input_size: usize,
+                hidden_size: usize,
+                config: RecurrentConfig,
+            ) -> Self {
                 #[allow(clippy::redundant_closure_call)]
                 let kind = ($kind)(config);
                 $ty(Stack::new(scope, kind, input_size, hidden_size, config))

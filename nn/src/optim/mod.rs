@@ -17,24 +17,24 @@ use rayon::prelude::*;
 
 use crate::{AnyTensor, ParamGrads, ParamStore, Result};
 
-pub mod adam;
-pub mod clip;
-pub mod schedule;
-pub mod sgd;
 pub mod accumulate;
 pub mod adagrad;
+pub mod adam;
+pub mod clip;
 pub mod lion;
 pub mod rmsprop;
+pub mod schedule;
+pub mod sgd;
 
-pub use adam::{Adam, AdamConfig, AdamW, DecayOn};
-pub use clip::clip_grad_norm;
-pub use schedule::{Decay, LrSchedule};
-pub use sgd::{Sgd, SgdConfig};
 pub use accumulate::Accumulate;
 pub use adagrad::{Adagrad, AdagradConfig};
+pub use adam::{Adam, AdamConfig, AdamW, DecayOn};
+pub use clip::clip_grad_norm;
 pub use lion::{Lion, LionConfig};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{Anneal, OneCycleLr};
+pub use schedule::{Decay, LrSchedule};
+pub use sgd::{Sgd, SgdConfig};
 
 /// Updates a [`ParamStore`] from gradients.
 pub trait Optimizer<T: Float> {

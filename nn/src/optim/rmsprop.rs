@@ -242,7 +242,8 @@ mod tests {
         // The same update on pieces of 1000 elements, each below the threshold, never split.
         let mut serial = ParamStore::<f64>::default();
         let pieces: Vec<_> = values.data().chunks(1000).map(|c| c.to_vec()).collect();
-        let ids: Vec<_> = pieces.into_iter().enumerate().map(|(i, c)| serial.add(format!("w{i}"), Tensor::from(c))).collect();
+        let ids: Vec<_> =
+            pieces.into_iter().enumerate().map(|(i, c)| serial.add(format!("w{i}"), Tensor::from(c))).collect();
         let mut opt = RmsProp::new(config);
         let grads = ParamGrads::from_vec(grad.data().chunks(1000).map(|c| Some(Tensor::from(c.to_vec()))).collect());
         for _ in 0..2 {

@@ -130,11 +130,12 @@ impl Anneal {
 ///
 /// ```
 /// use nn::{Anneal, OneCycleLr};
-/// let s = OneCycleLr { max_lr: 1.0, total_steps: 11, pct_start: 0.5, div_factor: 10.0,
+/// let s = OneCycleLr { max_lr: 1.0, total_steps: 10, pct_start: 0.5, div_factor: 10.0,
 ///                      final_div_factor: 10.0, anneal: Anneal::Linear, three_phase: false };
-/// assert!((s.lr(0) - 0.1).abs() < 1e-12);   // max_lr / div_factor
-/// assert!((s.lr(2) - 0.55).abs() < 1e-12);  // half way up: the peak is at step 0.5·11 − 1 = 4.5
-/// assert!((s.lr(10) - 0.01).abs() < 1e-12); // the last step: 0.1 / final_div_factor
+/// assert!((s.lr(0) - 0.1).abs() < 1e-12);  // max_lr / div_factor
+/// assert!((s.lr(2) - 0.55).abs() < 1e-12); // half way up: the peak is at step 0.5·10 − 1 = 4
+/// assert!((s.lr(4) - 1.0).abs() < 1e-12);
+/// assert!((s.lr(9) - 0.01).abs() < 1e-12); // the last step: 0.1 / final_div_factor
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OneCycleLr {
@@ -182,7 +183,11 @@ impl OneCycleLr {
         let total = self.total_steps as f64;
         let up_end = self.pct_start * total - 1.0;
         let phases: &[(f64, f64, f64)] = if self.three_phase {
-            &[(up_end, initial, self.max_lr), (2.0 * self.pct_start * total - 2.0, self.max_lr, initial), (total - 1.0, initial, min)]
+            &[
+                (up_end, initial, self.max_lr),
+                (2.0 * self.pct_start * total - 2.0, self.max_lr, initial),
+                (total - 1.0, initial, min),
+            ]
         } else {
             &[(up_end, initial, self.max_lr), (total - 1.0, self.max_lr, min)]
         };

@@ -109,10 +109,12 @@ pub use layers::{
     LinearConfig, MaxPool2d, Mlp, Module, TransformerBlock, TransformerConfig,
 };
 pub use layers::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+pub use layers::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,
 };
+pub use optim::{Accumulate, Adagrad, AdagradConfig, Anneal, Lion, LionConfig, OneCycleLr, RmsProp, RmsPropConfig};
 pub use parallel::DataParallel;
 pub use params::{Bound, ParamGrads, ParamId, ParamInfo, ParamStore, Scope};
 

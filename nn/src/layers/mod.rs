@@ -12,6 +12,7 @@
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
 //! | [`conv1d`], [`conv_transpose`], [`pool`] | [`Conv1d`], [`ConvTranspose2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`] |
+//! | [`recurrent`] | [`RnnCell`], [`GruCell`], [`LstmCell`], [`Rnn`], [`Gru`], [`Lstm`] |
 
 use autograd::{Float, Var};
 
@@ -27,6 +28,7 @@ pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod pool;
+pub mod recurrent;
 pub mod transformer;
 
 pub use attention::CausalSelfAttention;
@@ -39,6 +41,7 @@ pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d};
+pub use recurrent::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use transformer::{TransformerBlock, TransformerConfig};
 
 /// A layer with one input and one output, so that layers compose generically

@@ -1,5 +1,7 @@
-//! Optimizers: the [`Optimizer`] trait, [`Sgd`], [`Adam`] and [`AdamW`]; learning-rate
-//! schedules ([`LrSchedule`]); gradient clipping ([`clip_grad_norm`]).
+//! Optimizers: the [`Optimizer`] trait, [`Sgd`], [`Adam`] and [`AdamW`], [`RmsProp`],
+//! [`Adagrad`] and [`Lion`]; learning-rate schedules ([`LrSchedule`] with warm-up and constant,
+//! step, cosine or linear decay; [`OneCycleLr`]); gradient clipping ([`clip_grad_norm`]);
+//! gradient accumulation over micro-batches ([`Accumulate`]).
 //!
 //! An update is one fused pass per parameter over its value, gradient and state, in place in
 //! the store's tensors (`Tensor::data_mut`), split across threads for large parameters. Nothing
@@ -15,13 +17,22 @@ use rayon::prelude::*;
 
 use crate::{AnyTensor, ParamGrads, ParamStore, Result};
 
+pub mod accumulate;
+pub mod adagrad;
 pub mod adam;
 pub mod clip;
+pub mod lion;
+pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 
+pub use accumulate::Accumulate;
+pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW, DecayOn};
 pub use clip::clip_grad_norm;
+pub use lion::{Lion, LionConfig};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use schedule::{Anneal, OneCycleLr};
 pub use schedule::{Decay, LrSchedule};
 pub use sgd::{Sgd, SgdConfig};
 
@@ -53,7 +64,7 @@ pub trait Optimizer<T: Float> {
 /// An optimizer's state, independent of any one store: what a checkpoint saves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState {
-    /// `"sgd"`, `"adam"` or `"adamw"`.
+    /// `"sgd"`, `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` or `"lion"`.
     pub kind: String,
     /// Steps taken.
     pub step: u64,

@@ -3,6 +3,7 @@
 
 use autograd::{Float, Tensor};
 
+use crate::layers::recurrent::{CellParams, Stack};
 use crate::{CausalSelfAttention, Conv2d, Embedding, LayerNorm, Linear, Mlp, ParamId, TransformerBlock};
 use crate::{Conv1d, ConvTranspose2d};
 
@@ -228,6 +229,34 @@ impl StateDictMap {
         self.param(join(prefix, "weight"), layer.weight, Layout::Same);
         if let Some(b) = layer.bias {
             self.param(join(prefix, "bias"), b, Layout::Same);
+        }
+        self
+    }
+
+    /// An `nn.RNNCell`, `nn.GRUCell` or `nn.LSTMCell` at `prefix` (pass `cell.params()`):
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, in PyTorch's layout as pente's.
+    #[track_caller]
+    pub fn recurrent_cell(&mut self, prefix: &str, cell: &CellParams) -> &mut Self {
+        self.recurrent_weights(prefix, cell, "")
+    }
+
+    /// An `nn.RNN`, `nn.GRU` or `nn.LSTM` at `prefix` (pass `layer.stack()`): `weight_ih_l0`,
+    /// `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then layer 1's, in PyTorch's layout as pente's.
+    #[track_caller]
+    pub fn recurrent(&mut self, prefix: &str, stack: &Stack) -> &mut Self {
+        for (l, cell) in stack.layers.iter().enumerate() {
+            self.recurrent_weights(prefix, cell, &format!("_l{l}"));
+        }
+        self
+    }
+
+    #[track_caller]
+    fn recurrent_weights(&mut self, prefix: &str, cell: &CellParams, suffix: &str) -> &mut Self {
+        self.param(join(prefix, &format!("weight_ih{suffix}")), cell.weight_ih, Layout::Same);
+        self.param(join(prefix, &format!("weight_hh{suffix}")), cell.weight_hh, Layout::Same);
+        if let (Some(b_ih), Some(b_hh)) = (cell.bias_ih, cell.bias_hh) {
+            self.param(join(prefix, &format!("bias_ih{suffix}")), b_ih, Layout::Same);
+            self.param(join(prefix, &format!("bias_hh{suffix}")), b_hh, Layout::Same);
         }
         self
     }

@@ -162,6 +162,11 @@ pub enum OpAttrs {
         /// Added to the variance.
         eps: f64,
     },
+    /// RMS normalization over the last axis (inputs: x, weight).
+    RmsNorm {
+        /// Added to the mean square.
+        eps: f64,
+    },
 }
 
 /// One node of a [`Tape::trace`].

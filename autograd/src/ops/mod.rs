@@ -17,7 +17,7 @@
 //! | [`conv`] | conv2d (NCHW, stride, padding, fused per image; Winograd for 3×3 over ≥ 32 channels), im2col, col2im |
 //! | [`pool`] | max_pool2d (with its scatter and gather adjoints) |
 //! | [`dropout`] | dropout |
-//! | [`norm`] | layer_norm (fused) |
+//! | [`norm`] | layer_norm, rms_norm (fused); group_norm (composed) |
 
 pub mod activation;
 pub mod arith;
@@ -104,6 +104,7 @@ pub const REGISTRY: &[&str] = &[
     "dropout",
     // norm
     "layer_norm",
+    "rms_norm",
     // checkpoint (Tape::checkpoint, in tape/checkpoint.rs)
     "checkpoint",
 ];

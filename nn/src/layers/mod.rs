@@ -5,12 +5,14 @@
 //! | --- | --- |
 //! | [`linear`] | [`Linear`] |
 //! | [`mlp`] | [`Mlp`], [`Activation`] |
-//! | [`embedding`] | [`Embedding`] |
+//! | [`embedding`] | [`Embedding`], [`EmbeddingConfig`] (with `padding_idx`) |
 //! | [`norm`] | [`LayerNorm`] |
-//! | [`dropout`] | [`Dropout`] |
+//! | [`dropout`] | [`Dropout`], [`Dropout1d`], [`Dropout2d`], [`AlphaDropout`] |
 //! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+//! | [`rmsnorm`] | [`RmsNorm`] |
+//! | [`groupnorm`] | [`GroupNorm`] |
 
 use autograd::{Float, Var};
 
@@ -20,18 +22,22 @@ pub mod attention;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod groupnorm;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod rmsnorm;
 pub mod transformer;
 
 pub use attention::CausalSelfAttention;
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
-pub use dropout::Dropout;
-pub use embedding::Embedding;
+pub use dropout::{AlphaDropout, Dropout, Dropout1d, Dropout2d};
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use groupnorm::GroupNorm;
 pub use linear::{Linear, LinearConfig};
 pub use mlp::{Activation, Mlp};
 pub use norm::LayerNorm;
+pub use rmsnorm::RmsNorm;
 pub use transformer::{TransformerBlock, TransformerConfig};
 
 /// A layer with one input and one output, so that layers compose generically

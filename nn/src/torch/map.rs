@@ -4,6 +4,7 @@
 use autograd::{Float, Tensor};
 
 use crate::{CausalSelfAttention, Conv2d, Embedding, LayerNorm, Linear, Mlp, ParamId, TransformerBlock};
+use crate::{GroupNorm, RmsNorm};
 
 /// How a parameter is laid out in PyTorch relative to pente.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,5 +209,25 @@ impl StateDictMap {
             .layer_norm(&join(prefix, "norm2"), &block.ln_2)
             .linear(&join(prefix, "mlp.0"), &block.fc)
             .linear(&join(prefix, "mlp.2"), &block.proj)
+    }
+
+    /// An `nn.RMSNorm` at `prefix`: `weight` (none for `elementwise_affine=False`).
+    #[track_caller]
+    pub fn rms_norm(&mut self, prefix: &str, layer: &RmsNorm) -> &mut Self {
+        if let Some(w) = layer.weight {
+            self.param(join(prefix, "weight"), w, Layout::Same);
+        }
+        self
+    }
+
+    /// An `nn.GroupNorm` at `prefix`: `weight` and `bias` (none for `affine=False`).
+    #[track_caller]
+    pub fn group_norm(&mut self, prefix: &str, layer: &GroupNorm) -> &mut Self {
+        for (name, id) in [("weight", layer.weight), ("bias", layer.bias)] {
+            if let Some(id) = id {
+                self.param(join(prefix, name), id, Layout::Same);
+            }
+        }
+        self
     }
 }

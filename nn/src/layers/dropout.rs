@@ -1,6 +1,8 @@
 //! [`Dropout`]: in training mode, zeroes each element with probability `p` and scales the rest
 //! by `1 / (1 − p)` (inverted dropout, so evaluation needs no rescaling); in evaluation mode
 //! ([`Bound::eval`]) it is the identity. The mask comes from the tape's seeded generator.
+//! The variants draw from the same generator: [`Dropout1d`] and [`Dropout2d`] zero whole
+//! channels, [`AlphaDropout`] keeps a SELU network's mean and variance.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};
@@ -55,7 +57,7 @@ impl Module for Dropout {
 
 /// Draws a mask of shape `mask_shape` from the tape's seeded generator, with the same draws as
 /// [`Var::dropout`]: each element `1 / (1 − p)` (kept, probability `1 − p`) or 0.
-fn draw_mask<'t, T: Float>(tape: &'t autograd::Tape<T>, mask_shape: &[usize], p: f64) -> autograd::Tensor<T> {
+fn draw_mask<T: Float>(tape: &autograd::Tape<T>, mask_shape: &[usize], p: f64) -> autograd::Tensor<T> {
     tape.constant(autograd::Tensor::ones(mask_shape)).dropout(p, true).value()
 }
 

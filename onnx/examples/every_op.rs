@@ -85,6 +85,7 @@ pub fn every_op<'t>(v: &[Var<'t, f32>]) -> Vec<(String, Var<'t, f32>)> {
         ("conv2d", conv),
         ("max_pool2d", conv.max_pool2d(2, 2)),
         ("layer_norm", a.layer_norm(g, bias, 1e-5)),
+        ("rms_norm", a.rms_norm(g, 1e-5)),
     ];
     outs.into_iter().map(|(op, v)| (format!("out_{op}"), v)).collect()
 }

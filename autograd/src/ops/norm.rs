@@ -500,7 +500,7 @@ impl<'t, T: Float> Var<'t, T> {
             shape_panic("group_norm", &format!("input of shape {shape:?} is not (batch, channels, …)"));
         }
         let (n, c) = (shape[0], shape[1]);
-        if num_groups == 0 || c % num_groups != 0 {
+        if num_groups == 0 || !c.is_multiple_of(num_groups) {
             shape_panic(
                 "group_norm",
                 &format!("{num_groups} groups do not divide the {c} channels of input {shape:?}"),

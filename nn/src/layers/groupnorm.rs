@@ -60,7 +60,7 @@ impl GroupNorm {
         eps: f64,
     ) -> Self {
         assert!(
-            num_groups > 0 && num_channels % num_groups == 0,
+            num_groups > 0 && num_channels.is_multiple_of(num_groups),
             "GroupNorm: num_groups = {num_groups} does not divide num_channels = {num_channels}"
         );
         assert!(eps.is_finite() && eps >= 0.0, "GroupNorm: eps must be finite and ≥ 0, got {eps}");

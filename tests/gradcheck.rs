@@ -240,6 +240,33 @@ impl Sizes {
             .boxed()
     }
 
+    /// A (rows, d) input for RMS norm with its weight (`d ≥ 2`).
+    fn rms_norm_inputs(self) -> BoxedStrategy<Inputs> {
+        self.layer_norm_inputs()
+            .prop_map(|mut v| {
+                v.truncate(2);
+                v
+            })
+            .boxed()
+    }
+
+    /// A `(batch, channels, length)` input for group norm in 2 groups, with its per-channel
+    /// weight and bias (`channels` even, `channels / 2 · length ≥ 2`).
+    fn group_norm_inputs(self) -> BoxedStrategy<Inputs> {
+        (self.dim(3), 1usize..=2, 1usize..=3)
+            .prop_flat_map(|(n, half, len)| {
+                let c = 2 * half;
+                let len = if half * len < 2 { 2 } else { len };
+                (
+                    values(vec![n, c, len], -2.0, 2.0, &[]),
+                    values(vec![c], 0.5, 1.5, &[]),
+                    values(vec![c], -0.5, 0.5, &[]),
+                )
+                    .prop_map(|(x, w, b)| vec![x, w, b])
+            })
+            .boxed()
+    }
+
     /// A packed `[q | k | v]` projection `(batch, seq, 3·heads·d)` for causal attention.
     fn packed_qkv(self, heads: usize) -> BoxedStrategy<Inputs> {
         (self.dim(2), self.dim(4), 1usize..=2)
@@ -427,6 +454,9 @@ fn rows(s: Sizes) -> Vec<Row> {
         row("dropout", any(), SMOOTH, |x| x[0].dropout(0.3, true)),
         // norm
         row("layer_norm", s.layer_norm_inputs(), SMOOTH, |x| x[0].layer_norm(x[1], x[2], 1e-5)),
+        row("rms_norm", s.rms_norm_inputs(), SMOOTH, |x| x[0].rms_norm(x[1], 1e-5)),
+        // group_norm: layer_norm over (batch, groups, rest) and a per-channel affine map
+        row("layer_norm", s.group_norm_inputs(), SMOOTH, |x| x[0].group_norm(2, x[1], x[2], 1e-5)),
         // checkpoint: a segment using an input twice, with dropout replayed in backward
         row("checkpoint", s.pair(-2.0, 2.0, -2.0, 2.0), SMOOTH, |x| {
             x[0].tape().checkpoint(&[x[0], x[1]], |v| (v[0] * v[1]).tanh() * v[0] + v[1].dropout(0.3, true))

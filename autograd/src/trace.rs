@@ -188,6 +188,11 @@ pub enum OpAttrs {
         /// The output's (H, W).
         output: (usize, usize),
     },
+    /// RMS normalization over the last axis (inputs: x, weight).
+    RmsNorm {
+        /// Added to the mean square.
+        eps: f64,
+    },
 }
 
 /// One node of a [`Tape::trace`].

@@ -88,6 +88,7 @@ pub fn every_op<'t>(v: &[Var<'t, f32>]) -> Vec<(String, Var<'t, f32>)> {
         ("conv_transpose2d", conv.conv_transpose2d(w, 2, 1, 1)),
         ("avg_pool2d", conv.avg_pool2d(3, 2, 1)),
         ("adaptive_avg_pool2d", conv.adaptive_avg_pool2d((1, 1))),
+        ("rms_norm", a.rms_norm(g, 1e-5)),
     ];
     outs.into_iter().map(|(op, v)| (format!("out_{op}"), v)).collect()
 }

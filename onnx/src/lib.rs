@@ -35,7 +35,8 @@
 //! or `AveragePool` when the sizes divide evenly; other sizes fail). Where ONNX has no single
 //! op the export decomposes: `gelu` through `Erf` (ONNX's `Gelu` needs opset 20), `gelu_tanh`
 //! through `Tanh`, `softplus` as `max(x, 0) + ln(1 + e^(−|x|))`, and `causal_attention` through
-//! `Slice`, `MatMul`, `Where` with a triangular mask and `Softmax`.
+//! `Slice`, `MatMul`, `Where` with a triangular mask and `Softmax`, and `rms_norm` as
+//! `x / √(mean(x²) + ε) · w` (ONNX's `RMSNormalization` needs opset 23).
 //!
 //! These cannot be exported, and the export fails naming them ([`Error::Unsupported`]): the
 //! training-only ops `dropout` (in training mode), `cross_entropy`, and the adjoints that only

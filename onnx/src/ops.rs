@@ -250,6 +250,7 @@ pub(crate) fn emit(
                 ));
             }
         }
+        ("rms_norm", &OpAttrs::RmsNorm { eps }) => rms_norm(b, x[0], x[1], eps, out),
         _ => return Err(format!("no ONNX mapping for this op with attributes {attrs:?}")),
     }
     Ok(())
@@ -337,4 +338,16 @@ fn causal_attention(b: &mut GraphBuilder, qkv: &str, shape: &[usize], n_head: us
     let merged = b.node("Transpose", &[&y], vec![attr_ints("perm", &[0, 2, 1, 3])], "attended");
     let shape = b.const_i64("merged_shape", &[bs, t as i64, c]);
     b.node_into("Reshape", &[&merged, &shape], vec![], out);
+}
+
+/// `x / √(mean(x²) + eps) · w` over the last axis (ONNX's `RMSNormalization` needs opset 23).
+fn rms_norm(b: &mut GraphBuilder, x: &str, w: &str, eps: f64, out: &str) {
+    let sq = b.node("Mul", &[x, x], vec![], "rms_norm");
+    let axes = b.const_i64("axes", &[-1]);
+    let ms = b.node("ReduceMean", &[&sq, &axes], vec![attr_int("keepdims", 1)], "rms_norm");
+    let e = b.scalar("epsilon", eps as f32);
+    let shifted = b.node("Add", &[&ms, &e], vec![], "rms_norm");
+    let rms = b.node("Sqrt", &[&shifted], vec![], "rms_norm");
+    let normed = b.node("Div", &[x, &rms], vec![], "rms_norm");
+    b.node_into("Mul", &[&normed, w], vec![], out);
 }

@@ -17,7 +17,7 @@
 //! | [`conv`] | conv2d (NCHW, stride, padding, fused per image; Winograd for 3×3 over ≥ 32 channels), im2col, col2im |
 //! | [`pool`] | max_pool2d (with its scatter and gather adjoints), avg_pool2d, adaptive_avg_pool2d (with their adjoint) |
 //! | [`dropout`] | dropout |
-//! | [`norm`] | layer_norm (fused) |
+//! | [`norm`] | layer_norm, rms_norm (fused); group_norm (composed) |
 //! | [`conv_transpose`] | conv_transpose2d (conv2d's input gradient as a layer) |
 
 pub mod activation;
@@ -106,6 +106,7 @@ pub const REGISTRY: &[&str] = &[
     "dropout",
     // norm
     "layer_norm",
+    "rms_norm",
     // checkpoint (Tape::checkpoint, in tape/checkpoint.rs)
     "checkpoint",
     // conv_transpose

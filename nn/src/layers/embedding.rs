@@ -1,5 +1,7 @@
 //! [`Embedding`]: a lookup table of `vocab_size` vectors of size `n_embd`; row `i` is the
-//! embedding of token `i`. Gradients flow only into the rows looked up.
+//! embedding of token `i`. Gradients flow only into the rows looked up. With a padding index
+//! ([`EmbeddingConfig::padding_idx`], PyTorch's `padding_idx`), that row starts at zeros and
+//! never gets a gradient, so it stays what it was (zeros, unless loaded otherwise).
 //!
 //! ```
 //! use autograd::Tape;
@@ -10,9 +12,19 @@
 //! let p = store.bind(&tape);
 //! let x = wte.forward_shaped(&p, &[1, 2, 3, 4, 5, 6], &[2, 3]); // (batch 2, seq_len 3, n_embd 8)
 //! assert_eq!(x.shape().as_slice(), &[2, 3, 8]);
+//!
+//! // Token 0 pads: its row is zeros and its gradient is zero.
+//! use nn::EmbeddingConfig;
+//! let pad = Embedding::with_config(store.scope("pad"), EmbeddingConfig { padding_idx: Some(0), ..EmbeddingConfig::new(65, 8) });
+//! let tape = Tape::new();
+//! let p = store.bind(&tape);
+//! let x = pad.forward(&p, &[0, 5, 0]);
+//! assert!(x.value().data()[..8].iter().all(|&v| v == 0.0));
+//! let grads = p.backward(x.exp().sum());
+//! assert!(grads.get(pad.weight).unwrap().data()[..8].iter().all(|&g| g == 0.0));
 //! ```
 
-use autograd::{Float, Var};
+use autograd::{Float, Tensor, Var};
 
 use crate::{Bound, Init, ParamId, Scope};
 
@@ -25,6 +37,28 @@ pub struct Embedding {
     pub vocab_size: usize,
     /// Size of each vector.
     pub n_embd: usize,
+    /// The row that gets no gradient (initialized to zeros), if any.
+    pub padding_idx: Option<usize>,
+}
+
+/// The shape, initialization and padding index of an [`Embedding`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EmbeddingConfig {
+    /// Number of rows.
+    pub vocab_size: usize,
+    /// Size of each vector.
+    pub n_embd: usize,
+    /// How the table is drawn; `N(0, 1)` by default, as PyTorch's.
+    pub init: Init,
+    /// The row that gets no gradient and starts at zeros (PyTorch's `padding_idx`).
+    pub padding_idx: Option<usize>,
+}
+
+impl EmbeddingConfig {
+    /// `vocab_size` rows of `n_embd`, drawn from `N(0, 1)`, with no padding index.
+    pub fn new(vocab_size: usize, n_embd: usize) -> Self {
+        EmbeddingConfig { vocab_size, n_embd, init: Init::Normal { mean: 0.0, std: 1.0 }, padding_idx: None }
+    }
 }
 
 impl Embedding {
@@ -34,9 +68,25 @@ impl Embedding {
     }
 
     /// A table drawn from `init` (GPT-2 uses `Normal { mean: 0.0, std: 0.02 }`).
-    pub fn with_init<T: Float>(mut scope: Scope<'_, T>, vocab_size: usize, n_embd: usize, init: Init) -> Self {
+    pub fn with_init<T: Float>(scope: Scope<'_, T>, vocab_size: usize, n_embd: usize, init: Init) -> Self {
+        Self::with_config(scope, EmbeddingConfig { init, ..EmbeddingConfig::new(vocab_size, n_embd) })
+    }
+
+    /// A table as `config` says; the padding row, if any, is set to zeros.
+    ///
+    /// # Panics
+    /// If the padding index is not below `vocab_size`.
+    #[track_caller]
+    pub fn with_config<T: Float>(mut scope: Scope<'_, T>, config: EmbeddingConfig) -> Self {
+        let EmbeddingConfig { vocab_size, n_embd, init, padding_idx } = config;
+        if let Some(pad) = padding_idx {
+            assert!(pad < vocab_size, "Embedding: padding_idx {pad} out of range for vocab_size {vocab_size}");
+        }
         let weight = scope.param("weight", &[vocab_size, n_embd], init);
-        Embedding { weight, vocab_size, n_embd }
+        if let Some(pad) = padding_idx {
+            scope.store().get_mut(weight).data_mut()[pad * n_embd..(pad + 1) * n_embd].fill(T::ZERO);
+        }
+        Embedding { weight, vocab_size, n_embd, padding_idx }
     }
 
     /// The rows of `ids`, shape `(ids.len(), n_embd)`.
@@ -48,7 +98,15 @@ impl Embedding {
         if let Some(bad) = ids.iter().find(|&&i| i >= self.vocab_size) {
             panic!("Embedding: token id {bad} out of range for vocab_size {}", self.vocab_size);
         }
-        p.get(self.weight).index_select(ids)
+        let rows = p.get(self.weight).index_select(ids);
+        match self.padding_idx {
+            // The padding rows' values, detached: no gradient reaches the padding row.
+            Some(pad) if ids.contains(&pad) => {
+                let keep: Vec<T> = ids.iter().map(|&i| if i == pad { T::ZERO } else { T::ONE }).collect();
+                rows.where_cond(&Tensor::from_vec(keep, &[ids.len(), 1]), rows.detach())
+            }
+            _ => rows,
+        }
     }
 
     /// The rows of `ids` arranged as `shape` (whose product must be `ids.len()`), giving

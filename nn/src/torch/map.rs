@@ -6,6 +6,7 @@ use autograd::{Float, Tensor};
 use crate::layers::recurrent::{CellParams, Stack};
 use crate::{CausalSelfAttention, Conv2d, Embedding, LayerNorm, Linear, Mlp, ParamId, TransformerBlock};
 use crate::{Conv1d, ConvTranspose2d};
+use crate::{GroupNorm, RmsNorm};
 
 /// How a parameter is laid out in PyTorch relative to pente.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +219,11 @@ impl StateDictMap {
         self.param(join(prefix, "weight"), layer.weight, Layout::Same);
         if let Some(b) = layer.bias {
             self.param(join(prefix, "bias"), b, Layout::Same);
+    /// An `nn.RMSNorm` at `prefix`: `weight` (none for `elementwise_affine=False`).
+    #[track_caller]
+    pub fn rms_norm(&mut self, prefix: &str, layer: &RmsNorm) -> &mut Self {
+        if let Some(w) = layer.weight {
+            self.param(join(prefix, "weight"), w, Layout::Same);
         }
         self
     }
@@ -257,6 +263,13 @@ impl StateDictMap {
         if let (Some(b_ih), Some(b_hh)) = (cell.bias_ih, cell.bias_hh) {
             self.param(join(prefix, &format!("bias_ih{suffix}")), b_ih, Layout::Same);
             self.param(join(prefix, &format!("bias_hh{suffix}")), b_hh, Layout::Same);
+    /// An `nn.GroupNorm` at `prefix`: `weight` and `bias` (none for `affine=False`).
+    #[track_caller]
+    pub fn group_norm(&mut self, prefix: &str, layer: &GroupNorm) -> &mut Self {
+        for (name, id) in [("weight", layer.weight), ("bias", layer.bias)] {
+            if let Some(id) = id {
+                self.param(join(prefix, name), id, Layout::Same);
+            }
         }
         self
     }

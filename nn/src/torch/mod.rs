@@ -13,6 +13,8 @@
 //! | [`Conv2d`](crate::Conv2d) | `nn.Conv2d` | `weight` `(out_ch, in_ch, k, k)`, `bias`: the same layout |
 //! | [`Embedding`](crate::Embedding) | `nn.Embedding` | `weight` `(num, dim)` |
 //! | [`LayerNorm`](crate::LayerNorm) | `nn.LayerNorm` | `weight`, `bias` |
+//! | [`RmsNorm`](crate::RmsNorm) | `nn.RMSNorm` | `weight` |
+//! | [`GroupNorm`](crate::GroupNorm) | `nn.GroupNorm` | `weight`, `bias` `(num_channels)` |
 //! | [`Mlp`](crate::Mlp) | `nn.Sequential(Linear, act, Linear, …)` | `0.*`, `2.*`, `4.*`, … |
 //! | [`CausalSelfAttention`](crate::CausalSelfAttention) | packed `qkv = nn.Linear(C, 3C)` and `out = nn.Linear(C, C)`, queries, keys, values in that order along `qkv`'s output (the reference GPT's, `bench/reference/gpt_torch.py`) | `qkv.*`, `out.*` |
 //! | the same, as `nn.MultiheadAttention` | `nn.MultiheadAttention(C, n_head, batch_first=True)` | `in_proj_weight` `(3C, C)`, `in_proj_bias`, `out_proj.*` |

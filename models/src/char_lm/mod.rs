@@ -12,6 +12,7 @@
 //! | [`model`] | [`CharLm`]: any of the three, its losses, logits and checkpoint |
 //! | [`train`] | AdamW, schedule, periodic validation, exact resume |
 //! | [`sample`] | temperature, top-k, seeded, streamed generation |
+//! | [`next`] | the next character's probabilities and the most likely next words (beam search) |
 //! | [`figures`] | loss curves and attention weights (SVG) |
 //! | [`cli`] | `pente char-lm train / sample / eval` |
 //!
@@ -27,6 +28,7 @@ pub mod gpt;
 pub mod kv_cache;
 pub mod mlp;
 pub mod model;
+pub mod next;
 pub mod sample;
 pub mod train;
 pub mod vocab;

@@ -15,6 +15,7 @@
 //! | [`next`] | the next character's probabilities and the most likely next words (beam search) |
 //! | [`figures`] | loss curves and attention weights (SVG) |
 //! | [`cli`] | `pente char-lm train / sample / eval` |
+//! | `next_cli` | `pente char-lm next`: the ranked next characters and words, the comparison figure |
 //!
 //! Losses are nats per character on the validation split (the last 10 %), over full-length
 //! windows; bits per character are nats / ln 2.
@@ -29,6 +30,8 @@ pub mod kv_cache;
 pub mod mlp;
 pub mod model;
 pub mod next;
+#[cfg(feature = "cli")]
+pub mod next_cli;
 pub mod sample;
 pub mod train;
 pub mod vocab;

@@ -371,7 +371,10 @@ mod tests {
     fn characters_outside_the_vocabulary_are_named() {
         let model = &models()[0];
         let e = encode_prompt(model, "to bez, quoth Xyz").unwrap_err().to_string();
-        assert!(e.ends_with("these characters are not in the model's vocabulary of 17 characters: 'z', 'X', 'y'"), "{e}");
+        assert!(
+            e.ends_with("these characters are not in the model's vocabulary of 17 characters: 'z', 'X', 'y'"),
+            "{e}"
+        );
         assert!(!e.contains("'t'"), "{e}");
     }
 

@@ -7,7 +7,7 @@
 //! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
 //! pente figures                    activation functions, a loss surface, a network learning
 //! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
-//! pente char-lm train|sample|eval  character-level language model on Shakespeare
+//! pente char-lm train|sample|eval|next  character-level language model on Shakespeare
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds (or m.onnx)
 //! pente export --onnx m.onnx --load F  a saved model's inference graph as ONNX
 //! pente export --torch F --load m  a checkpoint's weights as a PyTorch state dict (import: back)

@@ -115,7 +115,7 @@ pub fn run(args: &NextArgs) -> Result<(), Error> {
 fn bar(p: f64) -> String {
     let eighths = (p.clamp(0.0, 1.0) * 30.0 * 8.0).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(['▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8 - 1]);
     }
     s

@@ -3,7 +3,8 @@
 # libclang (for rsmpi's bindings) from Debian's packages, builds with the `mpi` feature, runs
 # nn's MPI test (it starts itself under mpirun with 2 and 3 ranks: bit-identity with the
 # in-process run, broadcast, drift check, resume on another world size, a failing rank) and
-# the CLI's (`pente char-lm train` under `mpirun -np 2`), then a short training on 2 ranks.
+# the CLI's (`pente char-lm train` and `pente digits train` under `mpirun -np 2`), then a short
+# training of each on 2 ranks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +31,9 @@ timeout 600 mpirun -np 2 --oversubscribe --bind-to none "${root[@]}" -x RAYON_NU
 grep -q "training across 2 processes" "$out/log"
 grep -q "all-reduce:" "$out/log"
 test -s "$out/char_lm_gpt.ckpt"
+timeout 600 mpirun -np 2 --oversubscribe --bind-to none "${root[@]}" -x RAYON_NUM_THREADS=1 \
+  target/release/pente digits train --epochs 1 --validation 50000 --no-figures --out "$out" | tee "$out/digits.log"
+grep -q "training across 2 processes" "$out/digits.log"
+test -s "$out/digits_mlp.ckpt"
 rm -rf "$out"
-echo "mpi_check: the MPI tests pass and 2 ranks trained char-lm"
+echo "mpi_check: the MPI tests pass and 2 ranks trained char-lm and digits"

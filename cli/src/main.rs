@@ -7,7 +7,7 @@
 //! pente attractor --load m.ckpt    evaluate and draw saved classifiers instead of training
 //! pente figures                    activation functions, a loss surface, a network learning
 //! pente digits train --model mlp   MNIST digits (also cnn); eval --load F, predict --load F IMG
-//! pente char-lm train|sample|eval  character-level language model on Shakespeare
+//! pente char-lm train|sample|eval|next  character-level language model on Shakespeare
 //! pente inspect m.ckpt             what a checkpoint or safetensors file holds (or m.onnx)
 //! pente export --onnx m.onnx --load F  a saved model's inference graph as ONNX
 //! pente export --torch F --load m  a checkpoint's weights as a PyTorch state dict (import: back)
@@ -194,7 +194,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs under `mpirun`: `char-lm train` data-parallel across the processes (rank 0 prints and
+/// Runs under `mpirun`: `char-lm train` and `digits train` data-parallel across the processes (rank 0 prints and
 /// saves), other commands on rank 0 alone. An error on any rank ends every rank, naming it
 /// (`MPI_Abort`), so that no rank waits forever for one that has stopped.
 #[cfg(feature = "mpi")]
@@ -206,6 +206,7 @@ fn run_across_processes(cli: &Cli) -> ExitCode {
     };
     let result = match &cli.command {
         Command::CharLm(args) => models::char_lm::cli::run_across(args, cli.seed, &cli.out, comm.clone()),
+        Command::Digits(args) => models::digits::cli::run_across(args, cli.seed, &cli.out, comm.clone()),
         Command::Bench(args) => {
             let comm: std::sync::Arc<dyn Communicator> = comm.clone();
             let bucket_bytes = args.bucket_kib as usize * 1024;

@@ -1,4 +1,4 @@
-//! `pente char-lm train` under `mpirun` on localhost (the `mpi` feature): the ranks train what
+//! `pente char-lm train` and `pente digits train` under `mpirun` on localhost (the `mpi` feature): the ranks train what
 //! the same number of shards trains in one process, bit for bit; rank 0 alone prints and
 //! saves; a run resumes under another world size; a rank that fails ends the job, named.
 
@@ -125,4 +125,62 @@ fn a_rank_that_fails_ends_every_rank_naming_it() {
     assert_ne!(out.status.code(), Some(124), "the job hung until the timeout: {all}");
     assert!(all.contains("rank 1 of 2: error:") && all.contains("/nonexistent/text.txt"), "{all}");
     assert!(started.elapsed().as_secs() < 60, "{all}");
+}
+
+/// `pente digits train` on 1,024 training images (8 steps of 128 per epoch), no figures.
+fn digits(extra: &[&str], out: &Path) -> Vec<String> {
+    let base = ["digits", "train", "--model", "mlp", "--validation", "58976", "--eval-every", "0", "--no-figures"];
+    let out = out.to_str().expect("a UTF-8 path");
+    let data: &[&str] = if extra.contains(&"--data") {
+        &[]
+    } else {
+        &["--data", concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist")]
+    };
+    base.iter().chain(extra).chain(data).chain(&["--out", out]).map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn digits_on_two_ranks_train_the_bits_of_two_shards_and_resume_on_one() {
+    let dir = common::temp_dir("mpi-digits");
+    let (ranks, shards) = (dir.join("ranks.ckpt"), dir.join("shards.ckpt"));
+    let (r, s) = (ranks.to_str().expect("UTF-8"), shards.to_str().expect("UTF-8"));
+    let app = digits(&["--epochs", "1", "--save", r], &dir);
+    let out = mpirun(&[app.clone(), app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("training across 2 processes").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("epoch  1:").count(), 1, "rank 0 alone reports: {stdout}");
+    assert_eq!(stdout.matches("saved ").count(), 1, "rank 0 alone saves: {stdout}");
+
+    let pente = |args: Vec<String>| common::pente(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let one = pente(digits(&["--epochs", "1", "--shards", "2", "--save", s], &dir));
+    assert!(one.status.success(), "{}", text(&one));
+    assert!(same_tensors(&ranks, &shards), "2 ranks and 2 shards trained different weights");
+
+    // The second epoch on one rank, and on one shard in one process.
+    let resume = |file: &str, extra: &[&str]| {
+        let d = dir.to_str().expect("UTF-8");
+        ["digits", "train", "--epochs", "2", "--no-figures", "--resume", file, "--out", d]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let out = mpirun(&[resume(r, &[])]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = pente(resume(s, &["--shards", "1"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(same_tensors(&ranks, &shards), "the resumed run differs from 2 shards then 1");
+}
+
+#[test]
+fn a_digits_rank_that_fails_ends_every_rank_naming_it() {
+    let dir = common::temp_dir("mpi-digits-fail");
+    let good = digits(&["--epochs", "1"], &dir);
+    let bad = digits(&["--epochs", "1", "--data", "/nonexistent/mnist"], &dir);
+    let out = mpirun(&[good, bad]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert_ne!(out.status.code(), Some(124), "the job hung until the timeout: {all}");
+    assert!(all.contains("rank 1 of 2: error:") && all.contains("/nonexistent/mnist"), "{all}");
 }

@@ -8,6 +8,7 @@
 //! pente char-lm train --resume OUT/char_lm_gpt.ckpt        continue an interrupted run
 //! pente char-lm sample --load OUT/char_lm_gpt.ckpt --prompt "ROMEO:" --temperature 0.8 --top-k 20
 //! pente char-lm eval --load OUT/char_lm_gpt.ckpt some.txt  loss and bits per character of a file
+//! pente char-lm next --load OUT/char_lm_gpt.ckpt --prompt "ROMEO: I will"  the next characters and words
 //! ```
 
 use std::io::Write;
@@ -60,6 +61,9 @@ pub enum CharLmCommand {
     Sample(SampleArgs),
     /// Loss and bits per character of a trained model on any text file.
     Eval(EvalArgs),
+    /// The most likely next characters and next words after a prompt, with their
+    /// probabilities.
+    Next(super::next_cli::NextArgs),
 }
 
 /// The three models.
@@ -323,6 +327,7 @@ pub fn run(args: &CharLmArgs, seed: u64, out: &Path) -> Result<(), Error> {
             );
             Ok(())
         }
+        CharLmCommand::Next(a) => super::next_cli::run(a),
     }
 }
 

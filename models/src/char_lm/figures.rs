@@ -159,3 +159,70 @@ pub fn write_attention(model: &CharLm, text: &str, layer: usize, path: &Path) ->
         Ok(())
     })
 }
+
+/// One panel of [`write_next_chars`]: a model's label, the context it saw, and its most
+/// probable next characters with their probabilities, most probable first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NextPanel {
+    /// The model, e.g. `"bigram"`.
+    pub label: String,
+    /// The characters of the prompt the model saw.
+    pub context: String,
+    /// The most probable next characters.
+    pub chars: Vec<super::next::NextChar>,
+    /// The entropy of the whole next-character distribution, in bits.
+    pub entropy_bits: f64,
+}
+
+/// Draws each panel's next-character distribution side by side, on one probability scale, to
+/// show how a longer context sharpens the guess.
+///
+/// # Errors
+/// [`Error::Plot`] or [`Error::Io`] if the figure cannot be drawn or written.
+pub fn write_next_chars(panels: &[NextPanel], prompt: &str, path: &Path) -> Result<(), Error> {
+    let k = panels.iter().map(|p| p.chars.len()).max().unwrap_or(1).max(1);
+    let width = 300 * panels.len().max(1) as u32;
+    let height = 22 * k as u32 + 150;
+    let title = format!("the next character after {:?}: each model's {k} most likely", prompt);
+    plot::render_svg(path, (width, height), |root| {
+        let root = root.titled(&title, font(17.0))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        let kf = k as f64;
+        for (panel, area) in panels.iter().zip(&areas) {
+            let seen: String = panel.context.chars().rev().take(24).collect::<Vec<_>>().into_iter().rev().collect();
+            let cut = if panel.context.chars().count() > 24 { "…" } else { "" };
+            let caption = format!("{} ({:.2} bits) sees {cut}{:?}", panel.label, panel.entropy_bits, seen);
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, font(13.0))
+                .margin(px(8))
+                .x_label_area_size(px(30))
+                .build_cartesian_2d(-0.22..1.12, -0.6..kf - 0.4)?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .disable_y_axis()
+                .x_labels(6)
+                .x_label_formatter(&|x| if *x < -1e-9 { String::new() } else { format!("{x:.1}") })
+                .x_desc("probability")
+                .label_style(font(11.0))
+                .axis_desc_style(font(12.0))
+                .draw()?;
+            let col = PALETTE[4];
+            // Rank r is drawn at height k − 1 − r: the most likely on top.
+            chart.draw_series(panel.chars.iter().enumerate().map(|(r, c)| {
+                let y = kf - 1.0 - r as f64;
+                Rectangle::new([(0.0, y - 0.36), (c.probability, y + 0.36)], col.filled())
+            }))?;
+            let left = TextStyle::from(font(12.0)).pos(Pos::new(HPos::Center, VPos::Center));
+            let right = TextStyle::from(font(11.0)).pos(Pos::new(HPos::Left, VPos::Center));
+            chart.draw_series(panel.chars.iter().enumerate().flat_map(|(r, c)| {
+                let y = kf - 1.0 - r as f64;
+                [
+                    Text::new(show(c.ch), (-0.11, y), left.clone()),
+                    Text::new(format!("{:.1} %", 100.0 * c.probability), (c.probability + 0.02, y), right.clone()),
+                ]
+            }))?;
+        }
+        Ok(())
+    })
+}

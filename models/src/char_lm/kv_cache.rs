@@ -14,7 +14,9 @@ use nn::ParamStore;
 
 use super::gpt::Gpt;
 
-/// The cached keys and values of one sequence; see the [module docs](self).
+/// The cached keys and values of one sequence; see the [module docs](self). A clone continues
+/// the same sequence independently (a beam of `next::next_words`).
+#[derive(Clone)]
 pub struct KvCache<'m> {
     gpt: &'m Gpt,
     store: &'m ParamStore<f32>,

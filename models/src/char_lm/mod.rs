@@ -12,8 +12,10 @@
 //! | [`model`] | [`CharLm`]: any of the three, its losses, logits and checkpoint |
 //! | [`train`] | AdamW, schedule, periodic validation, exact resume |
 //! | [`sample`] | temperature, top-k, seeded, streamed generation |
+//! | [`next`] | the next character's probabilities and the most likely next words (beam search) |
 //! | [`figures`] | loss curves and attention weights (SVG) |
 //! | [`cli`] | `pente char-lm train / sample / eval` |
+//! | `next_cli` | `pente char-lm next`: the ranked next characters and words, the comparison figure |
 //!
 //! Losses are nats per character on the validation split (the last 10 %), over full-length
 //! windows; bits per character are nats / ln 2.
@@ -27,6 +29,9 @@ pub mod gpt;
 pub mod kv_cache;
 pub mod mlp;
 pub mod model;
+pub mod next;
+#[cfg(feature = "cli")]
+pub mod next_cli;
 pub mod sample;
 pub mod train;
 pub mod vocab;

@@ -69,6 +69,8 @@ pub fn pick(logits: &[f32], config: &SampleConfig, rng: &mut Rng) -> usize {
 }
 
 /// Produces the logits of the next character of a growing sequence, with or without the cache.
+/// A clone continues the same sequence independently.
+#[derive(Clone)]
 pub struct Generator<'m> {
     model: &'m CharLm,
     cache: Option<KvCache<'m>>,
@@ -134,6 +136,18 @@ impl<'m> Generator<'m> {
                 self.fed = window.len();
                 logits
             }
+        }
+    }
+
+    /// The ids the last [`Generator::next_logits`] saw: the GPT's window (at most
+    /// `block_size`, restarted at the last half block when it overflows), the last
+    /// `context_len` ids for the bigram and the MLP (padded on the left with the pad id when
+    /// shorter, padding not shown).
+    pub fn context(&self) -> &[usize] {
+        let k = self.model.config.context_len();
+        match self.model.net {
+            Net::Gpt(_) => &self.ids[self.window_start.min(self.ids.len())..],
+            _ => &self.ids[self.ids.len().saturating_sub(k)..],
         }
     }
 }

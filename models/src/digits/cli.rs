@@ -2,16 +2,32 @@
 //! speed), kept here so that `bin/pente.rs` only dispatches to it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use nn::comm::{Communicator, DdpConfig};
 
 use super::data::{Digits, Mnist, PIXELS, SIDE};
 use super::figures::{self, SpeedRow};
 use super::image::{read_png, to_mnist};
 use super::model::{Arch, DigitsConfig, DigitsModel};
+use super::parallel::StepOn;
 use super::train::{self, evaluate};
 use crate::{progress_bar, Error};
+
+/// Whether this process prints: not on the ranks other than 0 of a run across processes.
+static LOUD: AtomicBool = AtomicBool::new(true);
+
+/// `println!` on the process that reports (every process but ranks 1… of a run across processes).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if LOUD.load(Ordering::Relaxed) {
+            println!($($t)*)
+        }
+    };
+}
 
 /// `pente digits …`.
 #[derive(Args, Debug)]
@@ -122,6 +138,10 @@ pub struct TrainArgs {
     /// Do not draw figures.
     #[arg(long)]
     pub no_figures: bool,
+    /// Shards of each batch trained side by side in this process, one thread and one tape each
+    /// (not given: the whole batch on one tape). Under `mpirun` each process is one shard.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub shards: Option<u16>,
 }
 
 /// A help text ending with each architecture's default, read from [`DigitsConfig::for_arch`].
@@ -136,6 +156,25 @@ fn per_arch(text: &str, value: impl Fn(&DigitsConfig) -> String) -> String {
 /// Whatever the subcommand meets: unreadable data or checkpoints, bad settings, unwritable
 /// outputs.
 pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
+    run_on(args, seed, out, None)
+}
+
+/// `pente digits train` as one rank of a run across processes (under `mpirun`): each rank
+/// trains one shard of every batch, computing what `--shards` (the world size) computes in one
+/// process; only rank 0 prints, saves and draws. Other subcommands run on rank 0 alone.
+///
+/// # Errors
+/// As [`run`]; `--shards` is refused (each process is one shard).
+pub fn run_across(args: &DigitsArgs, seed: u64, out: &Path, comm: Arc<dyn Communicator>) -> Result<(), Error> {
+    LOUD.store(comm.rank() == 0, Ordering::Relaxed);
+    match &args.command {
+        DigitsCommand::Train(_) => run_on(args, seed, out, Some(comm)),
+        _ if comm.rank() == 0 => run(args, seed, out),
+        _ => Ok(()),
+    }
+}
+
+fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communicator>>) -> Result<(), Error> {
     match &args.command {
         DigitsCommand::Train(t) => {
             let asked = t.model.as_deref().map(Arch::parse).transpose()?;
@@ -154,7 +193,7 @@ pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
                     if let Some(e) = t.epochs {
                         model.config.epochs = e as usize;
                     }
-                    println!(
+                    say!(
                         "resuming {} ({}) after epoch {} of {}",
                         path.display(),
                         model.config.arch.name(),
@@ -190,7 +229,22 @@ pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
             let save = save.unwrap_or_else(|| default_weights_path(out, model.config.arch));
             // A directory that cannot take the checkpoint is reported now, not after an epoch.
             crate::check_save_path(&save)?;
-            train_and_report(model, ckpt.as_ref(), &save, out, !t.no_figures)
+            let mut model = model;
+            let mut step_on = match comm {
+                Some(comm) => {
+                    if let Some(n) = t.shards {
+                        return Err(Error::Config(format!(
+                            "--shards {n}: under mpirun each process trains one shard of every batch"
+                        )));
+                    }
+                    let world = comm.world_size();
+                    let step_on = StepOn::ranks(comm, DdpConfig::default(), &mut model)?;
+                    say!("training across {world} processes (MPI): one shard of each batch per process");
+                    step_on
+                }
+                None => StepOn::shards(t.shards.map(usize::from), model.config.batch_size)?,
+            };
+            train_and_report_on(model, ckpt.as_ref(), &save, out, !t.no_figures, &mut step_on)
         }
         DigitsCommand::Eval { load, data } => {
             let model = DigitsModel::load(load)?;
@@ -272,16 +326,33 @@ pub fn default_weights_path(out: &Path, arch: Arch) -> PathBuf {
 /// # Errors
 /// Data, checkpoint and figure errors.
 pub fn train_and_report(
-    mut model: DigitsModel,
+    model: DigitsModel,
     ckpt: Option<&nn::Checkpoint>,
     save: &Path,
     out: &Path,
     figures: bool,
 ) -> Result<(), Error> {
+    train_and_report_on(model, ckpt, save, out, figures, &mut StepOn::OneTape)
+}
+
+/// [`train_and_report`] with each step computed as `step_on` says; across processes, rank 0
+/// alone saves, prints and draws.
+///
+/// # Errors
+/// As [`train_and_report`].
+pub fn train_and_report_on(
+    mut model: DigitsModel,
+    ckpt: Option<&nn::Checkpoint>,
+    save: &Path,
+    out: &Path,
+    figures: bool,
+    step_on: &mut StepOn,
+) -> Result<(), Error> {
     let c = model.config.clone();
     let start = Instant::now();
     let mnist = Mnist::load(&c.data_dir, c.verify_sha256)?;
-    println!(
+    let rank = step_on.rank();
+    say!(
         "{} ({} parameters); MNIST read and checked in {:.1} s; {} training, {} validation images",
         c.arch.describe(),
         model.num_params(),
@@ -289,12 +360,27 @@ pub fn train_and_report(
         60_000 - c.validation.min(60_000),
         c.validation
     );
-    let bar = progress_bar(1, "training");
-    train::train(&mut model, &mnist, ckpt, &bar, &mut |m, opt, r| {
-        println!("{}", train::epoch_line(r));
-        train::save_with_optimizer(m, opt, save)
-    })?;
-    println!("saved {}", save.display());
+    let bar = if rank == 0 { progress_bar(1, "training") } else { indicatif::ProgressBar::hidden() };
+    train::train_on(
+        &mut model,
+        &mnist,
+        ckpt,
+        &bar,
+        &mut |m, opt, r| {
+            say!("{}", train::epoch_line(r));
+            if rank == 0 {
+                train::save_with_optimizer(m, opt, save)?;
+            }
+            Ok(())
+        },
+        step_on,
+    )?;
+    // The other ranks wait here until rank 0 has written the last checkpoint.
+    step_on.barrier();
+    if rank != 0 {
+        return Ok(());
+    }
+    say!("saved {}", save.display());
     let eval = evaluate(&model, &mnist.test);
     let h = &model.history;
     println!(

@@ -3,7 +3,7 @@
 //!
 //! One concern per file: [`idx`] reads the IDX files without trusting them, [`data`] holds the
 //! images in memory with the validation split and batches, [`model`] builds the two networks
-//! and saves them with their configuration, [`train`] trains and evaluates, [`image`] turns a
+//! and saves them with their configuration, [`train`] trains and evaluates (on one tape, in shards, or across processes: [`parallel`]), [`image`] turns a
 //! user's PNG into an MNIST-like input, and [`figures`] draws the training curves, the confusion
 //! matrix, misclassified digits and the first layer's weights.
 //!
@@ -28,6 +28,7 @@ pub mod figures;
 pub mod idx;
 pub mod image;
 pub mod model;
+pub mod parallel;
 pub mod train;
 
 pub use data::Mnist;

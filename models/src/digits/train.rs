@@ -17,6 +17,7 @@ use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, Optimizer
 
 use super::data::{batch, Digits, Mnist, Normalization, CLASSES};
 use super::model::DigitsModel;
+use super::parallel::StepOn;
 // The history is the model's (saved in its checkpoint); its items stay reachable from here.
 pub use super::model::{EpochRecord, History, TargetHit};
 use crate::Error;
@@ -117,6 +118,23 @@ pub fn train(
     bar: &ProgressBar,
     on_epoch: &mut EpochHook<'_>,
 ) -> Result<(), Error> {
+    train_on(model, mnist, optimizer_state, bar, on_epoch, &mut StepOn::OneTape)
+}
+
+/// [`train`] with each step computed as `step_on` says: on one tape, in shards on this
+/// process's threads, or one shard per rank across processes (see [`super::parallel`]). In
+/// shards or ranks, step `k`'s tapes are seeded from the run's seed and `k`.
+///
+/// # Errors
+/// As [`train`].
+pub fn train_on(
+    model: &mut DigitsModel,
+    mnist: &Mnist,
+    optimizer_state: Option<&Checkpoint>,
+    bar: &ProgressBar,
+    on_epoch: &mut EpochHook<'_>,
+    step_on: &mut StepOn,
+) -> Result<(), Error> {
     let c = model.config.clone();
     let (train_part, val_part) = mnist.split(c.validation, c.seed);
     if c.normalize {
@@ -159,7 +177,11 @@ pub fn train(
             let t0 = Instant::now();
             let labels: Vec<usize> = idx.iter().map(|&i| train_part.labels[i]).collect();
             let x = batch(&train_part, &idx, &model.norm, c.shift, &mut rng); // (batch, 784)
-            let (l, right, grads) = {
+            let seed = c.seed.wrapping_add(7919 * (epoch as u64 + 1))
+                ^ model.history.steps.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let (l, right, grads) = if let Some(out) = step_on.step(model, &x, &labels, seed) {
+                out
+            } else {
                 let p = model.store.bind(&tape);
                 let logits = model.net.forward(&p, tape.constant(x)); // (batch, 10)
                 let right = (loss::accuracy(&logits.value(), &labels) * labels.len() as f64).round() as usize;

@@ -219,11 +219,6 @@ impl StateDictMap {
         self.param(join(prefix, "weight"), layer.weight, Layout::Same);
         if let Some(b) = layer.bias {
             self.param(join(prefix, "bias"), b, Layout::Same);
-    /// An `nn.RMSNorm` at `prefix`: `weight` (none for `elementwise_affine=False`).
-    #[track_caller]
-    pub fn rms_norm(&mut self, prefix: &str, layer: &RmsNorm) -> &mut Self {
-        if let Some(w) = layer.weight {
-            self.param(join(prefix, "weight"), w, Layout::Same);
         }
         self
     }
@@ -263,6 +258,19 @@ impl StateDictMap {
         if let (Some(b_ih), Some(b_hh)) = (cell.bias_ih, cell.bias_hh) {
             self.param(join(prefix, &format!("bias_ih{suffix}")), b_ih, Layout::Same);
             self.param(join(prefix, &format!("bias_hh{suffix}")), b_hh, Layout::Same);
+        }
+        self
+    }
+
+    /// An `nn.RMSNorm` at `prefix`: `weight` (none for `elementwise_affine=False`).
+    #[track_caller]
+    pub fn rms_norm(&mut self, prefix: &str, layer: &RmsNorm) -> &mut Self {
+        if let Some(w) = layer.weight {
+            self.param(join(prefix, "weight"), w, Layout::Same);
+        }
+        self
+    }
+
     /// An `nn.GroupNorm` at `prefix`: `weight` and `bias` (none for `affine=False`).
     #[track_caller]
     pub fn group_norm(&mut self, prefix: &str, layer: &GroupNorm) -> &mut Self {

@@ -19,6 +19,7 @@
 pub mod bf16;
 pub mod gemm;
 pub(crate) mod lanes;
+pub(crate) mod mixed;
 pub mod peak;
 pub(crate) mod runs;
 pub mod simd;

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 fn products(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm_bf16");
-    let shapes = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (3072, 384, 1152), (3072, 384, 1536), (3072, 1536, 384)];
+    let shapes =
+        [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (3072, 384, 1152), (3072, 384, 1536), (3072, 1536, 384)];
     eprintln!("bf16 level: {:?}", bf16::level());
     for (m, k, n) in shapes {
         let mut rng = Rng::seed_from_u64(1);

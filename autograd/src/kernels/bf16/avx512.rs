@@ -179,13 +179,21 @@ unsafe fn pack_cols_contiguous(x: Operand<'_, f32>, r0: usize, valid: usize, k: 
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 
+impl OutPtr {
+    /// The element `offset` places on. A method, so that closures capture the whole `OutPtr`
+    /// (which is `Sync`), not its field.
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 // SAFETY: the pointer is only written through by tasks whose blocks of the output are disjoint
 // (see `gemm`), so sending it to other threads creates no data race.
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
-/// The micro-kernel: the `rows × cols` tile (rows ≤ MR, cols ≤ NR) at `c` (row stride `ldc`)
+/// The micro-kernel: the `(rows, cols)` tile (rows ≤ MR, cols ≤ NR) at `c` (row stride `ldc`)
 /// gets (or, when `accumulate`, has added) the product of the packed `lhs` panel `a` (kp·MR
 /// words) and `rhs` panel `b` (kp·NR words).
 ///
@@ -194,7 +202,15 @@ unsafe impl Sync for OutPtr {}
 /// writes (and, when `accumulate`, reads) of `rows` rows of `cols` elements, `ldc` apart, that no
 /// other thread accesses meanwhile.
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro(a: &[u32], b: &[u32], kp: usize, c: *mut f32, ldc: usize, rows: usize, cols: usize, accumulate: bool) {
+unsafe fn micro(
+    a: &[u32],
+    b: &[u32],
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+    accumulate: bool,
+) {
     debug_assert!(a.len() == kp * MR && b.len() == kp * NR && rows <= MR && cols <= NR);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
@@ -287,7 +303,6 @@ pub(super) fn gemm(
     let (row_blocks, col_blocks) = (m.div_ceil(MC), n.div_ceil(NC));
     let block = |t: usize| {
         let (i0, j0) = ((t / col_blocks) * MC, (t % col_blocks) * NC);
-        let out = out;
         for j in (j0..n.min(j0 + NC)).step_by(NR) {
             let b = &b[(j / NR) * kp * NR..][..kp * NR];
             for i in (i0..m.min(i0 + MC)).step_by(MR) {
@@ -299,7 +314,7 @@ pub(super) fn gemm(
                 // this block, whose tiles are disjoint from every other block's. When
                 // accumulating, `dst` is initialized (`Dst::Accumulate` is a `&mut [f32]`); when
                 // not, the tile is only written.
-                unsafe { micro(a, b, kp, out.0.wrapping_add(i * n + j), n, MR.min(m - i), NR.min(n - j), accumulate) };
+                unsafe { micro(a, b, kp, out.at(i * n + j), n, (MR.min(m - i), NR.min(n - j)), accumulate) };
             }
         }
     };

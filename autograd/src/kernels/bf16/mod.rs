@@ -32,6 +32,11 @@
 //! block of 16 × 16 f32 accumulator tiles, with A's tiles as 16 rows of 32 bf16 (16 k-pairs) and
 //! B's tiles packed in the same k-pair layout as the AVX512-BF16 kernel's.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(test)]
+mod tests;
+
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -227,9 +232,11 @@ pub(super) fn gemm_at(
     parallelism: Parallelism,
 ) {
     assert_eq!(dst.len(), mkn.0 * mkn.2, "bf16 gemm: destination size");
-    // The AVX512-BF16 kernel is not in yet: every level runs the portable path.
-    let _ = level;
-    portable(dst, mkn, lhs, rhs, parallelism);
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Bf16Level::Amx | Bf16Level::Avx512Bf16 => avx512::gemm(dst, mkn, lhs, rhs, parallelism),
+        _ => portable(dst, mkn, lhs, rhs, parallelism),
+    }
 }
 
 /// Writes `dst = round_bf16(lhs) · round_bf16(rhs)` for an `m × k` `lhs` and a `k × n` `rhs`,

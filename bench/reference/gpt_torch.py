@@ -11,7 +11,7 @@ Batch 12 × 64 tokens from 16 pre-built random batches, cycled. 10 warm-up steps
 ones. Figure: training tokens per second. The check is the loss of the last step.
 
 With `10m`, the gpt-10m workload instead: nanoGPT's shakespeare_char sizes (block 256, n_embd
-384, 6 heads, 6 layers: 10,789,632 parameters), batch 12 × 256. With `bf16`, the forward and the
+384, 6 heads, 6 layers: 10,770,816 parameters), batch 12 × 256. With `bf16`, the forward and the
 loss run under `torch.autocast("cpu", dtype=torch.bfloat16)` as nanoGPT trains (impl
 `torch-bf16`): bf16 products, f32 weights, LayerNorm, softmax and optimizer.
 

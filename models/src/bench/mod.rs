@@ -6,7 +6,7 @@
 //! | mlp-mnist | MLP 784→512→256→10 (ReLU), mean cross-entropy, Adam 1e-3, batch 64 and 512, 16 random batches cycled, 20 warm-up then 200 timed steps | samples/s |
 //! | char-gpt | the small GPT of [`crate::char_lm`] (809,856 parameters), AdamW 1e-3 with weight decay 0.1 on matrices, batch 12 × 64 random tokens, 10 warm-up then 50 timed steps | tokens/s |
 //! | scalar-mlp | [`scalar_mlp`]: an MLP 2→16→16→1 of 0-d tensors (one node per scalar op), 100 points, full-batch SGD, 2 warm-up then 50 timed steps | steps/s |
-//! | gpt-10m | a GPT of nanoGPT's shakespeare_char size (n_embd 384, 6 heads, 6 layers, block 256: 10,789,632 parameters), AdamW as char-gpt, batch 12 × 256 random tokens, data-parallel, 2 warm-up then 5 timed steps | tokens/s |
+//! | gpt-10m | a GPT of nanoGPT's shakespeare_char size (n_embd 384, 6 heads, 6 layers, block 256: 10,770,816 parameters), AdamW as char-gpt, batch 12 × 256 random tokens, data-parallel, 2 warm-up then 5 timed steps | tokens/s |
 //! | digits-cnn | the CNN of [`crate::digits`] (1,199,882 parameters, dropout on), mean cross-entropy, Adam 1e-3, batch 128, 8 random batches cycled, one tape reset after each step as the trainer does, 5 warm-up then 40 timed steps | samples/s |
 //!
 //! Each measurement is one [`Measurement`], printed as a JSON object by `pente bench --json`.

@@ -49,6 +49,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod op;
 pub mod ops;
+pub mod precision;
 pub mod recycle;
 pub mod shape;
 mod tape;

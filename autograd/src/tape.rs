@@ -72,6 +72,8 @@ pub struct Tape<T: Float> {
     /// Keeps rayon's other workers awake while the tape lives (see [`KeepWarm`]); renewed by
     /// [`Tape::reset`], as a worker stops spinning once it has gone a while without work.
     warm: KeepWarm,
+    /// The precision of the matrix products recorded next (see [`crate::precision`]).
+    pub(crate) precision: Cell<crate::precision::Precision>,
 }
 
 /// A handle to one node of a [`Tape`]: a node id and a reference to the tape.
@@ -153,6 +155,7 @@ impl<T: Float> Tape<T> {
                 duals: dual::Tangents::default(),
             }),
             warm: KeepWarm::new(),
+            precision: Cell::default(),
         }
     }
 

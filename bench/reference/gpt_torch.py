@@ -10,7 +10,12 @@ or with `manual` the explicit q·kᵀ/√d, causal mask, softmax, ·v. AdamW lr 
 Batch 12 × 64 tokens from 16 pre-built random batches, cycled. 10 warm-up steps, then the timed
 ones. Figure: training tokens per second. The check is the loss of the last step.
 
-Usage: python gpt_torch.py [sdpa|manual] [warmup=10] [steps=50]
+With `10m`, the gpt-10m workload instead: nanoGPT's shakespeare_char sizes (block 256, n_embd
+384, 6 heads, 6 layers: 10,770,816 parameters), batch 12 × 256. With `bf16`, the forward and the
+loss run under `torch.autocast("cpu", dtype=torch.bfloat16)` as nanoGPT trains (impl
+`torch-bf16`): bf16 products, f32 weights, LayerNorm, softmax and optimizer.
+
+Usage: python gpt_torch.py [sdpa|manual] [warmup=10] [steps=50] [10m] [f32|bf16]
 """
 import math
 
@@ -18,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import cores, emit, int_args, timed_steps, word_arg
+import sys
+
+from harness import autocast, cores, emit, impl_name, int_args, precision_arg, timed_steps, word_arg
 
 VOCAB, BLOCK, N_EMBD, N_HEAD, N_LAYER, BATCH = 65, 64, 128, 4, 4, 12
 
@@ -94,26 +101,31 @@ class Gpt(nn.Module):
 def main():
     mode = word_arg(("sdpa", "manual"), "sdpa")
     warmup, steps = int_args(10, 50)
+    precision = precision_arg()
+    ten_m = "10m" in sys.argv[1:]
+    block, n_embd, n_head, n_layer = (256, 384, 6, 6) if ten_m else (BLOCK, N_EMBD, N_HEAD, N_LAYER)
     torch.set_num_threads(cores())
     torch.manual_seed(0)
-    model = Gpt(manual=mode == "manual")
+    model = Gpt(manual=mode == "manual", block=block, n_embd=n_embd, n_head=n_head, n_layer=n_layer)
     n_params = sum(p.numel() for p in model.parameters())
     groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.1},
               {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=1e-3)
-    rows = [torch.randint(0, VOCAB, (BATCH, BLOCK + 1)) for _ in range(16)]
+    rows = [torch.randint(0, VOCAB, (BATCH, block + 1)) for _ in range(16)]
     batches = [(r[:, :-1].contiguous(), r[:, 1:].contiguous()) for r in rows]
 
     def step(i):
-        loss = model(*batches[i % len(batches)])
+        with autocast(precision):
+            loss = model(*batches[i % len(batches)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss
 
     seconds, last = timed_steps(warmup, steps, step, sync=lambda loss: loss.item())
-    impl = "torch" if mode == "sdpa" else "torch-manual-attention"
-    emit("char-gpt", impl, f"params={n_params}", "tokens_per_s", BATCH * BLOCK * steps / seconds, steps, seconds,
+    impl = impl_name("torch" if mode == "sdpa" else "torch-manual-attention", precision)
+    emit("gpt-10m" if ten_m else "char-gpt", impl, f"params={n_params}", "tokens_per_s", BATCH * block * steps / seconds,
+         steps, seconds,
          last, torch.__version__, torch.get_num_threads())
 
 

@@ -6,10 +6,17 @@ framework's version is under "version" where pente prints its own under "pente".
 spelled exactly as pente spells it ("n=1024", "batch=64", "params=809856", "2-16-16-1"), so that
 scripts/compare-peers can put the two side by side.
 """
+import contextlib
 import json
 import os
 import sys
 import time
+
+PRECISIONS = ("f32", "bf16")
+"""The precision words a script takes (`bf16`: the training step's forward under
+`torch.autocast("cpu", dtype=torch.bfloat16)`, as nanoGPT trains)."""
+SIZES = ("10m",)
+"""Size words: `10m` makes gpt_torch.py the gpt-10m workload."""
 
 
 def int_args(*defaults):
@@ -21,11 +28,29 @@ def int_args(*defaults):
 
 def word_arg(choices, default):
     """The first non-numeric argument (a framework or a mode), checked against `choices`."""
-    words = [a for a in sys.argv[1:] if not a.lstrip("-").isdigit()]
+    words = [a for a in sys.argv[1:] if not a.lstrip("-").isdigit() and a not in PRECISIONS + SIZES]
     word = words[0] if words else default
     if word not in choices:
         sys.exit(f"{sys.argv[0]}: expected one of {', '.join(choices)}, got {word!r}")
     return word
+
+
+def precision_arg():
+    """`bf16` when the arguments say so, else `f32`."""
+    return "bf16" if "bf16" in sys.argv[1:] else "f32"
+
+
+def autocast(precision):
+    """PyTorch's CPU autocast to bf16 for `bf16`, nothing for `f32`."""
+    if precision == "bf16":
+        import torch
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def impl_name(name, precision):
+    """`name`, with `-bf16` appended in bf16 (pente's names: `pente-bf16` beside `torch-bf16`)."""
+    return name if precision == "f32" else f"{name}-{precision}"
 
 
 def cores():

@@ -6,17 +6,21 @@ Weights: PyTorch's default `nn.Linear` initialization, seed 0. 20 warm-up steps,
 ones; a step is forward, backward and the optimizer's update, as in a training loop.
 Figure: training samples per second. The check is the loss of the last step.
 
-Usage: python mlp_torch.py [batch=64] [warmup=20] [steps=200]
+With `bf16`, the forward and the loss run under `torch.autocast("cpu", dtype=torch.bfloat16)`
+(impl `torch-bf16`): bf16 products, f32 weights and optimizer.
+
+Usage: python mlp_torch.py [batch=64] [warmup=20] [steps=200] [f32|bf16]
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import cores, emit, int_args, timed_steps
+from harness import autocast, cores, emit, impl_name, int_args, precision_arg, timed_steps
 
 
 def main():
     batch, warmup, steps = int_args(64, 20, 200)
+    precision = precision_arg()
     torch.set_num_threads(cores())
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -25,14 +29,15 @@ def main():
 
     def step(i):
         x, y = batches[i % len(batches)]
-        loss = F.cross_entropy(model(x), y)
+        with autocast(precision):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss
 
     seconds, last = timed_steps(warmup, steps, step, sync=lambda loss: loss.item())
-    emit("mlp-mnist", "torch", f"batch={batch}", "samples_per_s", batch * steps / seconds, steps, seconds, last,
+    emit("mlp-mnist", impl_name("torch", precision), f"batch={batch}", "samples_per_s", batch * steps / seconds, steps, seconds, last,
          torch.__version__, torch.get_num_threads())
 
 

@@ -79,7 +79,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Which workload: gemm, mlp-mnist, char-gpt, scalar-mlp, digits-cnn or all.
+    /// Which workload: gemm, mlp-mnist, char-gpt, scalar-mlp, digits-cnn, gpt-10m or all.
     #[arg(long, default_value = "all", value_parser = workloads)]
     workload: Workloads,
     /// Print one JSON object per measurement instead of a table.
@@ -90,6 +90,10 @@ struct BenchArgs {
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(..=1 << 20))]
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     bucket_kib: u32,
+    /// The precision of the workloads' matrix products (repeat for both: `--precision f32
+    /// --precision bf16`); bf16 figures are named `pente-bf16`.
+    #[arg(long, value_parser = models::precision::parse, value_name = "f32|bf16", default_value = "f32")]
+    precision: Vec<autograd::precision::Precision>,
 }
 
 /// `--workload NAME|all`.
@@ -341,7 +345,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Digits(args) => models::digits::cli::run(args, cli.seed, &cli.out),
         Command::Bench(args) => {
             for workload in &args.workload.0 {
-                for m in workload.run() {
+                for m in args.precision.iter().flat_map(|&precision| workload.run_at(precision)) {
                     if args.json {
                         println!("{}", m.to_json());
                     } else {

@@ -42,6 +42,7 @@ pub mod figures;
 pub mod inspect;
 pub mod physics_fit;
 pub mod plot;
+pub mod precision;
 pub mod torch;
 
 /// The progress bar the training functions report to (`indicatif`'s), re-exported so that a

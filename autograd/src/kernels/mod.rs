@@ -13,10 +13,13 @@
 //! | `runs` | the reductions' run-by-run fold (sum, max) |
 //! | `zip` | element-wise maps of up to four operands into a new vector |
 //! | `uninit` | new vectors written in place: the one owner of `Vec::set_len`, with proofs of writing |
+//! | [`bf16`] | bf16 matrix products with f32 accumulation: run-time level, AVX512-BF16 kernel, portable path |
 //! | [`peak`] | the CPU's peak multiply-add rate, for reading `pente bench`'s gemm figures |
 
+pub mod bf16;
 pub mod gemm;
 pub(crate) mod lanes;
+pub(crate) mod mixed;
 pub mod peak;
 pub(crate) mod runs;
 pub mod simd;

@@ -17,10 +17,12 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::shape::fill_chunks;
-use crate::kernels::gemm::{batch_split, gemm_accumulate, gemm_into, gemm_overwrite, Operand};
+use crate::kernels::gemm::{batch_split, Operand};
+use crate::kernels::mixed::{product_accumulate, product_into, product_overwrite};
 use crate::kernels::uninit;
 use crate::kernels::winograd;
 use crate::op::TensorGrads;
+use crate::precision::Precision;
 use crate::recycle::{self, Buffer};
 use crate::tape::shape_panic;
 use crate::trace::OpAttrs;
@@ -336,6 +338,9 @@ impl ConvDims {
 struct Conv2dOp {
     stride: usize,
     padding: usize,
+    /// The tape's precision when the op was created, for its products forward and backward
+    /// (Winograd's stay f32: see [`crate::precision`]).
+    precision: Precision,
 }
 
 impl<T: Float> Op<T> for Conv2dOp {
@@ -374,7 +379,7 @@ impl<T: Float> Op<T> for Conv2dOp {
                         let lo = band * OUT_BAND;
                         let rows = out.len() / d.cols.max(1);
                         let weight = Operand::transposed(&w_t[lo..], d.o);
-                        gemm_into::<T>(out, (rows, k, d.cols), weight, cols, d.inner)
+                        product_into::<T>(self.precision, out, (rows, k, d.cols), weight, cols, d.inner)
                     })
                 })
             })
@@ -391,12 +396,12 @@ impl<T: Float> Op<T> for Conv2dOp {
         let kernel = (ws[2], ws[3]);
         let g = grad_out.reshape(&[d.n, d.o, d.cols]);
         let w2 = w.reshape(&[d.o, d.rows]);
-        let gx = x
-            .requires_grad()
-            .then(|| w2.matmul_t(g, true, false).col2im((xs[2], xs[3]), kernel, self.stride, self.padding));
+        let gx = x.requires_grad().then(|| {
+            w2.matmul_p(g, true, false, self.precision).col2im((xs[2], xs[3]), kernel, self.stride, self.padding)
+        });
         let gw = w.requires_grad().then(|| {
             let cols = x.im2col(kernel, self.stride, self.padding);
-            g.matmul_t(cols, false, true).sum_to(&[d.o, d.rows]).reshape(&ws)
+            g.matmul_p(cols, false, true, self.precision).sum_to(&[d.o, d.rows]).reshape(&ws)
         });
         let mut grads = vec![gx, gw];
         if let Some(b) = inputs.get(2) {
@@ -449,11 +454,12 @@ impl<T: Float> Op<T> for Conv2dOp {
                             // the large columns matrix in place and packs only G_b.
                             d.win.unfold(d.c, &src[b * d.plane..(b + 1) * d.plane], &mut cols);
                             let (cols, g_b_t) = (Operand::by_rows(&cols, d.cols), Operand::transposed(g_b, d.cols));
-                            gemm_accumulate(&mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
+                            product_accumulate(self.precision, &mut gwb_t, (k, d.cols, d.o), cols, g_b_t, d.inner);
                         }
                         if need_x {
                             let w_t = Operand::transposed(wt, d.rows);
-                            gemm_overwrite(
+                            product_overwrite(
+                                self.precision,
                                 &mut gcols,
                                 (d.rows, d.o, d.cols),
                                 w_t,
@@ -597,7 +603,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn conv2d(self, weight: Var<'t, T>, stride: usize, padding: usize) -> Var<'t, T> {
         ConvDims::of(&self.shape(), &weight.shape(), stride, padding);
-        self.tape().apply(Conv2dOp { stride, padding }, &[self, weight])
+        self.tape().apply(Conv2dOp { stride, padding, precision: self.tape().precision() }, &[self, weight])
     }
 
     /// [`Var::conv2d`] plus a bias per output channel, `bias` of shape (O): the same as adding
@@ -624,7 +630,7 @@ impl<'t, T: Float> Var<'t, T> {
         if bias.shape().as_slice() != [d.o] {
             shape_panic("conv2d", &format!("bias must be ({},) for weight {ws:?}, got shape {:?}", d.o, bias.shape()));
         }
-        self.tape().apply(Conv2dOp { stride, padding }, &[self, weight, bias])
+        self.tape().apply(Conv2dOp { stride, padding, precision: self.tape().precision() }, &[self, weight, bias])
     }
 }
 

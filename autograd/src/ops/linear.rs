@@ -9,16 +9,21 @@
 use gemm::Parallelism;
 use smallvec::smallvec;
 
-use crate::kernels::gemm::{gemm_accumulate, gemm_new, Operand};
+use crate::kernels::gemm::Operand;
+use crate::kernels::mixed::{product_accumulate, product_new};
 use crate::kernels::uninit;
 use crate::op::TensorGrads;
+use crate::precision::Precision;
 use crate::tape::shape_panic;
 use crate::tensor::PAR_THRESHOLD;
 use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
-/// `x·W + b` for a 2-d `x (n, in)`, `W (in, out)` and `b (out)`.
-struct MatMulBias;
+/// `x·W + b` for a 2-d `x (n, in)`, `W (in, out)` and `b (out)`, its products (forward and
+/// backward) at the tape's precision when the op was created.
+struct MatMulBias {
+    precision: Precision,
+}
 
 /// The output's rows, each a copy of `bias`, for `rows` rows. Written straight into fresh memory:
 /// zero-filling it first (`vec![0; n]`) cost as much as the copy.
@@ -46,7 +51,8 @@ impl<T: Float> Op<T> for MatMulBias {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
         let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
         let mut out = bias_rows(b.data(), n);
-        gemm_accumulate(
+        product_accumulate(
+            self.precision,
             &mut out,
             (n, k, m),
             Operand::by_rows(x.data(), k),
@@ -77,7 +83,7 @@ impl<T: Float> Op<T> for MatMulBias {
             (true, half) => Parallelism::Rayon(half),
         };
         let product = |rows: usize, inner: usize, cols: usize, lhs: Operand<'_, T>, rhs: Operand<'_, T>| {
-            Tensor::from_vec(gemm_new((rows, inner, cols), lhs, rhs, threads), &[rows, cols])
+            Tensor::from_vec(product_new(self.precision, (rows, inner, cols), lhs, rhs, threads), &[rows, cols])
         };
         // dx = G·Wᵀ (n × in), dW = xᵀ·G (in × out), the transposes read through strides.
         let dx = || needs[0].then(|| product(n, m, k, Operand::by_rows(g.data(), m), Operand::transposed(w.data(), m)));
@@ -90,8 +96,8 @@ impl<T: Float> Op<T> for MatMulBias {
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (x, w, b, g) = (inputs[0], inputs[1], inputs[2], grad_out);
         vec![
-            x.requires_grad().then(|| g.matmul_t(w, false, true)),
-            w.requires_grad().then(|| x.matmul_t(g, true, false)),
+            x.requires_grad().then(|| g.matmul_p(w, false, true, self.precision)),
+            w.requires_grad().then(|| x.matmul_p(g, true, false, self.precision)),
             b.requires_grad().then(|| g.sum_to(&b.shape())),
         ]
     }
@@ -100,15 +106,15 @@ impl<T: Float> Op<T> for MatMulBias {
     }
     // d(x·W + b) = dx·W + x·dW + db (db folded into the first product when there is one).
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
-        let (x, w) = (inputs[0], inputs[1]);
+        let (x, w, p) = (inputs[0], inputs[1], self.precision);
         let (dx, dw, db) = (tangents[0], tangents[1], tangents[2]);
         let first = match (dx, db) {
-            (Some(dx), Some(db)) => Some(dx.matmul_bias(w, db)),
-            (Some(dx), None) => Some(dx.matmul(w)),
+            (Some(dx), Some(db)) => Some(dx.tape().apply(MatMulBias { precision: p }, &[dx, w, db])),
+            (Some(dx), None) => Some(dx.matmul_p(w, false, false, p)),
             (None, Some(db)) => Some(db.broadcast_to(&out.shape())),
             (None, None) => None,
         };
-        let second = dw.map(|dw| x.matmul(dw));
+        let second = dw.map(|dw| x.matmul_p(dw, false, false, p));
         match (first, second) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
@@ -148,7 +154,7 @@ impl<'t, T: Float> Var<'t, T> {
                 ),
             );
         }
-        self.tape().apply(MatMulBias, &[self, weight, bias])
+        self.tape().apply(MatMulBias { precision: self.tape().precision() }, &[self, weight, bias])
     }
 }
 

@@ -7,8 +7,10 @@
 
 use gemm::Parallelism;
 
-use crate::kernels::gemm::{gemm_into, Operand};
+use crate::kernels::gemm::Operand;
+use crate::kernels::mixed::product_into;
 use crate::kernels::uninit;
+use crate::precision::Precision;
 use crate::shape::Shape;
 use crate::tape::shape_panic;
 use crate::trace::OpAttrs;
@@ -25,6 +27,8 @@ pub(crate) struct MatMul {
     pub trans_lhs: bool,
     /// Read the right operand's last two dims transposed.
     pub trans_rhs: bool,
+    /// The tape's precision when the op was created, used by its backward products too.
+    pub precision: Precision,
 }
 
 /// The sizes of one (batched) product, after transposes and batch broadcasting.
@@ -65,7 +69,8 @@ fn dims(lhs: &[usize], rhs: &[usize], trans_lhs: bool, trans_rhs: bool) -> Dims 
 
 /// The product of `a` and `b` (each read transposed per its flag), as a new tensor.
 #[track_caller]
-fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans_rhs: bool) -> Tensor<T> {
+fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, op: &MatMul) -> Tensor<T> {
+    let (trans_lhs, trans_rhs, precision) = (op.trans_lhs, op.trans_rhs, op.precision);
     let d = dims(a.shape(), b.shape(), trans_lhs, trans_rhs);
     let (m, k, n) = (d.m, d.k, d.n);
     let lhs =
@@ -76,7 +81,14 @@ fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans
     let out = uninit::new_vec(len, |dst| {
         if d.batch_rhs == 1 && !trans_lhs {
             // (B, M, K)·(K, N) is one (B·M, K)·(K, N) product: the left side's rows are contiguous.
-            return gemm_into(dst, (d.batch * m, k, n), lhs(a.data()), rhs(b.data()), Parallelism::Rayon(0));
+            return product_into(
+                precision,
+                dst,
+                (d.batch * m, k, n),
+                lhs(a.data()),
+                rhs(b.data()),
+                Parallelism::Rayon(0),
+            );
         }
         let (a_step, b_step) = (if d.batch_lhs == 1 { 0 } else { m * k }, if d.batch_rhs == 1 { 0 } else { k * n });
         let operands =
@@ -85,12 +97,12 @@ fn matmul_forward<T: Float>(a: &Tensor<T>, b: &Tensor<T>, trans_lhs: bool, trans
         if m * n * k < BATCH_PAR_WORK {
             uninit::par_fill_chunks(dst, m * n, |i, chunk| {
                 let (l, r) = operands(i);
-                gemm_into(chunk, (m, k, n), l, r, Parallelism::None)
+                product_into(precision, chunk, (m, k, n), l, r, Parallelism::None)
             })
         } else {
             uninit::fill_chunks(dst, m * n, |i, chunk| {
                 let (l, r) = operands(i);
-                gemm_into(chunk, (m, k, n), l, r, Parallelism::Rayon(0))
+                product_into(precision, chunk, (m, k, n), l, r, Parallelism::Rayon(0))
             })
         }
     });
@@ -102,18 +114,18 @@ impl<T: Float> Op<T> for MatMul {
         "matmul"
     }
     fn forward(&self, inputs: &[&Tensor<T>]) -> Tensor<T> {
-        matmul_forward(inputs[0], inputs[1], self.trans_lhs, self.trans_rhs)
+        matmul_forward(inputs[0], inputs[1], self)
     }
     // C = op(A)·op(B): dop(A) = G·op(B)ᵀ, dop(B) = op(A)ᵀ·G, transposed back when op is ᵀ, and
     // summed over a broadcast batch dim.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, grad_out: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let (a, b, g) = (inputs[0], inputs[1], grad_out);
-        let (ta, tb) = (self.trans_lhs, self.trans_rhs);
+        let (ta, tb, p) = (self.trans_lhs, self.trans_rhs, self.precision);
         let grad_lhs = a.requires_grad().then(|| {
             let ga = if ta {
-                b.matmul_t(g, tb, true) // (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
+                b.matmul_p(g, tb, true, p) // (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
             } else {
-                g.matmul_t(b, false, !tb)
+                g.matmul_p(b, false, !tb, p)
             };
             ga.sum_to(&a.shape())
         });
@@ -127,16 +139,16 @@ impl<T: Float> Op<T> for MatMul {
                 let a2 = a.reshape(&flat(&a_shape));
                 let g2 = g.reshape(&flat(&g.shape()));
                 let gb = if tb {
-                    g2.matmul_t(a2, true, false) // (A·ᵀG)ᵀ = Gᵀ·A
+                    g2.matmul_p(a2, true, false, p) // (A·ᵀG)ᵀ = Gᵀ·A
                 } else {
-                    a2.matmul_t(g2, true, false)
+                    a2.matmul_p(g2, true, false, p)
                 };
                 gb.reshape(&b_shape)
             } else {
                 let gb = if tb {
-                    g.matmul_t(a, true, ta) // (op(A)ᵀ·G)ᵀ = Gᵀ·op(A)
+                    g.matmul_p(a, true, ta, p) // (op(A)ᵀ·G)ᵀ = Gᵀ·op(A)
                 } else {
-                    a.matmul_t(g, !ta, false)
+                    a.matmul_p(g, !ta, false, p)
                 };
                 gb.sum_to(&b_shape)
             }
@@ -149,9 +161,9 @@ impl<T: Float> Op<T> for MatMul {
     // d(op(A)·op(B)) = op(dA)·op(B) + op(A)·op(dB).
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], _out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
         let (a, b) = (inputs[0], inputs[1]);
-        let (ta, tb) = (self.trans_lhs, self.trans_rhs);
-        let da = tangents[0].map(|da| da.matmul_t(b, ta, tb));
-        let db = tangents[1].map(|db| a.matmul_t(db, ta, tb));
+        let (ta, tb, p) = (self.trans_lhs, self.trans_rhs, self.precision);
+        let da = tangents[0].map(|da| da.matmul_p(b, ta, tb, p));
+        let db = tangents[1].map(|db| a.matmul_p(db, ta, tb, p));
         match (da, db) {
             (Some(x), Some(y)) => Some(x + y),
             (x, y) => x.or(y),
@@ -187,8 +199,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// transposes are read through strides, never copied. Backward is written with it.
     #[track_caller]
     pub(crate) fn matmul_t(self, rhs: Var<'t, T>, trans_lhs: bool, trans_rhs: bool) -> Var<'t, T> {
+        self.matmul_p(rhs, trans_lhs, trans_rhs, self.tape().precision())
+    }
+
+    /// [`matmul_t`](Var::matmul_t) at a given precision rather than the tape's: how an op's
+    /// backward keeps the precision it recorded.
+    #[track_caller]
+    pub(crate) fn matmul_p(
+        self,
+        rhs: Var<'t, T>,
+        trans_lhs: bool,
+        trans_rhs: bool,
+        precision: Precision,
+    ) -> Var<'t, T> {
         dims(&self.shape(), &rhs.shape(), trans_lhs, trans_rhs);
-        self.tape().apply(MatMul { trans_lhs, trans_rhs }, &[self, rhs])
+        self.tape().apply(MatMul { trans_lhs, trans_rhs, precision }, &[self, rhs])
     }
 }
 

@@ -39,6 +39,8 @@ struct Checkpoint<T: Float> {
     rng: ChaCha8Rng,
     /// Whether the tape had anomaly detection on (the tapes of recomputations get it too).
     anomaly: bool,
+    /// The tape's precision when the segment was recorded (its recomputations use it too).
+    precision: crate::precision::Precision,
     /// The user's line that made the checkpoint, for error messages.
     location: &'static Location<'static>,
 }
@@ -100,7 +102,7 @@ impl<T: Float> Tape<T> {
             let inner = self.inner.borrow();
             (inner.rng.clone(), inner.anomaly, inner.recording)
         };
-        let op = Checkpoint { segment: Rc::new(segment), rng, anomaly, location };
+        let op = Checkpoint { segment: Rc::new(segment), rng, anomaly, location, precision: self.precision() };
         let needs: Vec<bool> = inputs.iter().map(|v| v.requires_grad()).collect();
         let values: Vec<Tensor<T>> = inputs.iter().map(|v| v.value()).collect();
         let requires_grad = recording && needs.iter().any(|&n| n);
@@ -155,6 +157,7 @@ impl<T: Float> Checkpoint<T> {
                 duals: super::dual::Tangents::default(),
             }),
             warm: KeepWarm::inert(),
+            precision: std::cell::Cell::new(self.precision),
         }
     }
 

@@ -7,6 +7,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use autograd::precision::Precision;
 use autograd::{Rng, SeedableRng, Tensor};
 use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
 use nn::{loss, Activation, Adam, AdamConfig, AdamW, DecayOn, Mlp, Optimizer, ParamStore};
@@ -89,7 +90,7 @@ fn mlp_mnist(comm: &Arc<dyn Communicator>, config: DdpConfig, batch: usize) -> (
         opt.step(&mut store, &grads);
         loss
     });
-    (with_ranks(samples_per_s("mlp-mnist", batch, 200, seconds, last), &**comm), ddp.stats())
+    (with_ranks(samples_per_s("mlp-mnist", "pente", batch, 200, seconds, last), &**comm), ddp.stats())
 }
 
 fn digits_cnn(comm: &Arc<dyn Communicator>, config: DdpConfig) -> (Measurement, DdpStats) {
@@ -109,7 +110,7 @@ fn digits_cnn(comm: &Arc<dyn Communicator>, config: DdpConfig) -> (Measurement, 
         opt.step(&mut store, &grads);
         loss
     });
-    (with_ranks(samples_per_s("digits-cnn", BATCH, 40, seconds, last), &**comm), ddp.stats())
+    (with_ranks(samples_per_s("digits-cnn", "pente", BATCH, 40, seconds, last), &**comm), ddp.stats())
 }
 
 fn char_gpt(comm: &Arc<dyn Communicator>, config: DdpConfig) -> (Measurement, DdpStats) {
@@ -129,8 +130,9 @@ fn char_gpt(comm: &Arc<dyn Communicator>, config: DdpConfig) -> (Measurement, Dd
         // Every rank draws the whole batch, as one process does, and trains on its rows.
         let rows: Vec<Vec<usize>> =
             (0..BATCH).map(|_| (0..=block).map(|_| rng.gen_range(0..VOCAB)).collect()).collect();
-        let (loss, grads) =
-            ddp.value_and_grad(&store, seed(&**comm, i), |p| mean_loss(&gpt, p, &rows[range.clone()]) * share);
+        let (loss, grads) = ddp.value_and_grad(&store, seed(&**comm, i), |p| {
+            mean_loss(&gpt, p, &rows[range.clone()], Precision::F32) * share
+        });
         opt.step(&mut store, &grads);
         loss
     });

@@ -6,9 +6,12 @@
 //! | mlp-mnist | MLP 784→512→256→10 (ReLU), mean cross-entropy, Adam 1e-3, batch 64 and 512, 16 random batches cycled, 20 warm-up then 200 timed steps | samples/s |
 //! | char-gpt | the small GPT of [`crate::char_lm`] (809,856 parameters), AdamW 1e-3 with weight decay 0.1 on matrices, batch 12 × 64 random tokens, 10 warm-up then 50 timed steps | tokens/s |
 //! | scalar-mlp | [`scalar_mlp`]: an MLP 2→16→16→1 of 0-d tensors (one node per scalar op), 100 points, full-batch SGD, 2 warm-up then 50 timed steps | steps/s |
+//! | gpt-10m | a GPT of nanoGPT's shakespeare_char size (n_embd 384, 6 heads, 6 layers, block 256: 10,770,816 parameters), AdamW as char-gpt, batch 12 × 256 random tokens, data-parallel, 2 warm-up then 5 timed steps | tokens/s |
 //! | digits-cnn | the CNN of [`crate::digits`] (1,199,882 parameters, dropout on), mean cross-entropy, Adam 1e-3, batch 128, 8 random batches cycled, one tape reset after each step as the trainer does, 5 warm-up then 40 timed steps | samples/s |
 //!
 //! Each measurement is one [`Measurement`], printed as a JSON object by `pente bench --json`.
+//! [`Workload::run_at`] runs a workload's training steps (and gemm's `matmul`) at a
+//! [`Precision`]; in bf16 the implementation's name ends in `-bf16` (`pente-bf16`).
 //! Figures from a shared machine are noisy: compare ratios measured in one run.
 
 pub use autograd::kernels::peak;
@@ -18,7 +21,8 @@ pub mod scalar_mlp;
 use std::fmt;
 use std::time::Instant;
 
-use autograd::{Rng, SeedableRng, Tape, Tensor};
+use autograd::precision::Precision;
+use autograd::{Rng, SeedableRng, Tape, Tensor, Var};
 use nn::{loss, Activation, Adam, AdamConfig, AdamW, DataParallel, DecayOn, Mlp, Optimizer, ParamStore};
 use rand::Rng as _;
 
@@ -38,12 +42,20 @@ pub enum Workload {
     ScalarMlp,
     /// Training steps of the digits CNN on MNIST-shaped random data.
     DigitsCnn,
+    /// Training steps of a 10.8 M-parameter GPT on random tokens.
+    Gpt10m,
 }
 
 impl Workload {
-    /// All five: DESIGN.md's four in its order, then the digits CNN.
-    pub const ALL: [Workload; 5] =
-        [Workload::Gemm, Workload::MlpMnist, Workload::CharGpt, Workload::ScalarMlp, Workload::DigitsCnn];
+    /// All six: DESIGN.md's four in its order, then the digits CNN and the 10 M GPT.
+    pub const ALL: [Workload; 6] = [
+        Workload::Gemm,
+        Workload::MlpMnist,
+        Workload::CharGpt,
+        Workload::ScalarMlp,
+        Workload::DigitsCnn,
+        Workload::Gpt10m,
+    ];
 
     /// The workload's name as DESIGN.md and the reference scripts spell it.
     pub fn name(self) -> &'static str {
@@ -53,6 +65,7 @@ impl Workload {
             Workload::CharGpt => "char-gpt",
             Workload::ScalarMlp => "scalar-mlp",
             Workload::DigitsCnn => "digits-cnn",
+            Workload::Gpt10m => "gpt-10m",
         }
     }
 
@@ -61,15 +74,32 @@ impl Workload {
         Workload::ALL.into_iter().find(|w| w.name() == name)
     }
 
-    /// Runs the workload and returns its measurements.
+    /// Runs the workload in f32 and returns its measurements.
     pub fn run(self) -> Vec<Measurement> {
+        self.run_at(Precision::F32)
+    }
+
+    /// Runs the workload with its products at `precision` (see [`autograd::precision`]) and
+    /// returns its measurements. scalar-mlp has no matrix product: it runs the same either way.
+    pub fn run_at(self, precision: Precision) -> Vec<Measurement> {
         match self {
-            Workload::Gemm => gemm(),
-            Workload::MlpMnist => [64, 512].into_iter().map(mlp_mnist).collect(),
-            Workload::CharGpt => vec![char_gpt(true), char_gpt(false)],
+            Workload::Gemm => gemm(precision),
+            Workload::MlpMnist => [64, 512].into_iter().map(|batch| mlp_mnist(batch, precision)).collect(),
+            Workload::CharGpt => vec![char_gpt(true, precision), char_gpt(false, precision)],
             Workload::ScalarMlp => vec![scalar(50)],
-            Workload::DigitsCnn => vec![digits_cnn()],
+            Workload::DigitsCnn => vec![digits_cnn(precision)],
+            Workload::Gpt10m => vec![gpt_10m(precision)],
         }
+    }
+}
+
+/// The implementation's name at `precision`: `name` in f32, `name-bf16` in bf16.
+fn named(name: &'static str, precision: Precision) -> &'static str {
+    match (name, precision) {
+        (_, Precision::F32) => name,
+        ("pente", Precision::Bf16) => "pente-bf16",
+        ("pente-1tape", Precision::Bf16) => "pente-1tape-bf16",
+        (other, Precision::Bf16) => unreachable!("no bf16 name for {other}"),
     }
 }
 
@@ -133,7 +163,7 @@ fn time(f: impl FnOnce()) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-fn gemm() -> Vec<Measurement> {
+fn gemm(precision: Precision) -> Vec<Measurement> {
     let mut rng = Rng::seed_from_u64(0);
     let mut out = vec![];
     for n in [128usize, 256, 512, 1024] {
@@ -145,12 +175,13 @@ fn gemm() -> Vec<Measurement> {
         for _ in 0..10 {
             pente = pente.min(time(|| {
                 let tape = Tape::new();
+                tape.mixed_precision(precision);
                 let product = tape.constant(a.clone()).matmul(tape.constant(b.clone()));
                 std::hint::black_box(product.value());
             }));
             direct = direct.min(time(|| gemm_crate(n, a.data(), b.data(), &mut c)));
         }
-        for (implementation, seconds) in [("pente", pente), ("gemm-crate", direct)] {
+        for (implementation, seconds) in [(named("pente", precision), pente), ("gemm-crate", direct)] {
             out.push(Measurement {
                 workload: "gemm",
                 implementation,
@@ -205,7 +236,7 @@ fn timed_steps(warmup: usize, steps: usize, mut step: impl FnMut(usize) -> f32) 
     (start.elapsed().as_secs_f64(), last)
 }
 
-fn mlp_mnist(batch: usize) -> Measurement {
+fn mlp_mnist(batch: usize, precision: Precision) -> Measurement {
     let mut store = ParamStore::<f32>::with_seed(0);
     let mlp = Mlp::new(store.scope("mlp"), &[784, 512, 256, 10], Activation::Relu);
     let mut opt = Adam::new(AdamConfig { lr: 1e-3, ..Default::default() });
@@ -213,15 +244,17 @@ fn mlp_mnist(batch: usize) -> Measurement {
     let (warmup, steps) = (20, 200);
     let (seconds, last) = timed_steps(warmup, steps, |i| {
         let (x, y) = &batches[i % batches.len()];
-        let (loss, grads) =
-            store.value_and_grad(i as u64, |p| loss::cross_entropy(mlp.forward(p, p.tape().constant(x.clone())), y));
+        let (loss, grads) = store.value_and_grad(i as u64, |p| {
+            p.tape().mixed_precision(precision);
+            loss::cross_entropy(mlp.forward(p, p.tape().constant(x.clone())), y)
+        });
         opt.step(&mut store, &grads);
         loss
     });
-    samples_per_s("mlp-mnist", batch, steps, seconds, last)
+    samples_per_s("mlp-mnist", named("pente", precision), batch, steps, seconds, last)
 }
 
-fn digits_cnn() -> Measurement {
+fn digits_cnn(precision: Precision) -> Measurement {
     const BATCH: usize = 128;
     let mut store = ParamStore::<f32>::with_seed(0);
     let net = Net::new(Arch::Cnn, &mut store);
@@ -230,6 +263,7 @@ fn digits_cnn() -> Measurement {
     // One tape for the whole run, reset after each step, as `digits::train::train` trains: its
     // random stream (the dropout masks) goes on from step to step.
     let mut tape = Tape::<f32>::with_seed(7919);
+    tape.mixed_precision(precision);
     let (warmup, steps) = (5, 40);
     let (seconds, last) = timed_steps(warmup, steps, |i| {
         let (x, y) = &batches[i % batches.len()];
@@ -242,7 +276,7 @@ fn digits_cnn() -> Measurement {
         opt.step(&mut store, &grads);
         loss
     });
-    samples_per_s("digits-cnn", BATCH, steps, seconds, last)
+    samples_per_s("digits-cnn", named("pente", precision), BATCH, steps, seconds, last)
 }
 
 /// `count` batches of `batch` MNIST-shaped images (pixels uniform in [0, 1)) with random labels
@@ -259,10 +293,17 @@ fn mnist_shaped_batches(count: usize, batch: usize) -> Vec<(Tensor<f32>, Vec<usi
 
 /// The measurement of `steps` training steps of `batch` samples that took `seconds`, with the
 /// last loss as its check.
-fn samples_per_s(workload: &'static str, batch: usize, steps: usize, seconds: f64, last: f32) -> Measurement {
+fn samples_per_s(
+    workload: &'static str,
+    implementation: &'static str,
+    batch: usize,
+    steps: usize,
+    seconds: f64,
+    last: f32,
+) -> Measurement {
     Measurement {
         workload,
-        implementation: "pente",
+        implementation,
         size: format!("batch={batch}"),
         figure: "samples_per_s",
         value: (batch * steps) as f64 / seconds,
@@ -273,18 +314,60 @@ fn samples_per_s(workload: &'static str, batch: usize, steps: usize, seconds: f6
 }
 
 /// The mean cross-entropy of `gpt` on `rows` of `block + 1` ids each: inputs their first
-/// `block` ids, targets their last `block`.
-fn mean_loss<'t>(gpt: &Gpt, p: &nn::Bound<'t, f32>, rows: &[Vec<usize>]) -> autograd::Var<'t, f32> {
+/// `block` ids, targets their last `block`; the products at `precision`.
+fn mean_loss<'t>(gpt: &Gpt, p: &nn::Bound<'t, f32>, rows: &[Vec<usize>], precision: Precision) -> Var<'t, f32> {
+    p.tape().mixed_precision(precision);
     let block = gpt.config.block_size;
     let ids: Vec<usize> = rows.iter().flat_map(|r| r[..block].iter().copied()).collect();
     let targets: Vec<usize> = rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
     loss::cross_entropy(gpt.forward(p, &ids, rows.len(), block), &targets)
 }
 
-fn char_gpt(data_parallel: bool) -> Measurement {
+fn char_gpt(data_parallel: bool, precision: Precision) -> Measurement {
+    let (tokens_per_s, steps, seconds, last, params) =
+        gpt_steps(GptConfig::default(), data_parallel, (10, 50), precision);
+    Measurement {
+        workload: "char-gpt",
+        implementation: named(if data_parallel { "pente" } else { "pente-1tape" }, precision),
+        size: format!("params={params}"),
+        figure: "tokens_per_s",
+        value: tokens_per_s,
+        steps,
+        seconds,
+        check: Some(f64::from(last)),
+    }
+}
+
+/// The sizes of the gpt-10m workload: nanoGPT's shakespeare_char GPT (without its dropout).
+pub fn gpt_10m_config() -> GptConfig {
+    GptConfig { block_size: 256, n_embd: 384, n_head: 6, n_layer: 6, dropout: 0.0 }
+}
+
+fn gpt_10m(precision: Precision) -> Measurement {
+    let (tokens_per_s, steps, seconds, last, params) = gpt_steps(gpt_10m_config(), true, (2, 5), precision);
+    Measurement {
+        workload: "gpt-10m",
+        implementation: named("pente", precision),
+        size: format!("params={params}"),
+        figure: "tokens_per_s",
+        value: tokens_per_s,
+        steps,
+        seconds,
+        check: Some(f64::from(last)),
+    }
+}
+
+/// `warmup` then `steps` timed training steps of a GPT of `config` on batches of 12 rows of
+/// random tokens (vocabulary 65), AdamW 1e-3 with weight decay 0.1 on matrices: tokens per
+/// second, the timed steps, their seconds, the last loss and the parameter count.
+fn gpt_steps(
+    config: GptConfig,
+    data_parallel: bool,
+    (warmup, steps): (usize, usize),
+    precision: Precision,
+) -> (f64, usize, f64, f32, usize) {
     const VOCAB: usize = 65;
     const BATCH: usize = 12;
-    let config = GptConfig::default();
     let block = config.block_size;
     let mut store = ParamStore::<f32>::with_seed(0);
     let gpt = Gpt::new(store.scope("gpt"), VOCAB, config);
@@ -292,7 +375,6 @@ fn char_gpt(data_parallel: bool) -> Measurement {
         AdamW::new(AdamConfig { lr: 1e-3, weight_decay: 0.1, decay_on: DecayOn::Matrices, ..Default::default() });
     let mut rng = Rng::seed_from_u64(1);
     let dp = DataParallel::per_thread(if data_parallel { BATCH } else { 1 });
-    let (warmup, steps) = (10, 50);
     let (seconds, last) = timed_steps(warmup, steps, |i| {
         // Random tokens: each row is block + 1 ids, inputs the first block, targets the last.
         let rows: Vec<Vec<usize>> =
@@ -301,24 +383,15 @@ fn char_gpt(data_parallel: bool) -> Measurement {
             // Each shard its rows, its loss term the mean over them times their share.
             dp.value_and_grad(&store, i as u64, |p, shard| {
                 let (range, weight) = dp.split(BATCH, shard);
-                mean_loss(&gpt, p, &rows[range]) * weight
+                mean_loss(&gpt, p, &rows[range], precision) * weight
             })
         } else {
-            store.value_and_grad(i as u64, |p| mean_loss(&gpt, p, &rows))
+            store.value_and_grad(i as u64, |p| mean_loss(&gpt, p, &rows, precision))
         };
         opt.step(&mut store, &grads);
         loss
     });
-    Measurement {
-        workload: "char-gpt",
-        implementation: if data_parallel { "pente" } else { "pente-1tape" },
-        size: format!("params={}", store.num_params()),
-        figure: "tokens_per_s",
-        value: (BATCH * block * steps) as f64 / seconds,
-        steps,
-        seconds,
-        check: Some(f64::from(last)),
-    }
+    ((BATCH * block * steps) as f64 / seconds, steps, seconds, last, store.num_params())
 }
 
 /// The scalar-mlp workload with `steps` timed steps (after 2 warm-up steps); the check is the

@@ -115,6 +115,11 @@ pub struct TrainArgs {
     /// (less memory, a longer step, the same gradients); kept in the checkpoint.
     #[arg(long)]
     pub checkpoint_blocks: bool,
+    /// The training steps' matrix products: bf16 (operands rounded to bf16, f32 accumulation,
+    /// where the CPU has AMX or AVX512-BF16) or f32; the weights stay f32 [default: f32, or the
+    /// checkpoint's].
+    #[arg(long, value_parser = crate::precision::parse, value_name = "f32|bf16")]
+    pub precision: Option<autograd::precision::Precision>,
     /// Where to save the model with its optimizer state [default: OUT/char_lm_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -276,6 +281,7 @@ impl TrainArgs {
         set("--shards", self.shards.map(usize::from), &mut base.shards, &mut notes);
         set("--save-every", self.save_every, &mut base.save_every, &mut notes);
         set("--checkpoint-blocks", self.checkpoint_blocks.then_some(true), &mut base.checkpoint_blocks, &mut notes);
+        set("--precision", self.precision, &mut base.precision, &mut notes);
     }
 }
 
@@ -563,6 +569,7 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         eval_every: Some(steps / 4),
         shards: None,
         checkpoint_blocks: false,
+        precision: None,
         save: None,
         save_every: Some(0),
         resume: None,

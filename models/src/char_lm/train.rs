@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use autograd::precision::Precision;
 use autograd::Tape;
 use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
 use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
@@ -75,6 +76,11 @@ pub struct TrainConfig {
     /// Absent from older checkpoints, which read it as off.
     #[serde(default)]
     pub checkpoint_blocks: bool,
+    /// The precision of the training steps' matrix products ([`Precision::Bf16`]: bf16
+    /// operands, f32 accumulation; the weights, the optimizer state and the evaluation stay
+    /// f32). Absent from older checkpoints, which read it as f32.
+    #[serde(default, with = "crate::precision::by_name")]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -94,6 +100,7 @@ impl TrainConfig {
             shards: 0,
             save_every: 0,
             checkpoint_blocks: false,
+            precision: Precision::F32,
         };
         let c = match config {
             ModelConfig::Bigram(_) => TrainConfig {
@@ -447,6 +454,7 @@ impl Trainer {
             let seed = step_rng(c.seed, step, 2).next_u64().wrapping_add((rank as u64) << 32);
             let model = &self.model;
             let (ce, grads) = ddp.value_and_grad(&model.store, seed, |p| {
+                p.tape().mixed_precision(c.precision);
                 model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
             });
             (f64::from(ce), grads)
@@ -457,12 +465,14 @@ impl Trainer {
             let seed = step_rng(c.seed, step, 2).next_u64();
             let (ce, grads) = shards.value_and_grad(&model.store, seed, |p, shard| {
                 let (rows, weight) = shards.split(c.batch_size, shard);
+                p.tape().mixed_precision(c.precision);
                 model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
             });
             (f64::from(ce), grads)
         } else {
             self.tape.reset();
             self.tape.with_rng(|r| *r = step_rng(c.seed, step, 2));
+            self.tape.mixed_precision(c.precision);
             let out = {
                 let p = self.model.store.bind(&self.tape);
                 let (objective, ce) = self.model.loss(&p, &windows, train.len());

@@ -90,6 +90,7 @@ pub fn digits(meta: &Meta) -> Result<digits::Saved, String> {
         eval_every: optional(meta, "eval_every", d.eval_every)?,
         target: optional(meta, "target", d.target)?,
         max_steps: optional(meta, "max_steps", d.max_steps)?,
+        precision: d.precision,
     };
     let norm = Normalization { mean: required(meta, "norm_mean")?, std: required(meta, "norm_std")? };
     Ok(digits::Saved { config, norm })
@@ -145,6 +146,8 @@ pub fn char_lm_run(meta: &Meta) -> Result<RunRecord, String> {
         save_every: eval_every,
         // Checkpoints from before gradient checkpointing kept every activation.
         checkpoint_blocks: false,
+        // Checkpoints from before mixed precision trained in f32.
+        precision: autograd::precision::Precision::F32,
     };
     let points =
         |key: &str| points(meta.get(key).map_or("", String::as_str)).ok_or_else(|| format!("unreadable `{key}`"));

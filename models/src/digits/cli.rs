@@ -128,6 +128,10 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps (e.g. a fraction of an epoch).
     #[arg(long, default_value_t = DigitsConfig::default().max_steps as u32, value_name = "N")]
     pub max_steps: u32,
+    /// The training steps' matrix products: bf16 (operands rounded to bf16, f32 accumulation,
+    /// where the CPU has AMX or AVX512-BF16) or f32; the weights stay f32.
+    #[arg(long, value_parser = crate::precision::parse, default_value = "f32", value_name = "f32|bf16")]
+    pub precision: autograd::precision::Precision,
     /// Where to save the model [default: OUT/digits_MODEL.ckpt].
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -219,6 +223,7 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                         eval_every: t.eval_every as usize,
                         target: t.target.unwrap_or(defaults.target),
                         max_steps: t.max_steps as usize,
+                        precision: t.precision,
                         ..defaults
                     };
                     config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;

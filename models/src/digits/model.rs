@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use autograd::precision::Precision;
 use autograd::{Tape, Tensor, Var};
 use nn::{Activation, Bound, Checkpoint, Conv2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d, Mlp, ParamStore};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,11 @@ pub struct DigitsConfig {
     /// Stop after this many optimizer steps in all (0: no limit), e.g. a fraction of an epoch
     /// in the demo.
     pub max_steps: usize,
+    /// The training steps' matrix products ([`Precision::Bf16`]: bf16 operands, f32
+    /// accumulation); the weights, the optimizer state and the evaluation stay f32. Absent from
+    /// older checkpoints, which read it as f32.
+    #[serde(default, with = "crate::precision::by_name")]
+    pub precision: Precision,
 }
 
 impl Default for DigitsConfig {
@@ -136,6 +142,7 @@ impl DigitsConfig {
                 Arch::Cnn => 0.99,
             },
             max_steps: 0,
+            precision: Precision::F32,
         }
     }
 

@@ -168,6 +168,7 @@ pub fn train_on(
         bar.set_message(format!("epoch {}/{}", epoch + 1, c.epochs));
         let mut rng = Rng::seed_from_u64(c.seed ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut tape = Tape::<f32>::with_seed(c.seed.wrapping_add(7919 * (epoch as u64 + 1)));
+        tape.mixed_precision(c.precision);
         let (mut loss_sum, mut seen, mut correct, mut batches) = (0.0f64, 0usize, 0usize, 0usize);
         let mut train_s = 0.0f64;
         for idx in batcher.epoch(n, epoch as u64) {

@@ -18,10 +18,12 @@
 //! | [`pool`] | max_pool2d (with its scatter and gather adjoints) |
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm (fused) |
+//! | [`batch_norm`] | batch_norm (fused, training mode: the batch's statistics per channel) |
 
 pub mod activation;
 pub mod arith;
 pub mod attention;
+pub mod batch_norm;
 pub mod compare;
 pub mod conv;
 pub mod dropout;
@@ -106,6 +108,8 @@ pub const REGISTRY: &[&str] = &[
     "layer_norm",
     // checkpoint (Tape::checkpoint, in tape/checkpoint.rs)
     "checkpoint",
+    // batch_norm
+    "batch_norm",
 ];
 
 /// The ops of [`REGISTRY`] that are element-wise [`derivative`](crate::derivative) rules: their

@@ -108,6 +108,7 @@ pub use layers::{
     Activation, CausalSelfAttention, Conv2d, Conv2dConfig, Dropout, Embedding, Flatten, LayerNorm, Linear,
     LinearConfig, MaxPool2d, Mlp, Module, TransformerBlock, TransformerConfig,
 };
+pub use layers::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,

@@ -16,6 +16,7 @@ pub const TRAINING_ONLY: &[(&str, &str)] = &[
     ("im2col", "convolution's unfolding, used by its backward (conv2d exports as Conv)"),
     ("col2im", "convolution's folding, used by its backward (conv2d exports as Conv)"),
     ("checkpoint", "a segment recomputed in backward to save memory in training; its ops are not on the tape (trace without checkpointing)"),
+    ("batch_norm", "batch normalization with the batch's statistics (training mode); bind with `.eval()` to trace the running statistics as a scale and shift"),
 ];
 
 /// What the op mapping needs of the node's inputs: their value names and shapes.

@@ -11,12 +11,14 @@
 //! | [`conv`] | [`Conv2d`], [`MaxPool2d`], [`Flatten`] |
 //! | [`attention`] | [`CausalSelfAttention`] |
 //! | [`transformer`] | [`TransformerBlock`] (pre-LayerNorm) |
+//! | [`batch_norm`] | [`BatchNorm1d`], [`BatchNorm2d`] (running statistics as buffers) |
 
 use autograd::{Float, Var};
 
 use crate::Bound;
 
 pub mod attention;
+pub mod batch_norm;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
@@ -26,6 +28,7 @@ pub mod norm;
 pub mod transformer;
 
 pub use attention::CausalSelfAttention;
+pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
 pub use dropout::Dropout;
 pub use embedding::Embedding;

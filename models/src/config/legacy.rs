@@ -90,6 +90,8 @@ pub fn digits(meta: &Meta) -> Result<digits::Saved, String> {
         eval_every: optional(meta, "eval_every", d.eval_every)?,
         target: optional(meta, "target", d.target)?,
         max_steps: optional(meta, "max_steps", d.max_steps)?,
+        rotate: d.rotate,
+        preset: d.preset,
     };
     let norm = Normalization { mean: required(meta, "norm_mean")?, std: required(meta, "norm_std")? };
     Ok(digits::Saved { config, norm })

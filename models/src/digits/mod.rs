@@ -2,7 +2,8 @@
 //! digits each shows.
 //!
 //! One concern per file: [`idx`] reads the IDX files without trusting them, [`data`] holds the
-//! images in memory with the validation split and batches, [`model`] builds the two networks
+//! images in memory with the validation split and batches, [`augment`] rotates and moves
+//! training images, [`model`] builds the two networks
 //! and saves them with their configuration, [`train`] trains and evaluates, [`image`] turns a
 //! user's PNG into an MNIST-like input, and [`figures`] draws the training curves, the confusion
 //! matrix, misclassified digits and the first layer's weights.
@@ -21,6 +22,7 @@
 //! # Ok::<(), models::Error>(())
 //! ```
 
+pub mod augment;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;

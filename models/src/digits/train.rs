@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use nn::data::Batcher;
 use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, Optimizer};
 
+use super::augment::{self, Augment};
 use super::data::{batch, Digits, Mnist, Normalization, CLASSES};
 use super::model::DigitsModel;
 // The history is the model's (saved in its checkpoint); its items stay reachable from here.
@@ -158,7 +159,12 @@ pub fn train(
             }
             let t0 = Instant::now();
             let labels: Vec<usize> = idx.iter().map(|&i| train_part.labels[i]).collect();
-            let x = batch(&train_part, &idx, &model.norm, c.shift, &mut rng); // (batch, 784)
+            let x = if c.rotate > 0.0 {
+                let aug = Augment { max_degrees: c.rotate, max_shift: c.shift as f64 };
+                augment::batch(&train_part, &idx, &model.norm, &aug, &mut rng) // (batch, 784)
+            } else {
+                batch(&train_part, &idx, &model.norm, c.shift, &mut rng) // (batch, 784)
+            };
             let (l, right, grads) = {
                 let p = model.store.bind(&tape);
                 let logits = model.net.forward(&p, tape.constant(x)); // (batch, 10)

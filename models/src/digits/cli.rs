@@ -221,7 +221,7 @@ pub fn run(args: &DigitsArgs, seed: u64, out: &Path) -> Result<(), Error> {
             let model = DigitsModel::load(load)?;
             let dir = data.clone().unwrap_or_else(|| model.config.data_dir.clone());
             let mnist = Mnist::load(&dir, model.config.verify_sha256)?;
-            println!("{} ({} parameters) from {}", model.config.arch.describe(), model.num_params(), load.display());
+            println!("{} ({} parameters) from {}", model.config.describe(), model.num_params(), load.display());
             let eval = evaluate(&model, &mnist.test);
             print!("{}", eval.report());
             let arch = model.config.arch.name();
@@ -308,7 +308,7 @@ pub fn train_and_report(
     let mnist = Mnist::load(&c.data_dir, c.verify_sha256)?;
     println!(
         "{} ({} parameters); MNIST read and checked in {:.1} s; {} training, {} validation images",
-        c.arch.describe(),
+        c.describe(),
         model.num_params(),
         start.elapsed().as_secs_f64(),
         60_000 - c.validation.min(60_000),
@@ -344,11 +344,8 @@ pub fn train_and_report(
     if figures {
         let arch = c.arch.name();
         let curves = out.join(format!("digits_{arch}_curves.svg"));
-        let title = format!(
-            "{}: loss and accuracy per epoch (test accuracy {:.2} %)",
-            c.arch.describe(),
-            100.0 * eval.accuracy
-        );
+        let title =
+            format!("{}: loss and accuracy per epoch (test accuracy {:.2} %)", c.describe(), 100.0 * eval.accuracy);
         figures::write_curves(&model.history, &title, &curves)?;
         write_test_figures(&model, &mnist.test, &eval, out)?;
         println!("wrote {} and the confusion, misclassified and weights figures beside it", curves.display());
@@ -358,7 +355,7 @@ pub fn train_and_report(
 
 fn write_test_figures(model: &DigitsModel, test: &Digits, eval: &train::Evaluation, out: &Path) -> Result<(), Error> {
     let arch = model.config.arch.name();
-    let name = model.config.arch.describe();
+    let name = model.config.describe();
     figures::write_confusion(
         eval,
         &format!("{}: test confusion matrix ({:.2} %)", arch.to_uppercase(), 100.0 * eval.accuracy),

@@ -168,6 +168,17 @@ impl DigitsConfig {
         }
     }
 
+    /// The network in words, for reports: [`Arch::describe`] or the best preset's.
+    pub fn describe(&self) -> &'static str {
+        match (self.arch, self.preset) {
+            (arch, Preset::Default) => arch.describe(),
+            (Arch::Mlp, Preset::Best) => "MLP 784 → 1024 → 1024 → 10, dropout 0.2",
+            (Arch::Cnn, Preset::Best) => {
+                "CNN [conv3×3 → batch norm] × 2 (32) → maxpool 2 → [conv3×3 → batch norm] × 2 (64) → maxpool 2 → dense 10"
+            }
+        }
+    }
+
     /// The settings of `pente digits train --preset best` for `arch`: the larger networks,
     /// rotations of up to 10° and shifts of up to 2 pixels, AdamW with a cosine decay, all
     /// 60,000 training images (the test split is measured as training goes).

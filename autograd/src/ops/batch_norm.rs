@@ -74,6 +74,9 @@ fn scale_shift<T: Float>(out: &mut [T], x: &[T], (_, c, l): (usize, usize, usize
     }
 }
 
+/// One `l`-long run of the backward: its index, and the output, input and gradient runs.
+type GradRun<'a, T> = (usize, ((&'a mut [T], &'a [T]), &'a [T]));
+
 /// `y = (x − μ_c) / √(σ²_c + eps) · weight_c + bias_c` with the batch's statistics; inputs
 /// `[x, weight, bias]`.
 struct BatchNormOp {
@@ -183,7 +186,7 @@ impl<T: Float> Op<T> for BatchNormOp {
             }
             let mut out = recycle::zeros(xv.numel());
             let l = d.2;
-            let run = |(i, ((o, x), g)): (usize, ((&mut [T], &[T]), &[T]))| {
+            let run = |(i, ((o, x), g)): GradRun<'_, T>| {
                 let (a, bb, cc) = coef[i % d.1];
                 for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
                     *o = a * g + bb * v + cc;

@@ -267,6 +267,26 @@ impl Sizes {
             .boxed()
     }
 
+    /// Batch norm's `[x (N, C, …), weight (C), bias (C)]`, with `N ≥ 2` and image `n` offset by
+    /// `n` so that every channel's variance is well away from 0 (where `1/√(σ² + ε)` bends
+    /// sharply enough to defeat finite differences).
+    fn batch_norm_inputs(self) -> BoxedStrategy<Inputs> {
+        (2usize..=3, 1usize..=3, self.shape_rank(0, 2))
+            .prop_flat_map(|(n, c, rest)| {
+                let mut s = vec![n, c];
+                s.extend(rest);
+                (values(s, -0.3, 0.3, &[]), values(vec![c], 0.5, 1.5, &[]), values(vec![c], -0.5, 0.5, &[])).prop_map(
+                    |(x, w, b)| {
+                        let per_image = x.numel() / x.shape()[0].max(1);
+                        let spread: Vec<f64> =
+                            x.data().iter().enumerate().map(|(i, &v)| v + (i / per_image.max(1)) as f64).collect();
+                        vec![Tensor::from_vec(spread, x.shape()), w, b]
+                    },
+                )
+            })
+            .boxed()
+    }
+
     /// A packed `[q | k | v]` projection `(batch, seq, 3·heads·d)` for causal attention.
     fn packed_qkv(self, heads: usize) -> BoxedStrategy<Inputs> {
         (self.dim(2), self.dim(4), 1usize..=2)
@@ -475,6 +495,8 @@ fn rows(s: Sizes) -> Vec<Row> {
             let g = tape.grad(x[0].avg_pool2d(2, 1, 1).powi(2).sum(), &[x[0]])[0];
             g * x[0]
         }),
+        row("batch_norm", s.batch_norm_inputs(), SMOOTH, |x| x[0].batch_norm(x[1], x[2], 1e-5))
+            .refusing(|x| x[0].numel() == 0, "training mode needs at least 2"),
     ]
 }
 

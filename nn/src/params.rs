@@ -45,6 +45,8 @@ impl ParamId {
 struct Param<T> {
     tensor: Tensor<T>,
     frozen: bool,
+    /// A buffer (running statistics): saved and loaded like a parameter, never trained.
+    buffer: bool,
 }
 
 /// One row of [`ParamStore::summary`].
@@ -58,6 +60,8 @@ pub struct ParamInfo {
     pub numel: usize,
     /// Whether the parameter is frozen (no gradient, not updated).
     pub frozen: bool,
+    /// Whether it is a buffer (see [`ParamStore::add_buffer`]).
+    pub buffer: bool,
 }
 
 /// Owns every parameter of a model in a stable order, by hierarchical name.
@@ -109,7 +113,7 @@ impl<T: Float> ParamStore<T> {
     #[track_caller]
     pub fn add(&mut self, name: impl Into<String>, tensor: Tensor<T>) -> ParamId {
         let name = name.into();
-        let (index, old) = self.params.insert_full(name.clone(), Param { tensor, frozen: false });
+        let (index, old) = self.params.insert_full(name.clone(), Param { tensor, frozen: false, buffer: false });
         assert!(
             old.is_none(),
             "ParamStore::add: a parameter named `{name}` already exists (two layers built in the same scope?)"
@@ -142,12 +146,12 @@ impl<T: Float> ParamStore<T> {
     /// The total number of elements over all parameters (PyTorch's
     /// `sum(p.numel() for p in model.parameters())`).
     pub fn num_params(&self) -> usize {
-        self.params.values().map(|p| p.tensor.numel()).sum()
+        self.params.values().filter(|p| !p.buffer).map(|p| p.tensor.numel()).sum()
     }
 
     /// The number of elements over the parameters that are not frozen.
     pub fn num_trainable(&self) -> usize {
-        self.params.values().filter(|p| !p.frozen).map(|p| p.tensor.numel()).sum()
+        self.params.values().filter(|p| !p.frozen && !p.buffer).map(|p| p.tensor.numel()).sum()
     }
 
     /// The id of the parameter with this full name.
@@ -223,7 +227,7 @@ impl<T: Float> ParamStore<T> {
 
     /// `(id, value, frozen)` for every parameter, mutably, in creation order (for optimizers).
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (ParamId, &mut Tensor<T>, bool)> {
-        self.params.values_mut().enumerate().map(|(i, p)| (ParamId(i), &mut p.tensor, p.frozen))
+        self.params.values_mut().enumerate().map(|(i, p)| (ParamId(i), &mut p.tensor, p.frozen || p.buffer))
     }
 
     /// Name, shape, element count and frozen flag of every parameter, in creation order. Its
@@ -236,6 +240,7 @@ impl<T: Float> ParamStore<T> {
                 shape: p.tensor.shape().to_vec(),
                 numel: p.tensor.numel(),
                 frozen: p.frozen,
+                buffer: p.buffer,
             })
             .collect()
     }
@@ -273,7 +278,13 @@ impl<T: Float> ParamStore<T> {
 
     /// Binds the store to a tape for one step, in training mode (dropout active).
     pub fn bind<'t>(&'t self, tape: &'t Tape<T>) -> Bound<'t, T> {
-        Bound { store: Some(self), tape, lifted: RefCell::new(vec![None; self.params.len()]), training: true }
+        Bound {
+            store: Some(self),
+            tape,
+            lifted: RefCell::new(vec![None; self.params.len()]),
+            training: true,
+            buffers: RefCell::new(Vec::new()),
+        }
     }
 
     /// Runs `f` on a fresh tape seeded with `seed` (the seed drives dropout), back-propagates the
@@ -305,6 +316,70 @@ impl<T: Float> ParamStore<T> {
         let grads = bound.backward(loss);
         (value, grads)
     }
+
+    /// Adds a buffer: a tensor saved and loaded with the parameters (checkpoints, safetensors,
+    /// PyTorch state dicts) under its name, but never trained: it is lifted onto a tape as a
+    /// constant (no gradient), optimizers leave it alone, and [`ParamStore::num_params`] does
+    /// not count it. Layers change it through [`Bound::set_buffer`] (PyTorch's
+    /// `register_buffer`, e.g. batch norm's `running_mean`).
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// use nn::ParamStore;
+    /// let mut store = ParamStore::<f32>::default();
+    /// let w = store.add("bn.weight", Tensor::ones(&[2]));
+    /// let m = store.add_buffer("bn.running_mean", Tensor::zeros(&[2]));
+    /// let (_, grads) = store.value_and_grad(0, |p| {
+    ///     p.set_buffer(m, Tensor::from(vec![1.0, 2.0]));
+    ///     (p.get(w) * p.get(m)).sum()
+    /// });
+    /// assert!(grads.get(m).is_none() && store.is_buffer(m));
+    /// store.update_buffers(&grads); // optimizers' `step` does this too
+    /// assert_eq!(store.get(m).data(), &[1.0, 2.0]);
+    /// assert_eq!(store.num_params(), 2);
+    /// ```
+    ///
+    /// # Panics
+    /// If a parameter or buffer of that name exists.
+    #[track_caller]
+    pub fn add_buffer(&mut self, name: impl Into<String>, tensor: Tensor<T>) -> ParamId {
+        let id = self.add(name, tensor);
+        self.params[id.0].buffer = true;
+        id
+    }
+
+    /// Whether `id` is a buffer ([`ParamStore::add_buffer`]).
+    ///
+    /// # Panics
+    /// If `id` comes from another store.
+    #[track_caller]
+    pub fn is_buffer(&self, id: ParamId) -> bool {
+        self.entry(id).1.buffer
+    }
+
+    /// Stores the buffers' new values that a step recorded with [`Bound::set_buffer`] and that
+    /// came back with its gradients. Every optimizer's `step` calls it, so a training loop
+    /// that steps an optimizer needs nothing more.
+    ///
+    /// # Panics
+    /// If `grads` comes from another store (an id out of range or not a buffer, or a shape
+    /// that differs).
+    #[track_caller]
+    pub fn update_buffers(&mut self, grads: &ParamGrads<T>) {
+        for (id, t) in &grads.buffers {
+            let name = self.entry(*id).0.to_string();
+            assert!(self.is_buffer(*id), "ParamStore::update_buffers: `{name}` is not a buffer");
+            let old = self.get_mut(*id);
+            assert_eq!(
+                old.shape(),
+                t.shape(),
+                "ParamStore::update_buffers: buffer `{name}` of shape {:?} given a value of shape {:?}",
+                old.shape(),
+                t.shape()
+            );
+            *old = t.clone();
+        }
+    }
 }
 
 /// Whether `name` is `prefix` itself or lies under it (`prefix.…`).
@@ -321,7 +396,13 @@ impl<T: Float> fmt::Display for ParamStore<T> {
         writeln!(f, "{:<width$}  {:<16} {:>10}", "name", "shape", "count")?;
         for p in self.summary() {
             let shape = format!("{:?}", p.shape);
-            let frozen = if p.frozen { "  (frozen)" } else { "" };
+            let frozen = if p.buffer {
+                "  (buffer)"
+            } else if p.frozen {
+                "  (frozen)"
+            } else {
+                ""
+            };
             writeln!(f, "{:<width$}  {shape:<16} {:>10}{frozen}", p.name, p.numel)?;
         }
         write!(f, "{} tensors, {} parameters ({} trainable)", self.len(), self.num_params(), self.num_trainable())
@@ -387,6 +468,16 @@ impl<T: Float> Scope<'_, T> {
     pub fn store(&mut self) -> &mut ParamStore<T> {
         self.store
     }
+
+    /// Creates a buffer `"{scope}.{name}"` (see [`ParamStore::add_buffer`]).
+    ///
+    /// # Panics
+    /// If the name is taken.
+    #[track_caller]
+    pub fn buffer(&mut self, name: &str, tensor: Tensor<T>) -> ParamId {
+        let full = self.path(name);
+        self.store.add_buffer(full, tensor)
+    }
 }
 
 /// A [`ParamStore`] bound to one step's tape. [`Bound::get`] lifts a parameter onto the tape the
@@ -398,6 +489,8 @@ pub struct Bound<'t, T: Float> {
     tape: &'t Tape<T>,
     lifted: RefCell<Vec<Option<Var<'t, T>>>>,
     training: bool,
+    /// New values of buffers set during the step ([`Bound::set_buffer`]).
+    buffers: RefCell<Vec<(ParamId, Tensor<T>)>>,
 }
 
 impl<'t, T: Float> Bound<'t, T> {
@@ -420,7 +513,8 @@ impl<'t, T: Float> Bound<'t, T> {
             )
         };
         let (_, p) = store.entry(id);
-        let v = if p.frozen { self.tape.constant(p.tensor.clone()) } else { self.tape.var(p.tensor.clone()) };
+        let v =
+            if p.frozen || p.buffer { self.tape.constant(p.tensor.clone()) } else { self.tape.var(p.tensor.clone()) };
         self.lifted.borrow_mut()[id.0] = Some(v);
         v
     }
@@ -469,7 +563,10 @@ impl<'t, T: Float> Bound<'t, T> {
     /// Takes the parameters' gradients out of a backward pass's result (no copy).
     pub fn grads(&self, mut grads: Grads<T>) -> ParamGrads<T> {
         let lifted = self.lifted.borrow();
-        ParamGrads { grads: lifted.iter().map(|v| v.and_then(|v| grads.take(v))).collect() }
+        ParamGrads {
+            grads: lifted.iter().map(|v| v.and_then(|v| grads.take(v))).collect(),
+            buffers: self.buffers.take(),
+        }
     }
 
     /// A binding for a checkpointed segment's tape: the parameters `params` are the segment's
@@ -484,7 +581,7 @@ impl<'t, T: Float> Bound<'t, T> {
         for (id, v) in params {
             lifted[id.0] = Some(v);
         }
-        Bound { store: None, tape, lifted: RefCell::new(lifted), training }
+        Bound { store: None, tape, lifted: RefCell::new(lifted), training, buffers: RefCell::new(Vec::new()) }
     }
 
     /// How many parameters this binding can lift (the store's length).
@@ -520,6 +617,37 @@ impl<'t, T: Float> Bound<'t, T> {
     pub fn lifted(&self) -> Vec<(ParamId, Var<'t, T>)> {
         self.lifted.borrow().iter().enumerate().filter_map(|(i, v)| v.map(|v| (ParamId(i), v))).collect()
     }
+
+    /// Records a new value for a buffer (running statistics in training mode). The store keeps
+    /// its old value during the step; the new one comes back with the gradients
+    /// ([`Bound::grads`]) and is stored by [`ParamStore::update_buffers`], which optimizers'
+    /// `step` calls. Setting it twice in a step keeps the last value.
+    ///
+    /// # Panics
+    /// If `id` is not a buffer of the store, `value` does not have its shape, or inside a
+    /// checkpointed segment (recomputed in backward, it would update the buffer twice).
+    #[track_caller]
+    pub fn set_buffer(&self, id: ParamId, value: Tensor<T>) {
+        let Some(store) = self.store else {
+            panic!(
+                "Bound::set_buffer: buffer ParamId({}) cannot be updated inside a checkpointed segment \
+                 (its recomputation would update it twice); keep the layer outside the segment",
+                id.0
+            )
+        };
+        let (name, p) = store.entry(id);
+        assert!(p.buffer, "Bound::set_buffer: `{name}` is a parameter, not a buffer");
+        assert_eq!(
+            p.tensor.shape(),
+            value.shape(),
+            "Bound::set_buffer: buffer `{name}` of shape {:?} given a value of shape {:?}",
+            p.tensor.shape(),
+            value.shape()
+        );
+        let mut buffers = self.buffers.borrow_mut();
+        buffers.retain(|(i, _)| *i != id);
+        buffers.push((id, value));
+    }
 }
 
 /// The gradient of each parameter after one backward pass, by [`ParamId`]. Parameters that were
@@ -527,13 +655,15 @@ impl<'t, T: Float> Bound<'t, T> {
 #[derive(Clone, Default)]
 pub struct ParamGrads<T: Float> {
     grads: Vec<Option<Tensor<T>>>,
+    /// The buffers' new values recorded by the step, applied by [`ParamStore::update_buffers`].
+    buffers: Vec<(ParamId, Tensor<T>)>,
 }
 
 impl<T: Float> ParamGrads<T> {
     /// Gradients given explicitly, one slot per parameter of the store in order (for tests and
     /// for gradients computed some other way).
     pub fn from_vec(grads: Vec<Option<Tensor<T>>>) -> Self {
-        ParamGrads { grads }
+        ParamGrads { grads, buffers: Vec::new() }
     }
 
     /// The gradient of a parameter, if it has one.
@@ -561,6 +691,11 @@ impl<T: Float> ParamGrads<T> {
         self.iter().map(|(_, g)| g.data().iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>()).sum::<f64>().sqrt()
     }
 
+    /// The buffers' new values recorded by the step ([`Bound::set_buffer`]), in the order set.
+    pub fn buffer_updates(&self) -> impl Iterator<Item = (ParamId, &Tensor<T>)> {
+        self.buffers.iter().map(|(id, t)| (*id, t))
+    }
+
     /// Adds another step's gradients into these (gradient accumulation).
     ///
     /// # Panics
@@ -569,6 +704,11 @@ impl<T: Float> ParamGrads<T> {
     pub fn accumulate(&mut self, other: &ParamGrads<T>) {
         if self.grads.len() < other.grads.len() {
             self.grads.resize(other.grads.len(), None);
+        }
+        // A later micro-batch's running statistics replace an earlier one's, as in PyTorch.
+        for (id, t) in &other.buffers {
+            self.buffers.retain(|(i, _)| i != id);
+            self.buffers.push((*id, t.clone()));
         }
         for (mine, theirs) in self.grads.iter_mut().zip(&other.grads) {
             match (mine.as_mut(), theirs) {

@@ -17,6 +17,7 @@ pub const TRAINING_ONLY: &[(&str, &str)] = &[
     ("col2im", "convolution's folding, used by its backward (conv2d exports as Conv)"),
     ("checkpoint", "a segment recomputed in backward to save memory in training; its ops are not on the tape (trace without checkpointing)"),
     ("avg_pool2d_adjoint", "the adjoint of avg_pool2d and adaptive_avg_pool2d, made by backward"),
+    ("batch_norm", "batch normalization with the batch's statistics (training mode); bind with `.eval()` to trace the running statistics as a scale and shift"),
 ];
 
 /// What the op mapping needs of the node's inputs: their value names and shapes.

@@ -19,10 +19,12 @@
 //! | [`dropout`] | dropout |
 //! | [`norm`] | layer_norm, rms_norm (fused); group_norm (composed) |
 //! | [`conv_transpose`] | conv_transpose2d (conv2d's input gradient as a layer) |
+//! | [`batch_norm`] | batch_norm (fused, training mode: the batch's statistics per channel) |
 
 pub mod activation;
 pub mod arith;
 pub mod attention;
+pub mod batch_norm;
 pub mod compare;
 pub mod conv;
 pub mod conv_transpose;
@@ -115,6 +117,8 @@ pub const REGISTRY: &[&str] = &[
     "avg_pool2d",
     "adaptive_avg_pool2d",
     "avg_pool2d_adjoint",
+    // batch_norm
+    "batch_norm",
 ];
 
 /// The ops of [`REGISTRY`] that are element-wise [`derivative`](crate::derivative) rules: their

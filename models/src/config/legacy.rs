@@ -91,6 +91,8 @@ pub fn digits(meta: &Meta) -> Result<digits::Saved, String> {
         target: optional(meta, "target", d.target)?,
         max_steps: optional(meta, "max_steps", d.max_steps)?,
         precision: d.precision,
+        rotate: d.rotate,
+        preset: d.preset,
     };
     let norm = Normalization { mean: required(meta, "norm_mean")?, std: required(meta, "norm_std")? };
     Ok(digits::Saved { config, norm })

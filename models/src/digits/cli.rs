@@ -146,6 +146,15 @@ pub struct TrainArgs {
     /// (not given: the whole batch on one tape). Under `mpirun` each process is one shard.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub shards: Option<u16>,
+    /// `best`: the larger networks (the MLP 784-1024-1024-10 with dropout, the CNN with batch
+    /// norm) trained longer on all 60,000 images with rotations and shifts; the tuning flags
+    /// are then fixed by the preset.
+    #[arg(long, value_parser = ["best"], conflicts_with_all = ["batch_size", "lr", "weight_decay", "constant_lr", "validation", "shift", "normalize", "rotate"])]
+    pub preset: Option<String>,
+    /// Rotate each training image by up to this many degrees (augmentation, bilinear; with
+    /// it, --shift moves by fractional pixels; 0 off).
+    #[arg(long, default_value_t = 0.0)]
+    pub rotate: f64,
 }
 
 /// A help text ending with each architecture's default, read from [`DigitsConfig::for_arch`].
@@ -206,6 +215,21 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                     );
                     (model, Some(ckpt))
                 }
+                None if t.preset.is_some() => {
+                    let defaults = DigitsConfig::best(arch);
+                    let config = DigitsConfig {
+                        seed,
+                        epochs: t.epochs.map_or(defaults.epochs, |e| e as usize),
+                        data_dir: t.data.clone(),
+                        verify_sha256: !t.no_verify,
+                        eval_every: t.eval_every as usize,
+                        target: t.target.unwrap_or(defaults.target),
+                        max_steps: t.max_steps as usize,
+                        ..defaults
+                    };
+                    config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;
+                    (DigitsModel::new(&config)?, None)
+                }
                 None => {
                     let defaults = DigitsConfig::for_arch(arch);
                     let config = DigitsConfig {
@@ -224,6 +248,7 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                         target: t.target.unwrap_or(defaults.target),
                         max_steps: t.max_steps as usize,
                         precision: t.precision,
+                        rotate: t.rotate,
                         ..defaults
                     };
                     config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;
@@ -255,7 +280,7 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
             let model = DigitsModel::load(load)?;
             let dir = data.clone().unwrap_or_else(|| model.config.data_dir.clone());
             let mnist = Mnist::load(&dir, model.config.verify_sha256)?;
-            println!("{} ({} parameters) from {}", model.config.arch.describe(), model.num_params(), load.display());
+            println!("{} ({} parameters) from {}", model.config.describe(), model.num_params(), load.display());
             let eval = evaluate(&model, &mnist.test);
             print!("{}", eval.report());
             let arch = model.config.arch.name();
@@ -359,7 +384,7 @@ pub fn train_and_report_on(
     let rank = step_on.rank();
     say!(
         "{} ({} parameters); MNIST read and checked in {:.1} s; {} training, {} validation images",
-        c.arch.describe(),
+        c.describe(),
         model.num_params(),
         start.elapsed().as_secs_f64(),
         60_000 - c.validation.min(60_000),
@@ -410,11 +435,8 @@ pub fn train_and_report_on(
     if figures {
         let arch = c.arch.name();
         let curves = out.join(format!("digits_{arch}_curves.svg"));
-        let title = format!(
-            "{}: loss and accuracy per epoch (test accuracy {:.2} %)",
-            c.arch.describe(),
-            100.0 * eval.accuracy
-        );
+        let title =
+            format!("{}: loss and accuracy per epoch (test accuracy {:.2} %)", c.describe(), 100.0 * eval.accuracy);
         figures::write_curves(&model.history, &title, &curves)?;
         write_test_figures(&model, &mnist.test, &eval, out)?;
         println!("wrote {} and the confusion, misclassified and weights figures beside it", curves.display());
@@ -424,7 +446,7 @@ pub fn train_and_report_on(
 
 fn write_test_figures(model: &DigitsModel, test: &Digits, eval: &train::Evaluation, out: &Path) -> Result<(), Error> {
     let arch = model.config.arch.name();
-    let name = model.config.arch.describe();
+    let name = model.config.describe();
     figures::write_confusion(
         eval,
         &format!("{}: test confusion matrix ({:.2} %)", arch.to_uppercase(), 100.0 * eval.accuracy),

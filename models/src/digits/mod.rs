@@ -2,10 +2,11 @@
 //! digits each shows.
 //!
 //! One concern per file: [`idx`] reads the IDX files without trusting them, [`data`] holds the
-//! images in memory with the validation split and batches, [`model`] builds the two networks
-//! and saves them with their configuration, [`train`] trains and evaluates (on one tape, in shards, or across processes: [`parallel`]), [`image`] turns a
-//! user's PNG into an MNIST-like input, and [`figures`] draws the training curves, the confusion
-//! matrix, misclassified digits and the first layer's weights.
+//! images in memory with the validation split and batches, [`augment`] rotates and moves
+//! training images, [`model`] builds the two networks and saves them with their configuration,
+//! [`train`] trains and evaluates (on one tape, in shards, or across processes: [`parallel`]),
+//! [`image`] turns a user's PNG into an MNIST-like input, and [`figures`] draws the training
+//! curves, the confusion matrix, misclassified digits and the first layer's weights.
 //!
 //! ```no_run
 //! use models::digits::{data::Mnist, model::{Arch, DigitsConfig, DigitsModel}, train};
@@ -21,6 +22,7 @@
 //! # Ok::<(), models::Error>(())
 //! ```
 
+pub mod augment;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;

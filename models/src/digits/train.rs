@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use nn::data::Batcher;
 use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, Optimizer};
 
+use super::augment::{self, Augment};
 use super::data::{batch, Digits, Mnist, Normalization, CLASSES};
 use super::model::DigitsModel;
 use super::parallel::StepOn;
@@ -177,7 +178,12 @@ pub fn train_on(
             }
             let t0 = Instant::now();
             let labels: Vec<usize> = idx.iter().map(|&i| train_part.labels[i]).collect();
-            let x = batch(&train_part, &idx, &model.norm, c.shift, &mut rng); // (batch, 784)
+            let x = if c.rotate > 0.0 {
+                let aug = Augment { max_degrees: c.rotate, max_shift: c.shift as f64 };
+                augment::batch(&train_part, &idx, &model.norm, &aug, &mut rng) // (batch, 784)
+            } else {
+                batch(&train_part, &idx, &model.norm, c.shift, &mut rng) // (batch, 784)
+            };
             let seed = c.seed.wrapping_add(7919 * (epoch as u64 + 1))
                 ^ model.history.steps.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let (l, right, grads) = if let Some(out) = step_on.step(model, &x, &labels, seed) {

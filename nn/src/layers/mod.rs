@@ -15,12 +15,14 @@
 //! | [`recurrent`] | [`RnnCell`], [`GruCell`], [`LstmCell`], [`Rnn`], [`Gru`], [`Lstm`] |
 //! | [`rmsnorm`] | [`RmsNorm`] |
 //! | [`groupnorm`] | [`GroupNorm`] |
+//! | [`batch_norm`] | [`BatchNorm1d`], [`BatchNorm2d`] (running statistics as buffers) |
 
 use autograd::{Float, Var};
 
 use crate::Bound;
 
 pub mod attention;
+pub mod batch_norm;
 pub mod conv;
 pub mod conv1d;
 pub mod conv_transpose;
@@ -36,6 +38,7 @@ pub mod rmsnorm;
 pub mod transformer;
 
 pub use attention::CausalSelfAttention;
+pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use conv::{Conv2d, Conv2dConfig, Flatten, MaxPool2d};
 pub use conv1d::{Conv1d, Conv1dConfig};
 pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};

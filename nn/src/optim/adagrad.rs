@@ -76,6 +76,7 @@ impl<T: Float> Adagrad<T> {
 
 impl<T: Float> Optimizer<T> for Adagrad<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
+        store.update_buffers(grads);
         self.step += 1;
         let c = self.config;
         let k = Coefficients {

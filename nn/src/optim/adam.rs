@@ -133,6 +133,7 @@ autograd::simd::kernel! {
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
+        store.update_buffers(grads);
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;

@@ -81,6 +81,7 @@ impl<T: Float> Lion<T> {
 
 impl<T: Float> Optimizer<T> for Lion<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
+        store.update_buffers(grads);
         self.step += 1;
         let c = self.config;
         let k = Coefficients {

@@ -38,7 +38,9 @@ pub use sgd::{Sgd, SgdConfig};
 
 /// Updates a [`ParamStore`] from gradients.
 pub trait Optimizer<T: Float> {
-    /// One update of every parameter that has a gradient and is not frozen.
+    /// One update of every parameter that has a gradient and is not frozen; also stores the
+    /// buffers' new values the step recorded ([`ParamStore::update_buffers`]: an optimizer
+    /// must call it first).
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>);
 
     /// The learning rate the next step uses.

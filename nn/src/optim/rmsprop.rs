@@ -129,6 +129,7 @@ impl<T: Float> RmsProp<T> {
 
 impl<T: Float> Optimizer<T> for RmsProp<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
+        store.update_buffers(grads);
         self.step += 1;
         let c = self.config;
         let k = Coefficients {

@@ -74,6 +74,7 @@ impl<T: Float> Sgd<T> {
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, store: &mut ParamStore<T>, grads: &ParamGrads<T>) {
+        store.update_buffers(grads);
         let c = self.config;
         let (lr, mu, damp, wd) =
             (T::from_f64(c.lr), T::from_f64(c.momentum), T::from_f64(1.0 - c.dampening), T::from_f64(c.weight_decay));

@@ -148,6 +148,21 @@ impl StateDictMap {
         self
     }
 
+    /// An `nn.BatchNorm1d` or `nn.BatchNorm2d` at `prefix`: `weight` and `bias` (if affine),
+    /// and the buffers `running_mean`, `running_var` and `num_batches_tracked` (a 0-d count,
+    /// written in the store's float type where PyTorch keeps an `int64`; `load_state_dict`
+    /// copies it across).
+    #[track_caller]
+    pub fn batch_norm(&mut self, prefix: &str, layer: &crate::BatchNorm) -> &mut Self {
+        if let (Some(w), Some(b)) = (layer.weight, layer.bias) {
+            self.param(join(prefix, "weight"), w, Layout::Same);
+            self.param(join(prefix, "bias"), b, Layout::Same);
+        }
+        self.param(join(prefix, "running_mean"), layer.running_mean, Layout::Same);
+        self.param(join(prefix, "running_var"), layer.running_var, Layout::Same);
+        self.param(join(prefix, "num_batches_tracked"), layer.num_batches_tracked, Layout::Same)
+    }
+
     /// An `nn.Embedding` at `prefix`: `weight (vocab_size, n_embd)`.
     #[track_caller]
     pub fn embedding(&mut self, prefix: &str, layer: &Embedding) -> &mut Self {

@@ -109,9 +109,9 @@ pub use layers::{
     LinearConfig, MaxPool2d, Mlp, Module, TransformerBlock, TransformerConfig,
 };
 pub use layers::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv1dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-pub use layers::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use layers::{AlphaDropout, Dropout1d, Dropout2d, EmbeddingConfig, GroupNorm, RmsNorm};
 pub use layers::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
+pub use layers::{Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell};
 pub use optim::{
     clip_grad_norm, Adam, AdamConfig, AdamW, Decay, DecayOn, LrSchedule, Optimizer, OptimizerState, Sgd, SgdConfig,
     SlotState,

@@ -184,3 +184,31 @@ fn a_digits_rank_that_fails_ends_every_rank_naming_it() {
     assert_ne!(out.status.code(), Some(124), "the job hung until the timeout: {all}");
     assert!(all.contains("rank 1 of 2: error:") && all.contains("/nonexistent/mnist"), "{all}");
 }
+
+/// The best preset's CNN has batch norm: its running statistics come back as rank 0's, so two
+/// ranks save what two shards in one process save, buffers included, and the buffers moved.
+#[test]
+fn batch_norm_statistics_on_two_ranks_are_those_of_two_shards() {
+    let dir = common::temp_dir("mpi-batch-norm");
+    let d = dir.to_str().expect("UTF-8");
+    let run = |save: &Path, extra: &[&str]| {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist");
+        let base = ["digits", "train", "--preset", "best", "--model", "cnn", "--epochs", "1", "--max-steps", "3"];
+        let rest = ["--eval-every", "0", "--no-figures", "--data", data, "--out", d, "--save"];
+        let save = save.to_str().expect("UTF-8");
+        base.iter().chain(&rest).chain(&[save]).chain(extra).map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    };
+    let (ranks, shards) = (dir.join("ranks.ckpt"), dir.join("shards.ckpt"));
+    let app = run(&ranks, &[]);
+    let out = mpirun(&[app.clone(), app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let one = common::pente(&run(&shards, &["--shards", "2"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(one.status.success(), "{}", text(&one));
+    assert!(same_tensors(&ranks, &shards), "2 ranks and 2 shards saved different weights or statistics");
+    let saved = Checkpoint::load(&ranks).expect("it loads");
+    let moved = saved.tensors.iter().filter(|(name, _)| name.ends_with("running_mean")).all(|(_, t)| match t {
+        nn::AnyTensor::F32(t) => t.data().iter().any(|&m| m != 0.0),
+        nn::AnyTensor::F64(t) => t.data().iter().any(|&m| m != 0.0),
+    });
+    assert!(moved, "a running mean is still its initial zeros");
+}

@@ -118,6 +118,11 @@ impl DataParallel {
     /// over rows, weight each shard's mean by [`split`](Self::split)'s share). The sums are taken
     /// in shard order, so a run is repeatable; against the whole batch on one tape, they differ
     /// by the rounding of a different order of additions. A panic in a shard reaches the caller.
+    ///
+    /// Buffers (batch norm's running statistics, [`Bound::set_buffer`]) come back as shard 0
+    /// set them: each shard normalizes with its own rows' statistics, and shard 0's update of
+    /// the running ones is kept, which is what PyTorch's `DistributedDataParallel` does by
+    /// broadcasting rank 0's buffers.
     pub fn value_and_grad<T, F>(&self, store: &ParamStore<T>, seed: u64, f: F) -> (T, ParamGrads<T>)
     where
         T: Float,
@@ -130,10 +135,14 @@ impl DataParallel {
         let mut results: Vec<(T, ParamGrads<T>)> = (0..self.shards()).into_par_iter().map(run).collect();
         let rest = results.split_off(1);
         let (mut loss, mut grads) = results.pop().expect("at least one shard");
+        // Shard 0's new running statistics are the step's, as rank 0's are under PyTorch's
+        // DDP (and pente's `Ddp`): `accumulate` would keep the last shard's.
+        let shard_0_buffers = grads.buffers.clone();
         for (l, g) in &rest {
             loss += *l;
             grads.accumulate(g);
         }
+        grads.buffers = shard_0_buffers;
         (loss, grads)
     }
 }

@@ -656,7 +656,7 @@ impl<'t, T: Float> Bound<'t, T> {
 pub struct ParamGrads<T: Float> {
     grads: Vec<Option<Tensor<T>>>,
     /// The buffers' new values recorded by the step, applied by [`ParamStore::update_buffers`].
-    buffers: Vec<(ParamId, Tensor<T>)>,
+    pub(crate) buffers: Vec<(ParamId, Tensor<T>)>,
 }
 
 impl<T: Float> ParamGrads<T> {

@@ -260,17 +260,6 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
             // A directory that cannot take the checkpoint is reported now, not after an epoch.
             crate::check_save_path(&save)?;
             let mut model = model;
-            // Batch norm's running statistics come back with one tape's gradients; the shards'
-            // and ranks' sums of gradients do not carry them yet, so such a run would train with
-            // statistics that never move. Refused rather than saved wrong.
-            let has_buffers = model.store.iter().any(|(id, _, _)| model.store.is_buffer(id));
-            if has_buffers && (comm.is_some() || t.shards.is_some_and(|n| n > 1)) {
-                return Err(Error::Config(format!(
-                    "{}: its batch norm keeps running statistics, which are not yet combined across \
-                     shards or processes; train it on one tape (no --shards, no mpirun)",
-                    model.config.describe()
-                )));
-            }
             let mut step_on = match comm {
                 Some(comm) => {
                     if let Some(n) = t.shards {

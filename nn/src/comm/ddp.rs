@@ -203,7 +203,7 @@ impl<T: Float> Ddp<T> {
         self.stats
     }
 
-    /// Replaces every parameter of `store` with rank 0's (one broadcast of them all).
+    /// Replaces every parameter and buffer of `store` with rank 0's (one broadcast of them all).
     ///
     /// # Panics
     /// As [`Communicator::broadcast`] (e.g. stores of different sizes).
@@ -257,7 +257,9 @@ impl<T: Float> Ddp<T> {
     /// term of the batch's loss, as with [`DataParallel`](crate::DataParallel)), back-propagates
     /// it while all-reducing the gradients in buckets, and returns the sum over the ranks of the
     /// terms and of the parameters' gradients: the same on every rank. A parameter has a
-    /// gradient if it has one on any rank.
+    /// gradient if it has one on any rank. Buffers (batch norm's running statistics) come back
+    /// as rank 0's step set them, broadcast to every rank as PyTorch's DDP does, so `W` ranks
+    /// compute what `W` shards of [`DataParallel`](crate::DataParallel) do, bit for bit.
     ///
     /// # Panics
     /// If the parameters differ across ranks at a step that [`DdpConfig::check_every`] checks
@@ -291,7 +293,7 @@ impl<T: Float> Ddp<T> {
             }
         }
         let start = Instant::now();
-        let grads = bound.backward(loss);
+        let mut grads = bound.backward(loss);
         let backward_end = Instant::now();
         drop(bound);
         drop(tape); // the hooks and their references to `fill`
@@ -336,7 +338,46 @@ impl<T: Float> Ddp<T> {
                 }
             }
         }
-        (present[0], ParamGrads::from_vec(out))
+        let mut reduced = ParamGrads::from_vec(out);
+        reduced.buffers = self.rank_0_buffers(store, std::mem::take(&mut grads.buffers));
+        (present[0], reduced)
+    }
+
+    /// The buffers' new values as rank 0's step set them (`mine` are this rank's), on every
+    /// rank: PyTorch's DDP broadcasts rank 0's buffers too, so that running statistics never
+    /// drift apart. One broadcast of every buffer of the store, each behind a flag saying
+    /// whether the step set it; none when the store has no buffers (the store is the same on
+    /// every rank, so all of them skip it or none does).
+    ///
+    /// # Panics
+    /// If a value in `mine` does not have its buffer's size.
+    fn rank_0_buffers(&self, store: &ParamStore<T>, mine: Vec<(ParamId, Tensor<T>)>) -> Vec<(ParamId, Tensor<T>)> {
+        let buffers: Vec<(ParamId, &str, usize)> =
+            store.iter().filter(|&(id, _, _)| store.is_buffer(id)).map(|(id, name, t)| (id, name, t.numel())).collect();
+        if buffers.is_empty() {
+            return mine;
+        }
+        let mut flat: Vec<T> = Vec::with_capacity(buffers.iter().map(|&(_, _, n)| n + 1).sum());
+        for &(id, name, n) in &buffers {
+            match mine.iter().find(|(i, _)| *i == id) {
+                Some((_, t)) => {
+                    assert_eq!(t.numel(), n, "Ddp: buffer `{name}` of {n} elements given a value of {}", t.numel());
+                    flat.push(T::ONE);
+                    flat.extend_from_slice(t.data());
+                }
+                None => flat.extend(std::iter::repeat_n(T::ZERO, n + 1)),
+            }
+        }
+        self.comm.broadcast(Buffer::of(&mut flat));
+        let mut at = 0;
+        let mut theirs = Vec::new();
+        for &(id, _, n) in &buffers {
+            if flat[at] > T::ZERO {
+                theirs.push((id, Tensor::from_vec(flat[at + 1..at + 1 + n].to_vec(), store.get(id).shape())));
+            }
+            at += n + 1;
+        }
+        theirs
     }
 
     /// The communication thread ended (its all-reduce panicked): its panic, on this thread.
@@ -466,7 +507,7 @@ impl<T: Float> Filling<T> {
 mod tests {
     use super::*;
     use crate::comm::LocalCommunicator;
-    use crate::{loss, Activation, DataParallel, Mlp};
+    use crate::{loss, Activation, BatchNorm1d, DataParallel, Mlp};
 
     /// A two-hidden-layer MLP (six parameters: several buckets) and `rows` rows of 5 features.
     fn problem<T: Float>(rows: usize) -> (ParamStore<T>, Mlp, Vec<T>, Vec<usize>) {
@@ -525,6 +566,64 @@ mod tests {
                     assert_eq!(stats.buckets, buckets, "{ranks} ranks, buckets of {bucket_bytes} B");
                 }
             }
+        }
+    }
+
+    /// Batch norm's running statistics after one step: `DataParallel` keeps shard 0's (those
+    /// one tape computes on shard 0's rows), and every rank of `Ddp` gets rank 0's, bit for bit,
+    /// with the same gradients as the shards.
+    #[test]
+    fn buffers_come_back_as_shard_0_and_rank_0_set_them() {
+        let (rows, ranks) = (12, 3);
+        let build = || {
+            let (mut store, mlp, x, y) = problem::<f64>(rows);
+            let bn = BatchNorm1d::new(store.scope("bn"), 5);
+            (store, bn, mlp, x, y)
+        };
+        fn loss<'t>(
+            p: &Bound<'t, f64>,
+            bn: &BatchNorm1d,
+            mlp: &Mlp,
+            x: &[f64],
+            y: &[usize],
+            weight: f64,
+        ) -> Var<'t, f64> {
+            let xs = p.tape().constant(Tensor::from_vec(x.to_vec(), &[y.len(), 5]));
+            loss::cross_entropy(mlp.forward(p, bn.forward(p, xs)), y) * weight
+        }
+        let bits = |t: &Tensor<f64>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (store, bn, mlp, x, y) = build();
+        let dp = DataParallel::new(ranks);
+        let (_, want) = dp.value_and_grad(&store, 5, |p, shard| {
+            let (r, weight) = dp.split(rows, shard);
+            loss(p, &bn, &mlp, &x[r.start * 5..r.end * 5], &y[r], weight)
+        });
+        let (_, shard_0) = store.value_and_grad(5, |p| loss(p, &bn, &mlp, &x[..4 * 5], &y[..4], 1.0));
+        assert_eq!(want.buffers.len(), 3, "running mean, running variance, batches tracked");
+        for (id, t) in &want.buffers {
+            let (_, mine) = shard_0.buffers.iter().find(|(i, _)| i == id).expect("shard 0 set it");
+            assert_eq!(bits(t), bits(mine), "{} is not shard 0's", store.name(*id));
+            assert_ne!(bits(t), bits(store.get(*id)), "{} did not move", store.name(*id));
+        }
+        let got = LocalCommunicator::run(ranks, |comm| {
+            let (mut store, bn, mlp, x, y) = build();
+            let mut ddp = Ddp::new(Arc::new(comm.clone()), DdpConfig { bucket_bytes: 64, check_every: 1 }, &mut store);
+            let r = rows * comm.rank() / ranks..rows * (comm.rank() + 1) / ranks;
+            let seed = 5u64.wrapping_add((comm.rank() as u64) << 32);
+            let (_, g) = ddp.value_and_grad(&store, seed, |p| {
+                loss(p, &bn, &mlp, &x[r.start * 5..r.end * 5], &y[r.clone()], r.len() as f64 / rows as f64)
+            });
+            g
+        });
+        for (rank, g) in got.iter().enumerate() {
+            for (id, w) in want.iter() {
+                assert_eq!(bits(w), bits(g.get(id).expect("a gradient")), "rank {rank}: {}", store.name(id));
+            }
+            let mut theirs: Vec<_> = g.buffers.iter().map(|(id, t)| (id.index(), bits(t))).collect();
+            let mut ours: Vec<_> = want.buffers.iter().map(|(id, t)| (id.index(), bits(t))).collect();
+            theirs.sort();
+            ours.sort();
+            assert_eq!(theirs, ours, "rank {rank}: the buffers are not rank 0's");
         }
     }
 

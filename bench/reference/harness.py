@@ -74,7 +74,7 @@ def timed_steps(warmup, steps, step, sync=lambda last: last):
 
 
 GEMM_SIZES = (128, 256, 512, 1024)
-"""The gemm workload's sizes, as in DESIGN.md."""
+"""The gemm workload's sizes, as `pente bench` runs them."""
 
 
 def best_gflops(product, n, trials):

@@ -1,4 +1,4 @@
-"""The fixed scalar-mlp problem of DESIGN.md, built from the 64-bit LCG (Knuth's MMIX constants).
+"""The fixed scalar-mlp problem of `pente bench`, built from the 64-bit LCG (Knuth's MMIX constants).
 
 pente's `models/src/bench/scalar_mlp.rs` draws the same numbers in the same order, so both sides start
 from identical points and weights and must report identical losses.

@@ -67,7 +67,7 @@ enum Command {
     Digits(models::digits::cli::DigitsArgs),
     /// Run every model quickly and write all figures and weights to --out.
     Demo,
-    /// Measure the standard workloads of DESIGN.md (gemm, mlp-mnist, char-gpt, scalar-mlp) and digits-cnn.
+    /// Measure the standard workloads (gemm, mlp-mnist, char-gpt, scalar-mlp, digits-cnn, gpt-10m; see bench/README.md).
     Bench(BenchArgs),
     /// Write a saved model in another format: its inference graph as ONNX (--onnx FILE; the
     /// attractor, digits MLP or CNN, char-lm GPT) or its weights as a PyTorch state dict

@@ -1,4 +1,4 @@
-//! The standard workloads of DESIGN.md, measured: what `pente bench` runs.
+//! The standard workloads, measured: what `pente bench` runs.
 //!
 //! | workload | what is timed | figure |
 //! | --- | --- | --- |
@@ -47,7 +47,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// All six: DESIGN.md's four in its order, then the digits CNN and the 10 M GPT.
+    /// All six: the four first standard workloads, then the digits CNN and the 10 M GPT.
     pub const ALL: [Workload; 6] = [
         Workload::Gemm,
         Workload::MlpMnist,
@@ -57,7 +57,7 @@ impl Workload {
         Workload::Gpt10m,
     ];
 
-    /// The workload's name as DESIGN.md and the reference scripts spell it.
+    /// The workload's name as `pente bench --workload` and the reference scripts spell it.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Gemm => "gemm",

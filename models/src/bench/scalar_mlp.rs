@@ -1,4 +1,4 @@
-//! The scalar-mlp workload of DESIGN.md: an MLP 2→16→16→1 built from 0-d tensors (one node per scalar
+//! The scalar-mlp workload of `pente bench`: an MLP 2→16→16→1 built from 0-d tensors (one node per scalar
 //! operation, as in micrograd), tanh hidden layers, mean squared error over 100 fixed points,
 //! full-batch SGD. Points and initial weights come from the 64-bit LCG of
 //! `bench/reference/workload_data.py`, drawn in the same order, so the losses match.

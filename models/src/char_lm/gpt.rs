@@ -8,7 +8,7 @@
 //!
 //! The output projection is tied to the token embedding (one matrix, both gradients summed),
 //! positions are learned, every linear layer has a bias, weights start from `N(0, 0.02)`. The
-//! small configuration ([`GptConfig::default`]) is DESIGN.md's `char-gpt` workload: block 64,
+//! small configuration ([`GptConfig::default`]) is the `char-gpt` workload of `pente bench`: block 64,
 //! `n_embd` 128, 4 heads, 4 layers, which with a 65-symbol vocabulary has 809,856 parameters.
 //! Larger ones are a flag away (`--block`, `--n-embd`, `--n-head`, `--n-layer`).
 //!

@@ -7,7 +7,7 @@
 //! | [`data`] | the corpus, its positional 90/10 split, training and validation windows |
 //! | [`bigram`] | the learned 78×78 logit table, and the exact count-based bigram it must match |
 //! | [`mlp`] | the MLP of Bengio et al. (2003): embeddings of the last k characters, a tanh layer |
-//! | [`gpt`] | the decoder-only transformer (DESIGN.md's `char-gpt` is its small configuration) |
+//! | [`gpt`] | the decoder-only transformer (`pente bench`'s `char-gpt` is its small configuration) |
 //! | [`kv_cache`] | GPT generation that costs one position per character |
 //! | [`model`] | [`CharLm`]: any of the three, its losses, logits and checkpoint |
 //! | [`train`] | AdamW, schedule, periodic validation, exact resume |

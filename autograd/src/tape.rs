@@ -23,6 +23,7 @@ mod checkpoint;
 mod dual;
 mod sweep;
 
+pub(crate) use dual::bilinear_tangent;
 pub use dual::{double_vjp_calls, jvp_by_double_vjp};
 
 /// A gradient hook: sees the gradient arriving at a node, as a `Var` on the same tape, and may

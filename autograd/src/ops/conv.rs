@@ -24,7 +24,7 @@ use crate::kernels::winograd;
 use crate::op::TensorGrads;
 use crate::precision::Precision;
 use crate::recycle::{self, Buffer};
-use crate::tape::shape_panic;
+use crate::tape::{bilinear_tangent, shape_panic};
 use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
@@ -495,24 +495,12 @@ impl<T: Float> Op<T> for Conv2dOp {
     // Bilinear in (x, W), affine in the bias: dout = conv(dx, W) + conv(x, dW) + db, the bias
     // tangent folded into one of the two convolutions.
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
-        let (x, w) = (inputs[0], inputs[1]);
         let (s, p) = (self.stride, self.padding);
-        let mut db = tangents.get(2).copied().flatten();
-        let mut conv = |a: Var<'t, T>, b: Var<'t, T>| match db.take() {
-            Some(db) => a.conv2d_with_bias(b, db, s, p),
-            None => a.conv2d(b, s, p),
+        let conv = |x: Var<'t, T>, w: Var<'t, T>, b: Option<Var<'t, T>>| match b {
+            Some(b) => x.conv2d_with_bias(w, b, s, p),
+            None => x.conv2d(w, s, p),
         };
-        let first = tangents[0].map(|dx| conv(dx, w));
-        let second = tangents[1].map(|dw| conv(x, dw));
-        let sum = match (first, second) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
-        match (sum, db) {
-            (sum, None) => sum,
-            (None, Some(db)) => Some(db.reshape(&[1, db.numel(), 1, 1]).broadcast_to(&out.shape())),
-            (Some(_), Some(_)) => unreachable!("the bias tangent was folded into a convolution"),
-        }
+        bilinear_tangent(inputs, tangents, conv, |db| db.reshape(&[1, db.numel(), 1, 1]).broadcast_to(&out.shape()))
     }
 }
 

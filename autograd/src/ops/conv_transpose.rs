@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::conv::{check_rank4, Window};
 use crate::kernels::gemm::{batch_split, gemm_overwrite, Operand};
 use crate::recycle::{self, Buffer};
-use crate::tape::shape_panic;
+use crate::tape::{bilinear_tangent, shape_panic};
 use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
 
@@ -152,27 +152,13 @@ impl<T: Float> Op<T> for ConvTranspose2dOp {
             output_padding: self.output_padding,
         })
     }
-    // Bilinear in (x, W), affine in the bias: dout = convT(dx, W) + convT(x, dW) + db, the bias
-    // tangent folded into one of the two.
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
-        let (x, w) = (inputs[0], inputs[1]);
         let (s, p, op) = (self.stride, self.padding, self.output_padding);
-        let mut db = tangents.get(2).copied().flatten();
-        let mut conv = |a: Var<'t, T>, b: Var<'t, T>| match db.take() {
-            Some(db) => a.conv_transpose2d_with_bias(b, db, s, p, op),
-            None => a.conv_transpose2d(b, s, p, op),
+        let conv = |x: Var<'t, T>, w: Var<'t, T>, b: Option<Var<'t, T>>| match b {
+            Some(b) => x.conv_transpose2d_with_bias(w, b, s, p, op),
+            None => x.conv_transpose2d(w, s, p, op),
         };
-        let first = tangents[0].map(|dx| conv(dx, w));
-        let second = tangents[1].map(|dw| conv(x, dw));
-        let sum = match (first, second) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
-        match (sum, db) {
-            (sum, None) => sum,
-            (None, Some(db)) => Some(db.reshape(&[1, db.numel(), 1, 1]).broadcast_to(&out.shape())),
-            (Some(_), Some(_)) => unreachable!("the bias tangent was folded into a transposed convolution"),
-        }
+        bilinear_tangent(inputs, tangents, conv, |db| db.reshape(&[1, db.numel(), 1, 1]).broadcast_to(&out.shape()))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::kernels::mixed::{product_accumulate, product_new};
 use crate::kernels::uninit;
 use crate::op::TensorGrads;
 use crate::precision::Precision;
-use crate::tape::shape_panic;
+use crate::tape::{bilinear_tangent, shape_panic};
 use crate::tensor::PAR_THRESHOLD;
 use crate::trace::OpAttrs;
 use crate::{Float, Op, Tensor, Var};
@@ -106,19 +106,12 @@ impl<T: Float> Op<T> for MatMulBias {
     }
     // d(x·W + b) = dx·W + x·dW + db (db folded into the first product when there is one).
     fn jvp<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, tangents: &[Option<Var<'t, T>>]) -> Option<Var<'t, T>> {
-        let (x, w, p) = (inputs[0], inputs[1], self.precision);
-        let (dx, dw, db) = (tangents[0], tangents[1], tangents[2]);
-        let first = match (dx, db) {
-            (Some(dx), Some(db)) => Some(dx.tape().apply(MatMulBias { precision: p }, &[dx, w, db])),
-            (Some(dx), None) => Some(dx.matmul_p(w, false, false, p)),
-            (None, Some(db)) => Some(db.broadcast_to(&out.shape())),
-            (None, None) => None,
+        let p = self.precision;
+        let product = |x: Var<'t, T>, w: Var<'t, T>, b: Option<Var<'t, T>>| match b {
+            Some(b) => x.tape().apply(MatMulBias { precision: p }, &[x, w, b]),
+            None => x.matmul_p(w, false, false, p),
         };
-        let second = dw.map(|dw| x.matmul_p(dw, false, false, p));
-        match (first, second) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        }
+        bilinear_tangent(inputs, tangents, product, |db| db.broadcast_to(&out.shape()))
     }
 }
 

@@ -239,6 +239,29 @@ pub fn double_vjp_calls() -> u64 {
     DOUBLE_VJP_CALLS.with(|c| c.get())
 }
 
+/// The tangent rule of an op bilinear in its first two inputs and affine in an optional third,
+/// a bias (`matmul_bias`, `conv2d`, `conv_transpose2d`): `d out = f(da, b) + f(a, db) + dc`.
+/// `f(a, b, c)` is the op itself, with `c` the bias or none; the bias's tangent is folded into
+/// the first term there is, so it costs no extra pass, and `spread(dc)` broadcasts it to the
+/// output's shape when neither `a` nor `b` has a tangent.
+pub(crate) fn bilinear_tangent<'t, T: Float>(
+    inputs: &[Var<'t, T>],
+    tangents: &[Option<Var<'t, T>>],
+    mut f: impl FnMut(Var<'t, T>, Var<'t, T>, Option<Var<'t, T>>) -> Var<'t, T>,
+    spread: impl FnOnce(Var<'t, T>) -> Var<'t, T>,
+) -> Option<Var<'t, T>> {
+    let (a, b) = (inputs[0], inputs[1]);
+    let mut dc = tangents.get(2).copied().flatten();
+    let first = tangents[0].map(|da| f(da, b, dc.take()));
+    let second = tangents[1].map(|db| f(a, db, dc.take()));
+    match (first, second, dc) {
+        (Some(x), Some(y), _) => Some(x + y),
+        (x, y, None) => x.or(y),
+        (None, None, Some(dc)) => Some(spread(dc)),
+        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => unreachable!("the bias tangent was folded into a term"),
+    }
+}
+
 /// The tangent of `op`'s output from its differentiable backward, for an op without a tangent
 /// rule of its own (the default [`Op::jvp`]).
 ///

@@ -50,7 +50,7 @@ UNKNOWN = "\ufffd"
 def arguments():
     a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a.add_argument("--time-limit", type=float, default=1200.0, help="seconds of training steps")
-    a.add_argument("--steps", type=int, default=6000)
+    a.add_argument("--steps", type=int, default=5000)
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--block", type=int, default=128)
     a.add_argument("--n-embd", type=int, default=192)

@@ -29,7 +29,9 @@ fn with_corpus(name: &str) -> (PathBuf, PathBuf) {
 /// `pente --out DIR char-lm train` on a small GPT over `corpus`, with `extra` flags.
 fn train(dir: &Path, corpus: &Path, extra: &[&str]) -> Output {
     let small = ["--n-embd", "16", "--n-head", "2", "--n-layer", "1", "--block", "8", "--sample-len", "0"];
-    pente(&[&["--out", s(dir), "char-lm", "train", "--model", "gpt", "--corpus", s(corpus)][..], &small, extra].concat())
+    pente(
+        &[&["--out", s(dir), "char-lm", "train", "--model", "gpt", "--corpus", s(corpus)][..], &small, extra].concat(),
+    )
 }
 
 #[test]
@@ -53,7 +55,11 @@ fn accumulation_that_does_not_divide_the_batch_is_an_error_naming_both_flags() {
 fn a_time_limit_of_zero_takes_one_step_then_validates_and_saves() {
     let (dir, corpus) = with_corpus("time-limit");
     let ckpt = dir.join("run.ckpt");
-    let o = train(&dir, &corpus, &["--batch-size", "4", "--accumulate", "2", "--steps", "30", "--time-limit", "0", "--save", s(&ckpt)]);
+    let o = train(
+        &dir,
+        &corpus,
+        &["--batch-size", "4", "--accumulate", "2", "--steps", "30", "--time-limit", "0", "--save", s(&ckpt)],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("stopped by --time-limit 0 s after step 1 of 30"), "{out}");
@@ -66,7 +72,18 @@ fn a_time_limit_of_zero_takes_one_step_then_validates_and_saves() {
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("--time-limit 0: the run in") && err.contains("give a larger --time-limit"), "{err}");
 
-    let o = pente(&["--out", s(&dir), "char-lm", "train", "--resume", s(&ckpt), "--time-limit", "600", "--sample-len", "0"]);
+    let o = pente(&[
+        "--out",
+        s(&dir),
+        "char-lm",
+        "train",
+        "--resume",
+        s(&ckpt),
+        "--time-limit",
+        "600",
+        "--sample-len",
+        "0",
+    ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("--time-limit 600 s overrides the checkpoint's 0 s"), "{out}");
@@ -78,7 +95,8 @@ fn a_time_limit_of_zero_takes_one_step_then_validates_and_saves() {
 #[test]
 fn the_best_preset_is_for_the_gpt_and_given_flags_override_it() {
     let (dir, corpus) = with_corpus("preset");
-    let o = pente(&["--out", s(&dir), "char-lm", "train", "--preset", "best", "--model", "mlp", "--corpus", s(&corpus)]);
+    let o =
+        pente(&["--out", s(&dir), "char-lm", "train", "--preset", "best", "--model", "mlp", "--corpus", s(&corpus)]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("--preset best is a recipe for --model gpt, not for --model mlp"), "{err}");

@@ -6,6 +6,7 @@
 //! pente char-lm train --model mlp                          Bengio MLP
 //! pente char-lm train --model gpt --block 128 --n-embd 192 --n-head 6 --n-layer 6
 //! pente char-lm train --resume OUT/char_lm_gpt.ckpt        continue an interrupted run
+//! pente char-lm train --preset best                       the GPT and recipe for 20 minutes of training
 //! pente char-lm sample --load OUT/char_lm_gpt.ckpt --prompt "ROMEO:" --temperature 0.8 --top-k 20
 //! pente char-lm eval --load OUT/char_lm_gpt.ckpt some.txt  loss and bits per character of a file
 //! pente char-lm next --load OUT/char_lm_gpt.ckpt --prompt "ROMEO: I will"  the next characters and words
@@ -330,7 +331,7 @@ impl TrainArgs {
         set("--precision", self.precision, &mut base.precision, &mut notes);
         set("--accumulate", self.accumulate.map(usize), &mut base.accumulate, &mut notes);
         if let Some(limit) = self.time_limit {
-            if let Some(notes) = notes.as_deref_mut() {
+            if let Some(notes) = &mut notes {
                 if base.time_limit != Some(limit) {
                     let was = base.time_limit.map_or("none".to_string(), |t| format!("{t} s"));
                     notes.push(format!("--time-limit {limit} s overrides the checkpoint's {was}"));
@@ -511,7 +512,8 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
 
     let val = trainer.model.evaluate(&corpus.val, None);
     let tokens = trainer.step() * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
-    if let (Some(limit), true) = (trainer.config.time_limit, trainer.out_of_time() && trainer.step() < trainer.config.steps)
+    if let (Some(limit), true) =
+        (trainer.config.time_limit, trainer.out_of_time() && trainer.step() < trainer.config.steps)
     {
         say!(
             "stopped by --time-limit {limit} s after step {} of {} ({:.1} s of training steps; validations and saves are off the clock)",

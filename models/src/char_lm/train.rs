@@ -203,7 +203,10 @@ impl TrainConfig {
         }
         if let Some(t) = self.time_limit {
             if !(t.is_finite() && t >= 0.0) {
-                return Err(Invalid::new("time_limit", format!("= {t} must be a finite number of seconds, at least 0")));
+                return Err(Invalid::new(
+                    "time_limit",
+                    format!("= {t} must be a finite number of seconds, at least 0"),
+                ));
             }
         }
         for (field, v) in [
@@ -527,7 +530,13 @@ impl Trainer {
     /// Micro-batch `j`'s mean cross-entropy and the gradient of its objective; `windows` holds
     /// its windows, concatenated. Its dropout is seeded from `(seed, step, j)`, as micro-batch
     /// 0's (the whole batch's, without accumulation) always was.
-    fn micro_batch_gradient(&mut self, train_len: usize, windows: &[usize], step: u64, j: usize) -> (f64, ParamGrads<f32>) {
+    fn micro_batch_gradient(
+        &mut self,
+        train_len: usize,
+        windows: &[usize],
+        step: u64,
+        j: usize,
+    ) -> (f64, ParamGrads<f32>) {
         let c = self.config;
         let window = self.model.config.window();
         let micro = windows.len() / window;
@@ -886,7 +895,8 @@ mod tests {
     #[test]
     fn two_micro_batches_of_four_match_one_batch_of_eight() {
         let corpus = tiny_corpus();
-        let (mut whole, mut halves) = (accumulating(&corpus, 1, Precision::F32), accumulating(&corpus, 2, Precision::F32));
+        let (mut whole, mut halves) =
+            (accumulating(&corpus, 1, Precision::F32), accumulating(&corpus, 2, Precision::F32));
         let (ce1, g1) = whole.step_gradient(&corpus.train);
         let (ce2, g2) = halves.step_gradient(&corpus.train);
         assert!((ce1 - ce2).abs() < 1e-6, "losses {ce1} and {ce2}");

@@ -6,6 +6,7 @@
 //! pente char-lm train --model mlp                          Bengio MLP
 //! pente char-lm train --model gpt --block 128 --n-embd 192 --n-head 6 --n-layer 6
 //! pente char-lm train --resume OUT/char_lm_gpt.ckpt        continue an interrupted run
+//! pente char-lm train --preset best                       the GPT and recipe for 20 minutes of training
 //! pente char-lm sample --load OUT/char_lm_gpt.ckpt --prompt "ROMEO:" --temperature 0.8 --top-k 20
 //! pente char-lm eval --load OUT/char_lm_gpt.ckpt some.txt  loss and bits per character of a file
 //! pente char-lm next --load OUT/char_lm_gpt.ckpt --prompt "ROMEO: I will"  the next characters and words
@@ -25,6 +26,7 @@ use super::figures;
 use super::gpt::GptConfig;
 use super::mlp::MlpConfig;
 use super::model::{CharLm, ModelConfig};
+use super::preset;
 use super::sample::{self, SampleConfig};
 use super::train::{bits, Event, TrainConfig, Trainer};
 
@@ -154,20 +156,20 @@ pub struct TrainArgs {
           help = format!("Embedding size [default: mlp {}, gpt {}]", MlpConfig::default().n_embd, GptConfig::default().n_embd))]
     pub n_embd: Option<u64>,
     /// GPT: context length.
-    #[arg(long, default_value_t = GptConfig::default().block_size as u64, conflicts_with = "resume",
-          value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT as u64))]
-    pub block: u64,
+    #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT as u64),
+          help = gpt_default("GPT: context length", |g| g.block_size.to_string()))]
+    pub block: Option<u64>,
     /// GPT: attention heads.
-    #[arg(long, default_value_t = GptConfig::default().n_head as u64, conflicts_with = "resume",
-          value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64))]
-    pub n_head: u64,
+    #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64),
+          help = gpt_default("GPT: attention heads", |g| g.n_head.to_string()))]
+    pub n_head: Option<u64>,
     /// GPT: transformer blocks.
-    #[arg(long, default_value_t = GptConfig::default().n_layer as u64, conflicts_with = "resume",
-          value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64))]
-    pub n_layer: u64,
+    #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u64).range(1..=MAX_LAYERS as u64),
+          help = gpt_default("GPT: transformer blocks", |g| g.n_layer.to_string()))]
+    pub n_layer: Option<u64>,
     /// GPT: dropout.
-    #[arg(long, default_value_t = GptConfig::default().dropout, conflicts_with = "resume")]
-    pub dropout: f64,
+    #[arg(long, conflicts_with = "resume", help = gpt_default("GPT: dropout", |g| g.dropout.to_string()))]
+    pub dropout: Option<f64>,
     /// Characters of sample to print after training.
     #[arg(long, default_value_t = DEFAULT_SAMPLE_LEN, value_parser = clap::value_parser!(u64).range(..=MAX_SAMPLE_LEN as u64))]
     pub sample_len: u64,
@@ -178,6 +180,25 @@ pub struct TrainArgs {
     /// Print the training loss of every this many steps (0: only validations), for logs.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_STEPS))]
     pub log_every: u64,
+    /// Gradient accumulation: each optimizer step sums the gradients of K micro-batches of
+    /// --batch-size / K windows (K must divide it), recorded one after the other (each
+    /// sharded as --shards says): the memory of a micro-batch, the update of the whole batch;
+    /// kept in the checkpoint [default: 1, or the checkpoint's].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub accumulate: Option<u64>,
+    /// Stop at the first step boundary after SECONDS of training (the steps alone are on the
+    /// clock: batch, forward, backward, update; validations and saves are not), then validate
+    /// on the whole validation split and save as at the end of the run. The learning rate
+    /// still follows the schedule of --steps: choose --steps to fit the budget. Counts the
+    /// training time of the whole run (a resumed run's earlier time too); kept in the
+    /// checkpoint [default: none, or the checkpoint's; --preset best: 1200].
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
+    /// `best`: the GPT and recipe chosen for the lowest validation loss after 20 minutes of
+    /// training on two cores (see the guide's next-character chapter). Any flag given with it
+    /// overrides the preset's value.
+    #[arg(long, value_parser = ["best"], conflicts_with = "resume")]
+    pub preset: Option<String>,
 }
 
 /// Characters of sample `train` prints after training, unless `--sample-len` says otherwise.
@@ -192,6 +213,11 @@ fn per_model(text: &str, value: impl Fn(&TrainConfig) -> String) -> String {
         of(ModelConfig::Mlp(MlpConfig::default())),
         of(ModelConfig::Gpt(GptConfig::default()))
     )
+}
+
+/// A GPT flag's help text ending with its default and the best preset's value.
+fn gpt_default(text: &str, value: impl Fn(&GptConfig) -> String) -> String {
+    format!("{text} [default: {}; --preset best: {}]", value(&GptConfig::default()), value(&preset::best_gpt()))
 }
 
 /// Configuration fields whose flag is not `--` and the field's name with `-` for `_`.
@@ -234,9 +260,21 @@ pub struct EvalArgs {
 }
 
 impl TrainArgs {
-    fn model_config(&self) -> ModelConfig {
+    /// The model the flags describe: the preset's GPT (or the default one) with each GPT flag
+    /// given in its place.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `--preset` with a model other than the GPT.
+    fn model_config(&self) -> Result<ModelConfig, Error> {
         let usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-        match self.model {
+        if let (Some(preset), false) = (&self.preset, self.model == Kind::Gpt) {
+            return Err(Error::Config(format!(
+                "--preset {preset} is a recipe for --model gpt, not for --model {}",
+                self.model.to_possible_value().map_or("?".into(), |v| v.get_name().to_string())
+            )));
+        }
+        let gpt = if self.preset.is_some() { preset::best_gpt() } else { GptConfig::default() };
+        Ok(match self.model {
             Kind::Bigram => ModelConfig::Bigram(BigramConfig { smoothing: self.smoothing }),
             Kind::Mlp => ModelConfig::Mlp(MlpConfig {
                 context: usize(self.context),
@@ -244,12 +282,21 @@ impl TrainArgs {
                 hidden: usize(self.hidden),
             }),
             Kind::Gpt => ModelConfig::Gpt(GptConfig {
-                block_size: usize(self.block),
-                n_embd: self.n_embd.map_or(GptConfig::default().n_embd, usize),
-                n_head: usize(self.n_head),
-                n_layer: usize(self.n_layer),
-                dropout: self.dropout,
+                block_size: self.block.map_or(gpt.block_size, usize),
+                n_embd: self.n_embd.map_or(gpt.n_embd, usize),
+                n_head: self.n_head.map_or(gpt.n_head, usize),
+                n_layer: self.n_layer.map_or(gpt.n_layer, usize),
+                dropout: self.dropout.unwrap_or(gpt.dropout),
             }),
+        })
+    }
+
+    /// The training configuration a new run starts from: the preset's, or the model's
+    /// defaults (the flags are applied after, by [`TrainArgs::apply`]).
+    fn base_training(&self, config: &ModelConfig) -> TrainConfig {
+        match self.preset {
+            Some(_) => preset::best_training(),
+            None => TrainConfig::for_model(config),
         }
     }
 
@@ -282,6 +329,16 @@ impl TrainArgs {
         set("--save-every", self.save_every, &mut base.save_every, &mut notes);
         set("--checkpoint-blocks", self.checkpoint_blocks.then_some(true), &mut base.checkpoint_blocks, &mut notes);
         set("--precision", self.precision, &mut base.precision, &mut notes);
+        set("--accumulate", self.accumulate.map(usize), &mut base.accumulate, &mut notes);
+        if let Some(limit) = self.time_limit {
+            if let Some(notes) = &mut notes {
+                if base.time_limit != Some(limit) {
+                    let was = base.time_limit.map_or("none".to_string(), |t| format!("{t} s"));
+                    notes.push(format!("--time-limit {limit} s overrides the checkpoint's {was}"));
+                }
+            }
+            base.time_limit = Some(limit);
+        }
     }
 }
 
@@ -386,14 +443,24 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
                     t.step()
                 )));
             }
+            if let (Some(limit), true) = (t.config.time_limit, t.out_of_time() && t.step() < t.config.steps) {
+                return Err(Error::Config(format!(
+                    "--time-limit {limit}: the run in {} has already trained {:.1} s (stopped at step {} of {}); \
+                     give a larger --time-limit to continue it",
+                    path.display(),
+                    t.train_seconds,
+                    t.step(),
+                    t.config.steps
+                )));
+            }
             t
         }
         None => {
-            let config = args.model_config();
+            let config = args.model_config()?;
             let path = args.corpus.clone().unwrap_or_else(data::default_corpus_path);
             let corpus = Corpus::new(&data::read_text(&path)?, &path, !args.strict_vocab, None)?;
             config.validate(corpus.vocab.len()).map_err(flag_error)?;
-            let mut tc = TrainConfig { seed, ..TrainConfig::for_model(&config) };
+            let mut tc = TrainConfig { seed, ..args.base_training(&config) };
             args.apply(&mut tc, None);
             tc.validate(&config, corpus.vocab.len()).map_err(flag_error)?;
             let model = CharLm::new(corpus.vocab.clone(), config, seed)?;
@@ -444,7 +511,17 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
     }
 
     let val = trainer.model.evaluate(&corpus.val, None);
-    let tokens = trainer.config.steps * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
+    let tokens = trainer.step() * (trainer.config.batch_size * trainer.model.config.targets_per_window()) as u64;
+    if let (Some(limit), true) =
+        (trainer.config.time_limit, trainer.out_of_time() && trainer.step() < trainer.config.steps)
+    {
+        say!(
+            "stopped by --time-limit {limit} s after step {} of {} ({:.1} s of training steps; validations and saves are off the clock)",
+            trainer.step(),
+            trainer.config.steps,
+            trainer.train_seconds
+        );
+    }
     say!(
         "{kind}: validation {val:.4} nats/char ({:.4} bits/char) over every full-length window; \
          {} steps, {:.1} s of training, {:.0} training tokens/s",
@@ -579,13 +656,16 @@ pub fn demo(seed: u64, out: &Path) -> Result<(), Error> {
         context: MlpConfig::default().context as u64,
         hidden: MlpConfig::default().hidden as u64,
         n_embd: Some(64),
-        block: 32,
-        n_head: 4,
-        n_layer: 2,
-        dropout: 0.0,
+        block: Some(32),
+        n_head: Some(4),
+        n_layer: Some(2),
+        dropout: Some(0.0),
         sample_len: 0,
         bucket_kib: 512,
         log_every: 0,
+        accumulate: None,
+        time_limit: None,
+        preset: None,
     };
     train(&common(Kind::Bigram, 400), seed, out, None)?;
     let args = TrainArgs { batch_size: Some(16), sample_len: 200, ..common(Kind::Gpt, 200) };

@@ -10,7 +10,8 @@
 //! | [`gpt`] | the decoder-only transformer (`pente bench`'s `char-gpt` is its small configuration) |
 //! | [`kv_cache`] | GPT generation that costs one position per character |
 //! | [`model`] | [`CharLm`]: any of the three, its losses, logits and checkpoint |
-//! | [`train`] | AdamW, schedule, periodic validation, exact resume |
+//! | [`train`] | AdamW, schedule, periodic validation, exact resume, accumulation, time limit |
+//! | [`preset`] | `--preset best`: the GPT and recipe for 20 minutes of training |
 //! | [`sample`] | temperature, top-k, seeded, streamed generation |
 //! | [`next`] | the next character's probabilities and the most likely next words (beam search) |
 //! | [`figures`] | loss curves and attention weights (SVG) |
@@ -32,6 +33,7 @@ pub mod model;
 pub mod next;
 #[cfg(feature = "cli")]
 pub mod next_cli;
+pub mod preset;
 pub mod sample;
 pub mod train;
 pub mod vocab;

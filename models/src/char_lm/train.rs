@@ -29,7 +29,10 @@ use std::time::Instant;
 use autograd::precision::Precision;
 use autograd::Tape;
 use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
-use nn::{clip_grad_norm, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer};
+use nn::{
+    clip_grad_norm, Accumulate, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer,
+    ParamGrads,
+};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +84,28 @@ pub struct TrainConfig {
     /// f32). Absent from older checkpoints, which read it as f32.
     #[serde(default, with = "crate::precision::by_name")]
     pub precision: Precision,
+    /// Micro-batches per optimizer step ([`nn::Accumulate`]): each step's `batch_size` windows
+    /// are cut into this many micro-batches of `batch_size / accumulate` windows (it must
+    /// divide), each recorded and back-propagated on its own (and sharded, with
+    /// [`TrainConfig::shards`] shards), and their gradients are averaged before the one update.
+    /// The step's windows are those of the whole batch, so the update is the whole batch's up
+    /// to the rounding of the sums' order; the peak memory is a micro-batch's. Dropout masks
+    /// depend on it, so the checkpoint keeps it; older checkpoints read it as 1.
+    #[serde(default = "one")]
+    pub accumulate: usize,
+    /// Stop at the first step boundary once the run's training seconds
+    /// ([`Trainer::train_seconds`]: the steps alone, over every process that trained the run)
+    /// reach this many (`None`: no limit). Only the steps are on the clock: drawing and
+    /// gathering the batch, forward, backward, clipping and the update; validation, saving and
+    /// reporting are not. The schedule is still the one of `steps`: choose `steps` to fit the
+    /// budget, the limit is a guard. Kept in the checkpoint; older checkpoints have none.
+    #[serde(default)]
+    pub time_limit: Option<f64>,
+}
+
+/// The default of [`TrainConfig::accumulate`] in checkpoints that lack it.
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -101,6 +126,8 @@ impl TrainConfig {
             save_every: 0,
             checkpoint_blocks: false,
             precision: Precision::F32,
+            accumulate: 1,
+            time_limit: None,
         };
         let c = match config {
             ModelConfig::Bigram(_) => TrainConfig {
@@ -152,14 +179,35 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Invalid::new("batch_size", "= 0 must be at least 1"));
         }
-        if self.shards > self.batch_size {
+        Invalid::in_range("accumulate", self.accumulate as u128, self.batch_size as u128)?;
+        if !self.batch_size.is_multiple_of(self.accumulate) {
+            return Err(Invalid::new(
+                "accumulate",
+                format!(
+                    "= {} does not divide --batch-size {}: each step's batch is cut into micro-batches of equal size",
+                    self.accumulate, self.batch_size
+                ),
+            ));
+        }
+        let micro = self.micro_batch_size();
+        if self.shards > micro {
             return Err(Invalid::new(
                 "shards",
                 format!(
-                    "= {}: {} shards for a batch of {} windows: at most one per window",
-                    self.shards, self.shards, self.batch_size
+                    "= {}: {} shards for a {} of {micro} windows: at most one per window",
+                    self.shards,
+                    self.shards,
+                    if self.accumulate > 1 { "micro-batch" } else { "batch" }
                 ),
             ));
+        }
+        if let Some(t) = self.time_limit {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(Invalid::new(
+                    "time_limit",
+                    format!("= {t} must be a finite number of seconds, at least 0"),
+                ));
+            }
         }
         for (field, v) in [
             ("learning_rate", self.learning_rate),
@@ -171,8 +219,14 @@ impl TrainConfig {
                 return Err(Invalid::new(field, format!("= {v} must be finite and positive")));
             }
         }
-        let activations = step_bytes(model, vocab, self.batch_size);
+        // One micro-batch is recorded at a time: it is what bounds the memory.
+        let activations = step_bytes(model, vocab, micro);
         limits::fits_in_memory("batch_size", self.batch_size as u128, "one step's activations", activations)
+    }
+
+    /// Windows per micro-batch: `batch_size / accumulate`.
+    pub fn micro_batch_size(&self) -> usize {
+        self.batch_size / self.accumulate.max(1)
     }
 
     /// The learning-rate schedule.
@@ -297,11 +351,11 @@ impl Trainer {
         if !matches!(model.config, ModelConfig::Gpt(_)) {
             config.shards = 1;
         } else if config.shards == 0 {
-            config.shards = DataParallel::per_thread_count(config.batch_size);
+            config.shards = DataParallel::per_thread_count(config.micro_batch_size());
         }
-        // More shards than windows, or than MAX_SHARDS, is refused by `run` (no threads started
-        // for it here).
-        let runs = config.shards > 1 && config.shards <= config.batch_size.min(MAX_SHARDS);
+        // More shards than windows (of a micro-batch), or than MAX_SHARDS, is refused by `run`
+        // (no threads started for it here).
+        let runs = config.shards > 1 && config.shards <= config.micro_batch_size().min(MAX_SHARDS);
         let shards = runs.then(|| DataParallel::new(config.shards));
         if let Net::Gpt(gpt) = &mut model.net {
             gpt.checkpoint_blocks = config.checkpoint_blocks;
@@ -349,10 +403,11 @@ impl Trainer {
                 self.model.config.kind()
             )));
         }
-        if world > self.config.batch_size.min(MAX_SHARDS) {
+        if world > self.config.micro_batch_size().min(MAX_SHARDS) {
             return Err(Error::Config(format!(
-                "{world} processes for a batch of {} windows: at most one process per window, and at most {MAX_SHARDS}",
-                self.config.batch_size
+                "{world} processes for a {} of {} windows: at most one process per window, and at most {MAX_SHARDS}",
+                if self.config.accumulate > 1 { "micro-batch" } else { "batch" },
+                self.config.micro_batch_size()
             )));
         }
         self.config.shards = world;
@@ -441,47 +496,7 @@ impl Trainer {
     /// One optimizer step on step `self.step()`'s batch; returns its training cross-entropy.
     pub fn train_step(&mut self, train: &[usize]) -> f64 {
         let c = self.config;
-        let step = self.step();
-        let window = self.model.config.window();
-        let starts = batch_starts(train.len(), window, c.batch_size, c.seed, step);
-        let windows = gather_windows(train, &starts, window);
-        let (ce, mut grads) = if let Some(ddp) = &mut self.ddp {
-            // One shard per rank, seeded as DataParallel seeds it: W ranks compute what W
-            // shards in one process do, bit for bit.
-            let (rank, world) = (ddp.comm().rank(), ddp.comm().world_size());
-            let rows = c.batch_size * rank / world..c.batch_size * (rank + 1) / world;
-            let weight = rows.len() as f64 / c.batch_size as f64;
-            let seed = step_rng(c.seed, step, 2).next_u64().wrapping_add((rank as u64) << 32);
-            let model = &self.model;
-            let (ce, grads) = ddp.value_and_grad(&model.store, seed, |p| {
-                p.tape().mixed_precision(c.precision);
-                model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
-            });
-            (f64::from(ce), grads)
-        } else if let Some(shards) = &self.shards {
-            // The GPT's objective is its mean cross-entropy: each shard's windows, weighted by
-            // their share of the batch. Each shard's dropout is seeded from the step's seed.
-            let model = &self.model;
-            let seed = step_rng(c.seed, step, 2).next_u64();
-            let (ce, grads) = shards.value_and_grad(&model.store, seed, |p, shard| {
-                let (rows, weight) = shards.split(c.batch_size, shard);
-                p.tape().mixed_precision(c.precision);
-                model.loss(p, &windows[rows.start * window..rows.end * window], train.len()).0 * weight
-            });
-            (f64::from(ce), grads)
-        } else {
-            self.tape.reset();
-            self.tape.with_rng(|r| *r = step_rng(c.seed, step, 2));
-            self.tape.mixed_precision(c.precision);
-            let out = {
-                let p = self.model.store.bind(&self.tape);
-                let (objective, ce) = self.model.loss(&p, &windows, train.len());
-                let ce = f64::from(ce.item());
-                (ce, p.backward(objective))
-            };
-            self.tape.reset(); // drop the tape's references to the parameters: the update is in place
-            out
-        };
+        let (ce, mut grads) = self.step_gradient(train);
         if c.grad_clip > 0.0 {
             clip_grad_norm(&mut grads, c.grad_clip);
         }
@@ -490,9 +505,92 @@ impl Trainer {
         ce
     }
 
+    /// The mean training cross-entropy of step `self.step()`'s batch and the gradient of its
+    /// objective: the mean over [`TrainConfig::accumulate`] micro-batches ([`nn::Accumulate`]),
+    /// each the consecutive `batch_size / accumulate` windows of the batch in order.
+    fn step_gradient(&mut self, train: &[usize]) -> (f64, ParamGrads<f32>) {
+        let c = self.config;
+        let step = self.step();
+        let window = self.model.config.window();
+        let starts = batch_starts(train.len(), window, c.batch_size, c.seed, step);
+        let windows = gather_windows(train, &starts, window);
+        let k = c.accumulate.max(1);
+        let mut acc = Accumulate::new(k);
+        let mut ce_sum = 0.0;
+        for (j, part) in windows.chunks(c.micro_batch_size() * window).enumerate() {
+            let (ce, grads) = self.micro_batch_gradient(train.len(), part, step, j);
+            ce_sum += ce;
+            if let Some(mean) = acc.add(&grads) {
+                return (ce_sum / k as f64, mean);
+            }
+        }
+        unreachable!("the batch is cut into accumulate = {k} micro-batches (validated)")
+    }
+
+    /// Micro-batch `j`'s mean cross-entropy and the gradient of its objective; `windows` holds
+    /// its windows, concatenated. Its dropout is seeded from `(seed, step, j)`, as micro-batch
+    /// 0's (the whole batch's, without accumulation) always was.
+    fn micro_batch_gradient(
+        &mut self,
+        train_len: usize,
+        windows: &[usize],
+        step: u64,
+        j: usize,
+    ) -> (f64, ParamGrads<f32>) {
+        let c = self.config;
+        let window = self.model.config.window();
+        let micro = windows.len() / window;
+        let stream = 2 + ((j as u64) << 32);
+        if let Some(ddp) = &mut self.ddp {
+            // One shard per rank, seeded as DataParallel seeds it: W ranks compute what W
+            // shards in one process do, bit for bit.
+            let (rank, world) = (ddp.comm().rank(), ddp.comm().world_size());
+            let rows = micro * rank / world..micro * (rank + 1) / world;
+            let weight = rows.len() as f64 / micro as f64;
+            let seed = step_rng(c.seed, step, stream).next_u64().wrapping_add((rank as u64) << 32);
+            let model = &self.model;
+            let (ce, grads) = ddp.value_and_grad(&model.store, seed, |p| {
+                p.tape().mixed_precision(c.precision);
+                model.loss(p, &windows[rows.start * window..rows.end * window], train_len).0 * weight
+            });
+            (f64::from(ce), grads)
+        } else if let Some(shards) = &self.shards {
+            // The GPT's objective is its mean cross-entropy: each shard's windows, weighted by
+            // their share of the micro-batch. Each shard's dropout is seeded from the step's seed.
+            let model = &self.model;
+            let seed = step_rng(c.seed, step, stream).next_u64();
+            let (ce, grads) = shards.value_and_grad(&model.store, seed, |p, shard| {
+                let (rows, weight) = shards.split(micro, shard);
+                p.tape().mixed_precision(c.precision);
+                model.loss(p, &windows[rows.start * window..rows.end * window], train_len).0 * weight
+            });
+            (f64::from(ce), grads)
+        } else {
+            self.tape.reset();
+            self.tape.with_rng(|r| *r = step_rng(c.seed, step, stream));
+            self.tape.mixed_precision(c.precision);
+            let out = {
+                let p = self.model.store.bind(&self.tape);
+                let (objective, ce) = self.model.loss(&p, windows, train_len);
+                let ce = f64::from(ce.item());
+                (ce, p.backward(objective))
+            };
+            self.tape.reset(); // drop the tape's references to the parameters: the update is in place
+            out
+        }
+    }
+
+    /// Whether the run's training seconds have reached its [`TrainConfig::time_limit`].
+    pub fn out_of_time(&self) -> bool {
+        self.config.time_limit.is_some_and(|limit| self.train_seconds >= limit)
+    }
+
     /// Trains until step `until` (default: the configured total), validating every
     /// `eval_every` steps and at the end, and saving to [`Trainer::save`] every so often and at
-    /// the end. Reports progress to `observe`.
+    /// the end. With a [`TrainConfig::time_limit`], the run also ends after the first step that
+    /// brings [`Trainer::train_seconds`] to it (a limit of 0 takes exactly one step): that
+    /// step is validated and saved as the last one of the run is. Reports progress to
+    /// `observe`.
     ///
     /// # Errors
     /// [`Error::Config`] for an invalid configuration or a training text shorter than one
@@ -536,8 +634,12 @@ impl Trainer {
             let step = self.step();
             let tokens_per_second = tokens_per_step * steps_this_process as f64 / step_seconds.max(1e-9);
             observe(Event::Step { step, loss, tokens_per_second });
-            if step.is_multiple_of(self.config.eval_every) || step == self.config.steps {
+            let out_of_time = self.out_of_time();
+            if step.is_multiple_of(self.config.eval_every) || step == self.config.steps || out_of_time {
                 self.validate(corpus, observe);
+            }
+            if out_of_time {
+                break; // saved below, as at the end of the run
             }
             if let Some(path) = &self.save {
                 let every = self.config.save_every;
@@ -761,6 +863,167 @@ mod tests {
         }
         assert_eq!(resumed.history, whole.history);
         assert_eq!(resumed.opt.state(&resumed.model.store), whole.opt.state(&whole.model.store));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A GPT without dropout and a trainer of `accumulate` micro-batches over a batch of 8
+    /// windows, on one tape.
+    fn accumulating(corpus: &Corpus, accumulate: usize, precision: Precision) -> Trainer {
+        let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 2, dropout: 0.0 });
+        let tc = TrainConfig {
+            steps: 10,
+            batch_size: 8,
+            warmup_steps: 0,
+            shards: 1,
+            accumulate,
+            precision,
+            ..TrainConfig::for_model(&config)
+        };
+        Trainer::new(CharLm::new(corpus.vocab.clone(), config, 3).expect("valid"), tc)
+    }
+
+    /// Two micro-batches of 4 windows give the gradient and, after 3 steps, the weights of the
+    /// batch of 8 on one tape. The same windows are summed in another order (two means of 4,
+    /// halved, against one mean of 8), so the values agree to f32 rounding: a gradient entry
+    /// is a sum of 8·8 = 64 position terms and differs by a few ulps of the largest of them
+    /// (measured: 1.6e-7 of the largest entry; the bound is 1e-5 of it). Adam's update divides
+    /// m̂ by √v̂, both moved by the same relative rounding, so a weight's step of at most about
+    /// lr = 2e-3 moves by a few 1e-7 more or less, and after 3 steps the weights agree to
+    /// 1e-5 (measured: 7.3e-7; a weight whose gradient is rounding noise around 0 could move
+    /// by up to 2·lr, and none does here). Summing the micro-batches' gradients without
+    /// dividing by K fails the gradient check (seen).
+    #[test]
+    fn two_micro_batches_of_four_match_one_batch_of_eight() {
+        let corpus = tiny_corpus();
+        let (mut whole, mut halves) =
+            (accumulating(&corpus, 1, Precision::F32), accumulating(&corpus, 2, Precision::F32));
+        let (ce1, g1) = whole.step_gradient(&corpus.train);
+        let (ce2, g2) = halves.step_gradient(&corpus.train);
+        assert!((ce1 - ce2).abs() < 1e-6, "losses {ce1} and {ce2}");
+        let largest = g1.iter().flat_map(|(_, g)| g.data().to_vec()).fold(0f32, |m, x| m.max(x.abs()));
+        assert!(largest > 1e-3, "a gradient worth comparing: largest entry {largest}");
+        let mut compared = 0;
+        for (id, a) in g1.iter() {
+            let b = g2.get(id).expect("every parameter has a gradient");
+            for (x, y) in a.data().iter().zip(b.data()) {
+                assert!((x - y).abs() <= 1e-5 * largest, "{}: {x} against {y}", whole.model.store.name(id));
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, whole.model.store.num_params());
+        for _ in 0..3 {
+            whole.train_step(&corpus.train);
+            halves.train_step(&corpus.train);
+        }
+        let initial = accumulating(&corpus, 1, Precision::F32);
+        let mut moved = 0;
+        for (((_, name, a), (_, _, b)), (_, _, w0)) in
+            whole.model.store.iter().zip(halves.model.store.iter()).zip(initial.model.store.iter())
+        {
+            for ((x, y), z) in a.data().iter().zip(b.data()).zip(w0.data()) {
+                assert!((x - y).abs() <= 1e-5, "{name}: {x} against {y} after 3 steps");
+                moved += usize::from((x - z).abs() > 1e-3);
+            }
+        }
+        assert!(moved > 1000, "3 steps moved {moved} weights by more than 1e-3");
+    }
+
+    #[test]
+    fn accumulation_that_does_not_divide_the_batch_is_refused() {
+        let corpus = tiny_corpus();
+        let mut t = accumulating(&corpus, 3, Precision::F32);
+        match t.run(&corpus, None, &mut |_| {}) {
+            Err(Error::Config(msg)) => {
+                assert!(msg.contains("accumulate = 3 does not divide --batch-size 8"), "{msg}")
+            }
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+        assert_eq!(t.step(), 0, "nothing was trained");
+        let mut sharded = accumulating(&corpus, 4, Precision::F32);
+        sharded.config.shards = 3;
+        let e = sharded.config.validate(&sharded.model.config, corpus.vocab.len()).unwrap_err().to_string();
+        assert!(e.contains("3 shards for a micro-batch of 2 windows"), "{e}");
+    }
+
+    /// Accumulating over sharded micro-batches with dropout, in bf16 products: stopped after
+    /// step 4 and resumed, the run ends on the bits of the uninterrupted one.
+    #[test]
+    fn an_interrupted_accumulating_run_resumes_to_the_same_bits() {
+        let corpus = tiny_corpus();
+        let config = ModelConfig::Gpt(GptConfig { block_size: 8, n_embd: 16, n_head: 2, n_layer: 1, dropout: 0.1 });
+        let tc = TrainConfig {
+            steps: 8,
+            batch_size: 8,
+            eval_every: 4,
+            warmup_steps: 2,
+            shards: 2,
+            accumulate: 2,
+            precision: Precision::Bf16,
+            ..TrainConfig::for_model(&config)
+        };
+        let fresh = || Trainer::new(CharLm::new(corpus.vocab.clone(), config, 7).expect("valid"), tc);
+        let mut whole = fresh();
+        whole.run(&corpus, None, &mut |_| {}).expect("trains");
+
+        let dir = tempfile_dir();
+        let path = dir.join("run.ckpt");
+        let mut first = fresh();
+        first.save = Some(path.clone());
+        first.run(&corpus, Some(4), &mut |_| {}).expect("trains");
+        drop(first);
+        let mut resumed = Trainer::resume(&path).expect("just saved");
+        assert_eq!((resumed.step(), resumed.config.accumulate, resumed.config.shards), (4, 2, 2));
+        resumed.run(&corpus, None, &mut |_| {}).expect("trains");
+        for ((_, name, a), (_, _, b)) in whole.model.store.iter().zip(resumed.model.store.iter()) {
+            let bits = |t: &autograd::Tensor<f32>| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "{name} differs after resuming");
+        }
+        assert_eq!(resumed.history, whole.history);
+        // Dropout draws differ per micro-batch: the run is not the one without accumulation.
+        let mut unaccumulated = Trainer::new(
+            CharLm::new(corpus.vocab.clone(), config, 7).expect("valid"),
+            TrainConfig { accumulate: 1, ..tc },
+        );
+        unaccumulated.run(&corpus, None, &mut |_| {}).expect("trains");
+        assert_ne!(unaccumulated.history, whole.history);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_training_configuration_without_accumulate_or_time_limit_reads_one_and_none() {
+        let config = ModelConfig::Gpt(GptConfig::default());
+        let set = TrainConfig { accumulate: 4, time_limit: Some(60.0), ..TrainConfig::for_model(&config) };
+        let json = crate::config::to_json(&set);
+        let old = json.replace(",\"accumulate\":4", "").replace(",\"time_limit\":60.0", "");
+        assert!(!old.contains("accumulate") && !old.contains("time_limit"), "{old}");
+        let back: TrainConfig = serde_json::from_str(&old).expect("an older configuration parses");
+        assert_eq!(back, TrainConfig { accumulate: 1, time_limit: None, ..set });
+    }
+
+    /// A time limit of 0 s is reached by the first step, whatever the machine's speed: the run
+    /// takes that one step, validates it and saves it as the end of the run.
+    #[test]
+    fn a_time_limit_of_zero_takes_one_step_then_validates_and_saves() {
+        let corpus = tiny_corpus();
+        let mut t = accumulating(&corpus, 2, Precision::F32);
+        t.config.time_limit = Some(0.0);
+        let dir = tempfile_dir();
+        let path = dir.join("run.ckpt");
+        t.save = Some(path.clone());
+        let mut events = Vec::new();
+        t.run(&corpus, None, &mut |e| events.push(e)).expect("trains");
+        assert_eq!(t.step(), 1);
+        assert!(t.out_of_time());
+        assert!(matches!(events[1], Event::Validation { step: 1, .. }), "{events:?}");
+        assert!(matches!(events[2], Event::Saved { step: 1 }), "{events:?}");
+        assert_eq!(events.len(), 3, "{events:?}");
+        let resumed = Trainer::resume(&path).expect("saved");
+        assert_eq!((resumed.step(), resumed.config.time_limit), (1, Some(0.0)));
+        assert_eq!(resumed.history.val.len(), 1);
+        let mut bad = accumulating(&corpus, 1, Precision::F32);
+        bad.config.time_limit = Some(f64::NAN);
+        let e = bad.config.validate(&bad.model.config, corpus.vocab.len()).unwrap_err().to_string();
+        assert!(e.starts_with("time_limit = NaN must be"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -150,6 +150,10 @@ pub fn char_lm_run(meta: &Meta) -> Result<RunRecord, String> {
         checkpoint_blocks: false,
         // Checkpoints from before mixed precision trained in f32.
         precision: autograd::precision::Precision::F32,
+        // Checkpoints from before gradient accumulation took one micro-batch per step, and
+        // had no time limit.
+        accumulate: 1,
+        time_limit: None,
     };
     let points =
         |key: &str| points(meta.get(key).map_or("", String::as_str)).ok_or_else(|| format!("unreadable `{key}`"));

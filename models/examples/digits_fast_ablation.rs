@@ -14,8 +14,11 @@
 use indicatif::ProgressBar;
 use models::digits::{evaluate, train, Arch, DigitsConfig, DigitsModel, Mnist};
 
-/// The variants: a name, what it changes, and the change.
-const VARIANTS: &[(&str, &str, fn(&mut DigitsConfig))] = &[
+/// A variant: its name, what it changes, and the change.
+type Variant = (&'static str, &'static str, fn(&mut DigitsConfig));
+
+/// The variants.
+const VARIANTS: &[Variant] = &[
     ("recipe", "the fast preset as shipped", |_| {}),
     ("no-batch-norm", "no batch norm (convolutions with biases)", |c| c.batch_norm = false),
     ("constant-lr", "constant rate at the peak, no one-cycle", |c| {

@@ -78,7 +78,7 @@ pub enum DigitsCommand {
 }
 
 /// Configuration fields whose flag is not `--` and the field's name with `-` for `_`.
-const FLAGS: &[(&str, &str)] = &[("learning_rate", "--lr"), ("data_dir", "--data")];
+const FLAGS: &[(&str, &str)] = &[("learning_rate", "--lr"), ("data_dir", "--data"), ("arch", "--model")];
 
 /// `pente digits train`.
 #[derive(Args, Debug)]

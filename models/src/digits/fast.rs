@@ -17,7 +17,7 @@
 //! let tape = Tape::new();
 //! let p = store.bind(&tape);
 //! let logits = net.forward(&p, tape.constant(autograd::Tensor::zeros(&[2, 784])));
-//! assert_eq!(logits.shape(), &[2, 10]);
+//! assert_eq!(logits.value().shape(), &[2, 10]);
 //! ```
 
 use autograd::Var;

@@ -20,7 +20,7 @@ Fast preset (`--preset fast --model cnn`, as `DigitsConfig::fast`): [conv 3×3 (
   decay) with OneCycleLR peaking at --lr over the run's steps, PyTorch's defaults otherwise
   except cycle_momentum=False (pente's one-cycle schedule moves the rate only); all 60,000
   images in batches of --batch reshuffled each epoch, pixels in [0, 1], no augmentation;
-  --epochs (the schedule's length). The ablations: --no-batch-norm (convolutions with biases,
+  --epochs (the schedule's length, 1). The ablations: --no-batch-norm (convolutions with biases,
   no batch norm), --constant-lr (Adam at --lr throughout), --width, --batch, --lr.
 
 Clock: the training steps only (augmentation, forward, loss, backward, update). The test
@@ -62,7 +62,7 @@ def build(kind):
     return net, (1, 28, 28), 15, 3e-3
 
 
-FAST = {"epochs": 2, "batch": 128, "lr": 1e-2, "width": 16, "eval_every": 50}
+FAST = {"epochs": 1, "batch": 128, "lr": 1e-2, "width": 16, "eval_every": 50}
 
 
 def build_fast(width, batch_norm):
@@ -101,7 +101,7 @@ def main():
     p.add_argument("--no-batch-norm", action="store_true", help="fast preset: no batch norm (ablation)")
     p.add_argument("--constant-lr", action="store_true", help="fast preset: no one-cycle (ablation)")
     p.add_argument("--data", default="data/mnist")
-    p.add_argument("--epochs", type=int, default=None, help="[40 mlp, 15 cnn]")
+    p.add_argument("--epochs", type=int, default=None, help="[40 mlp, 15 cnn; fast preset 1]")
     p.add_argument("--eval-every", type=int, default=None, help="[100; fast preset 50]")
     p.add_argument("--target", type=float, default=None, help="[0.988 mlp, 0.995 cnn]")
     p.add_argument("--stop-at-target", action="store_true")

@@ -93,6 +93,9 @@ pub fn digits(meta: &Meta) -> Result<digits::Saved, String> {
         precision: d.precision,
         rotate: d.rotate,
         preset: d.preset,
+        one_cycle: d.one_cycle,
+        batch_norm: d.batch_norm,
+        width: d.width,
     };
     let norm = Normalization { mean: required(meta, "norm_mean")?, std: required(meta, "norm_std")? };
     Ok(digits::Saved { config, norm })

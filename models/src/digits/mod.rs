@@ -3,7 +3,8 @@
 //!
 //! One concern per file: [`idx`] reads the IDX files without trusting them, [`data`] holds the
 //! images in memory with the validation split and batches, [`augment`] rotates and moves
-//! training images, [`model`] builds the two networks and saves them with their configuration,
+//! training images, [`model`] builds the networks and saves them with their configuration
+//! ([`fast`]: the fast preset's small CNN),
 //! [`train`] trains and evaluates (on one tape, in shards, or across processes: [`parallel`]),
 //! [`image`] turns a user's PNG into an MNIST-like input, and [`figures`] draws the training
 //! curves, the confusion matrix, misclassified digits and the first layer's weights.
@@ -26,6 +27,7 @@ pub mod augment;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
+pub mod fast;
 pub mod figures;
 pub mod idx;
 pub mod image;

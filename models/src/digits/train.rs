@@ -13,7 +13,7 @@ use std::time::Instant;
 use autograd::{Rng, SeedableRng, Tape};
 use indicatif::ProgressBar;
 use nn::data::Batcher;
-use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, Optimizer};
+use nn::{loss, Adam, AdamConfig, AdamW, Checkpoint, Decay, LrSchedule, OneCycleLr, Optimizer};
 
 use super::augment::{self, Augment};
 use super::data::{batch, Digits, Mnist, Normalization, CLASSES};
@@ -153,6 +153,17 @@ pub fn train_on(
         warmup_steps: 0,
         decay: if c.cosine { Decay::Cosine { total_steps, min_lr: 0.01 * c.learning_rate } } else { Decay::Constant },
     };
+    let one_cycle = if c.one_cycle {
+        // OneCycleLr needs steps in both phases: 0.3 of the run must exceed one step.
+        if total_steps < 4 {
+            return Err(Error::Config(format!(
+                "one_cycle: a one-cycle schedule needs at least 4 steps, this run has {total_steps}"
+            )));
+        }
+        Some(OneCycleLr::new(c.learning_rate, total_steps))
+    } else {
+        None
+    };
     let adam = AdamConfig { lr: c.learning_rate, weight_decay: c.weight_decay, ..Default::default() };
     let mut opt: Box<dyn Optimizer<f32>> =
         if c.weight_decay > 0.0 { Box::new(AdamW::new(adam)) } else { Box::new(Adam::new(adam)) };
@@ -198,7 +209,10 @@ pub fn train_on(
             tape.reset(); // drop the tape's references to the weights: Adam updates them in place
                           // A diverged run stops here, before its update makes the weights NaN.
             nn::check_loss(model.history.steps + 1, f64::from(l))?;
-            schedule.apply(opt.as_mut());
+            match &one_cycle {
+                Some(cycle) => cycle.apply(opt.as_mut()),
+                None => schedule.apply(opt.as_mut()),
+            };
             opt.step(&mut model.store, &grads);
             model.history.steps += 1;
             train_s += t0.elapsed().as_secs_f64();
@@ -321,6 +335,34 @@ mod tests {
         assert_eq!((h.epochs.len(), h.steps), (3, 27));
         assert!(h.epochs[2].train_loss < h.epochs[0].train_loss, "{h:?}");
         assert!(evaluate(&model, &data.test).accuracy > 0.9);
+    }
+
+    #[test]
+    fn one_cycle_schedule_sets_each_steps_rate_and_needs_four_steps() {
+        let data = mnist();
+        let config = DigitsConfig { one_cycle: true, learning_rate: 0.01, ..config(Arch::Mlp, 2) };
+        let mut model = DigitsModel::new(&config).expect("valid");
+        let mut rates = Vec::new();
+        train(&mut model, &data, None, &ProgressBar::hidden(), &mut |_, opt, _| {
+            rates.push(opt.lr());
+            Ok(())
+        })
+        .expect("trains");
+        // 260 training images in batches of 32: 9 steps an epoch, 18 in all.
+        let cycle = OneCycleLr::new(0.01, 18);
+        assert_eq!(rates, [cycle.lr(8), cycle.lr(17)]);
+        assert!(model.history.epochs[1].train_loss < model.history.epochs[0].train_loss);
+
+        let short = DigitsConfig { max_steps: 3, ..config };
+        let err = train(
+            &mut DigitsModel::new(&short).expect("valid"),
+            &data,
+            None,
+            &ProgressBar::hidden(),
+            &mut |_, _, _| Ok(()),
+        )
+        .expect_err("three steps leave the one-cycle schedule a phase without steps");
+        assert!(err.to_string().contains("at least 4 steps, this run has 3"), "{err}");
     }
 
     #[test]

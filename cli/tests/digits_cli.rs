@@ -110,3 +110,31 @@ fn damaged_inputs_are_one_line_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With a preset, `--eval-every 0` turns the test-accuracy probe off (the fast preset probes
+/// every 50 steps by default) and `--precision` is kept, not replaced by the preset's f32.
+#[test]
+fn a_preset_keeps_the_probe_and_precision_flags_given() {
+    let out = temp_dir("preset-flags");
+    let run = |name: &str, extra: &[&str]| {
+        let ckpt = out.join(name);
+        let mut args = vec!["--out", s(&out), "digits", "train", "--preset", "fast", "--max-steps", "8"];
+        args.extend_from_slice(&["--target", "0.05", "--no-figures", "--data", s(&mnist_dir()), "--save", s(&ckpt)]);
+        args.extend_from_slice(extra);
+        let o = pente(&args);
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stdout}{stderr}");
+        let saved = nn::Checkpoint::load(&ckpt).expect("the checkpoint loads");
+        let config = saved.metadata.values().find(|v| v.contains("\"precision\"")).cloned().unwrap_or_default();
+        (stdout, config)
+    };
+    let (probed, _) = run("probed.ckpt", &["--eval-every", "4"]);
+    assert!(probed.contains("\"first_hit\": {"), "a probe every 4 steps sees 5 %: {probed}");
+    let (quiet, config) = run("quiet.ckpt", &["--eval-every", "0", "--precision", "bf16"]);
+    assert!(quiet.contains("\"first_hit\": null"), "--eval-every 0 still probed: {quiet}");
+    assert!(
+        config.replace(' ', "").contains("\"precision\":\"bf16\""),
+        "the preset dropped --precision bf16: {config}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

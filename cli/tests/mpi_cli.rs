@@ -212,3 +212,17 @@ fn batch_norm_statistics_on_two_ranks_are_those_of_two_shards() {
     });
     assert!(moved, "a running mean is still its initial zeros");
 }
+
+/// `--time-limit` across ranks: every rank stops after the same step (rank 0's clock), so the
+/// run ends and saves instead of one rank waiting in the final save while another waits in
+/// the next step's all-reduce.
+#[test]
+fn a_time_limit_stops_every_rank_after_the_same_step() {
+    let dir = common::temp_dir("mpi-time-limit");
+    let ckpt = dir.join("limited.ckpt");
+    let app = args(&["--steps", "100000", "--time-limit", "3", "--save", ckpt.to_str().expect("UTF-8")], &dir);
+    let out = mpirun(&[app.clone(), app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let saved = Checkpoint::load(&ckpt).expect("rank 0 saved the run");
+    assert!(saved.step > 1 && saved.step < 100_000, "stopped at step {}", saved.step);
+}

@@ -194,7 +194,7 @@ pub struct TrainArgs {
     /// checkpoint [default: none, or the checkpoint's; --preset best: 1200].
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
-    /// `best`: the GPT and recipe chosen for the lowest validation loss after 20 minutes of
+    /// `best`: the GPT and recipe meant for the lowest validation loss within 20 minutes of
     /// training on two cores (see the guide's next-character chapter). Any flag given with it
     /// overrides the preset's value.
     #[arg(long, value_parser = ["best"], conflicts_with = "resume")]
@@ -500,13 +500,14 @@ fn train(args: &TrainArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communica
     if let Some(s) = trainer.ddp_stats().filter(|s| s.steps > 0) {
         let ms = |x: f64| 1e3 * x / s.steps as f64;
         say!(
-            "all-reduce: {:.2} ms per step, {:.0} % of it hidden behind backward ({:.2} ms per step; {:.1} buckets of {} KiB per step, {:.2} ms exposed)",
+            "all-reduce: {:.2} ms per micro-batch, {:.0} % of it hidden behind backward ({:.2} ms per micro-batch; {:.1} buckets of {} KiB per micro-batch, {:.2} ms exposed; {} micro-batch(es) per step)",
             ms(s.reduce_seconds),
             100.0 * s.overlap(),
             ms(s.backward_seconds),
             s.buckets as f64 / s.steps as f64,
             args.bucket_kib,
-            ms(s.exposed_seconds)
+            ms(s.exposed_seconds),
+            trainer.config.accumulate
         );
     }
 

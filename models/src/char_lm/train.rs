@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use autograd::precision::Precision;
 use autograd::Tape;
-use nn::comm::{Communicator, Ddp, DdpConfig, DdpStats};
+use nn::comm::{Buffer, Communicator, Ddp, DdpConfig, DdpStats};
 use nn::{
     clip_grad_norm, Accumulate, AdamConfig, AdamW, Checkpoint, DataParallel, Decay, DecayOn, LrSchedule, Optimizer,
     ParamGrads,
@@ -580,6 +580,18 @@ impl Trainer {
         }
     }
 
+    /// Under `mpirun` with a time limit, every rank takes rank 0's training seconds, so that
+    /// all of them stop after the same step: a rank whose own clock stopped it alone would wait
+    /// in the final save while the others waited in the next step's all-reduce. One broadcast
+    /// of one number a step, and none without a limit.
+    fn share_clock(&mut self) {
+        if let (Some(ddp), Some(_)) = (&self.ddp, self.config.time_limit) {
+            let mut seconds = vec![self.train_seconds];
+            ddp.comm().broadcast(Buffer::of(&mut seconds));
+            self.train_seconds = seconds[0];
+        }
+    }
+
     /// Whether the run's training seconds have reached its [`TrainConfig::time_limit`].
     pub fn out_of_time(&self) -> bool {
         self.config.time_limit.is_some_and(|limit| self.train_seconds >= limit)
@@ -629,6 +641,7 @@ impl Trainer {
             let dt = t0.elapsed().as_secs_f64();
             step_seconds += dt;
             self.train_seconds += dt;
+            self.share_clock();
             steps_this_process += 1;
             self.interval = (self.interval.0 + loss, self.interval.1 + 1);
             let step = self.step();

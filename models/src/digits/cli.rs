@@ -119,9 +119,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Measure test accuracy every N steps and report when --target is first met (off the
-    /// training clock), as the PyTorch reference does.
-    #[arg(long, default_value_t = DigitsConfig::default().eval_every as u32, value_name = "N")]
-    pub eval_every: u32,
+    /// training clock), as the PyTorch reference does; 0 never [default: 0, or the preset's:
+    /// 50 with --preset fast].
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<u32>,
     /// Test accuracy for --eval-every.
     #[arg(long, help = per_arch("Test accuracy for --eval-every", |c| c.target.to_string()))]
     pub target: Option<f64>,
@@ -225,9 +226,10 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                         epochs: t.epochs.map_or(defaults.epochs, |e| e as usize),
                         data_dir: t.data.clone(),
                         verify_sha256: !t.no_verify,
-                        eval_every: if t.eval_every > 0 { t.eval_every as usize } else { defaults.eval_every },
+                        eval_every: t.eval_every.map_or(defaults.eval_every, |n| n as usize),
                         target: t.target.unwrap_or(defaults.target),
                         max_steps: t.max_steps as usize,
+                        precision: t.precision,
                         ..defaults
                     };
                     config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;
@@ -247,7 +249,7 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                         normalize: t.normalize,
                         data_dir: t.data.clone(),
                         verify_sha256: !t.no_verify,
-                        eval_every: t.eval_every as usize,
+                        eval_every: t.eval_every.map_or(defaults.eval_every, |n| n as usize),
                         target: t.target.unwrap_or(defaults.target),
                         max_steps: t.max_steps as usize,
                         precision: t.precision,

@@ -116,10 +116,11 @@ fn damaged_inputs_are_one_line_errors() {
 #[test]
 fn a_preset_keeps_the_probe_and_precision_flags_given() {
     let out = temp_dir("preset-flags");
+    let data = mnist_dir();
     let run = |name: &str, extra: &[&str]| {
         let ckpt = out.join(name);
         let mut args = vec!["--out", s(&out), "digits", "train", "--preset", "fast", "--max-steps", "8"];
-        args.extend_from_slice(&["--target", "0.05", "--no-figures", "--data", s(&mnist_dir()), "--save", s(&ckpt)]);
+        args.extend_from_slice(&["--target", "0.05", "--no-figures", "--data", s(&data), "--save", s(&ckpt)]);
         args.extend_from_slice(extra);
         let o = pente(&args);
         let (stdout, stderr) = text(&o);

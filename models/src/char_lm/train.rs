@@ -859,14 +859,7 @@ mod tests {
         let mut whole = fresh();
         whole.run(&corpus, None, &mut |_| {}).expect("trains");
 
-        let dir = tempfile_dir();
-        let path = dir.join("run.ckpt");
-        let mut first = fresh();
-        first.save = Some(path.clone());
-        first.config.save_every = 5;
-        first.run(&corpus, Some(12), &mut |_| {}).expect("trains"); // "interrupted" after step 12
-        drop(first);
-        let mut resumed = Trainer::resume(&path).expect("just saved");
+        let mut resumed = interrupted(fresh(), &corpus, 12, 5);
         assert_eq!(resumed.step(), 12);
         resumed.run(&corpus, None, &mut |_| {}).expect("trains");
 
@@ -876,7 +869,20 @@ mod tests {
         }
         assert_eq!(resumed.history, whole.history);
         assert_eq!(resumed.opt.state(&resumed.model.store), whole.opt.state(&whole.model.store));
+    }
+
+    /// `trainer` run to step `stop`, saving every `save_every` steps and at the end (the run
+    /// "interrupted" there), and a trainer resumed from that checkpoint.
+    fn interrupted(mut trainer: Trainer, corpus: &Corpus, stop: u64, save_every: u64) -> Trainer {
+        let dir = tempfile_dir();
+        let path = dir.join("run.ckpt");
+        trainer.save = Some(path.clone());
+        trainer.config.save_every = save_every;
+        trainer.run(corpus, Some(stop), &mut |_| {}).expect("trains");
+        drop(trainer);
+        let resumed = Trainer::resume(&path).expect("just saved");
         let _ = std::fs::remove_dir_all(dir);
+        resumed
     }
 
     /// A GPT without dropout and a trainer of `accumulate` micro-batches over a batch of 8
@@ -978,13 +984,7 @@ mod tests {
         let mut whole = fresh();
         whole.run(&corpus, None, &mut |_| {}).expect("trains");
 
-        let dir = tempfile_dir();
-        let path = dir.join("run.ckpt");
-        let mut first = fresh();
-        first.save = Some(path.clone());
-        first.run(&corpus, Some(4), &mut |_| {}).expect("trains");
-        drop(first);
-        let mut resumed = Trainer::resume(&path).expect("just saved");
+        let mut resumed = interrupted(fresh(), &corpus, 4, tc.save_every);
         assert_eq!((resumed.step(), resumed.config.accumulate, resumed.config.shards), (4, 2, 2));
         resumed.run(&corpus, None, &mut |_| {}).expect("trains");
         for ((_, name, a), (_, _, b)) in whole.model.store.iter().zip(resumed.model.store.iter()) {
@@ -999,7 +999,6 @@ mod tests {
         );
         unaccumulated.run(&corpus, None, &mut |_| {}).expect("trains");
         assert_ne!(unaccumulated.history, whole.history);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

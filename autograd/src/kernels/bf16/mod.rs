@@ -8,7 +8,7 @@
 //! | CPU | [`Bf16Level`] | kernel |
 //! | --- | --- | --- |
 //! | AMX-BF16 tiles (Intel Xeon since Sapphire Rapids) | [`Bf16Level::Amx`] | the AVX512-BF16 kernel (see below) |
-//! | AVX512-BF16 (Intel Cooper Lake, AMD Zen 4 and later) | [`Bf16Level::Avx512Bf16`] | `avx512`: operands packed in bf16 pairs along k, a 14 × 32 register tile of `vdpbf16ps`, rayon over blocks of the output |
+//! | AVX512-BF16 (Intel Cooper Lake, AMD Zen 4 and later) | [`Bf16Level::Avx512Bf16`] | `avx512`: operands packed in bf16 pairs along k (the left one row by row when its rows are contiguous), a 14 × 32 register tile of `vdpbf16ps`, rayon over blocks of the output |
 //! | anything else, or `PENTE_BF16=off` | [`Bf16Level::None`] | portable: the operands rounded with [`round_bf16`], then the f32 `gemm` on the rounded copies |
 //!
 //! At every level the wrappers compute the same mathematical quantity; the levels differ only in

@@ -331,13 +331,14 @@ fn round_bf16_rounds_to_nearest_even_and_keeps_specials() {
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn the_packing_paths_round_like_round_bf16_and_pair_along_k() {
-    use super::avx512::{pack, pair, MR, NR};
+    use super::avx512::{convert_rows, pack, pair, MR, NR};
     if detected() == Bf16Level::None {
         eprintln!("skipped: this CPU has no AVX512-BF16");
         return;
     }
     // A 70 × 37 operand with every kind of value, packed through each of the three packing paths
-    // (contiguous rows, contiguous columns, general strides), against the scalar layout.
+    // (contiguous rows, contiguous columns, general strides) and converted row by row, against
+    // the scalar layouts.
     let specials =
         [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -1e-40, f32::MAX, 1.0 + 2f32.powi(-8), -0.0, 3.0e38];
     let (rows, k) = (70, 37);
@@ -360,9 +361,21 @@ fn the_packing_paths_round_like_round_bf16_and_pair_along_k() {
         let general = Operand { data: &spread, row_stride: 2 * k, col_stride: 2 };
         for (name, op) in [("rows", by_rows.operand()), ("columns", by_cols.operand()), ("general", general)] {
             for parallel in [false, true] {
-                assert_eq!(pack(op, rows, k, panel, parallel), want, "{name}, panel {panel}");
+                assert_eq!(pack(op, rows, k, panel, parallel).words(), want, "{name}, panel {panel}");
             }
         }
+    }
+    // Row by row, for the micro-kernel's `ROWS` layout: the same words, rows padded to MR.
+    let mut want = vec![0u32; rows.div_ceil(MR) * MR * kp];
+    for r in 0..rows {
+        for p in 0..kp {
+            let hi = if 2 * p + 1 < k { a[r * k + 2 * p + 1] } else { 0.0 };
+            want[r * kp + p] = pair(a[r * k + 2 * p], hi);
+        }
+    }
+    let by_rows = Stored::new(&a, rows, k, false, 3);
+    for parallel in [false, true] {
+        assert_eq!(convert_rows(by_rows.operand(), rows, k, parallel).words(), want, "by rows");
     }
     for (&x, &s) in a.iter().zip(&a[1..]) {
         let w = pair(x, s);

@@ -111,10 +111,11 @@ fn damaged_inputs_are_one_line_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// With a preset, `--eval-every 0` turns the test-accuracy probe off (the fast preset probes
-/// every 50 steps by default) and `--precision` is kept, not replaced by the preset's f32.
+/// Flags given with a preset override it: `--eval-every 0` turns the test-accuracy probe off
+/// (the fast preset probes every 50 steps by default), `--precision` is kept, not replaced by
+/// the preset's f32, and so are the tuning flags (`--batch-size`, `--lr`).
 #[test]
-fn a_preset_keeps_the_probe_and_precision_flags_given() {
+fn a_preset_keeps_the_flags_given() {
     let out = temp_dir("preset-flags");
     let data = mnist_dir();
     let run = |name: &str, extra: &[&str]| {
@@ -131,11 +132,18 @@ fn a_preset_keeps_the_probe_and_precision_flags_given() {
     };
     let (probed, _) = run("probed.ckpt", &["--eval-every", "4"]);
     assert!(probed.contains("\"first_hit\": {"), "a probe every 4 steps sees 5 %: {probed}");
-    let (quiet, config) = run("quiet.ckpt", &["--eval-every", "0", "--precision", "bf16"]);
+    let (quiet, config) =
+        run("quiet.ckpt", &["--eval-every", "0", "--precision", "bf16", "--batch-size", "64", "--lr", "0.005"]);
     assert!(quiet.contains("\"first_hit\": null"), "--eval-every 0 still probed: {quiet}");
-    assert!(
-        config.replace(' ', "").contains("\"precision\":\"bf16\""),
-        "the preset dropped --precision bf16: {config}"
-    );
+    let config = config.replace(' ', "");
+    for (field, flag) in [
+        ("\"precision\":\"bf16\"", "--precision bf16"),
+        ("\"batch_size\":64", "--batch-size 64"),
+        ("\"learning_rate\":0.005", "--lr 0.005"),
+    ] {
+        assert!(config.contains(field), "the preset dropped {flag}: {config}");
+    }
+    // The flags not given keep the preset's values: its one-cycle schedule, its batch norm.
+    assert!(config.contains("\"one_cycle\":true") && config.contains("\"preset\":\"fast\""), "{config}");
     let _ = std::fs::remove_dir_all(&out);
 }

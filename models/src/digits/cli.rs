@@ -92,23 +92,26 @@ pub struct TrainArgs {
           help = per_arch("Passes over the training images", |c| c.epochs.to_string()))]
     pub epochs: Option<u32>,
     /// Images per batch.
-    #[arg(long, default_value_t = DigitsConfig::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..=60_000))]
-    pub batch_size: u32,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60_000),
+          help = tuned("Images per batch", |c| c.batch_size.to_string()))]
+    pub batch_size: Option<u32>,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = DigitsConfig::default().learning_rate)]
-    pub lr: f64,
+    #[arg(long, help = tuned("Adam's learning rate", |c| c.learning_rate.to_string()))]
+    pub lr: Option<f64>,
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
-    #[arg(long, default_value_t = DigitsConfig::default().weight_decay)]
-    pub weight_decay: f64,
-    /// Keep the learning rate constant (no cosine decay).
+    #[arg(long, help = tuned("Decoupled weight decay (AdamW); 0 is plain Adam", |c| c.weight_decay.to_string()))]
+    pub weight_decay: Option<f64>,
+    /// Keep the learning rate constant (no cosine decay, no one-cycle schedule).
     #[arg(long)]
     pub constant_lr: bool,
     /// Training images held out for validation (0: train on all 60,000).
-    #[arg(long, default_value_t = DigitsConfig::default().validation as u32, value_parser = clap::value_parser!(u32).range(0..59_000))]
-    pub validation: u32,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..59_000),
+          help = tuned("Training images held out for validation (0: train on all 60,000)", |c| c.validation.to_string()))]
+    pub validation: Option<u32>,
     /// Move each training image by up to this many pixels (augmentation; 0 off).
-    #[arg(long, default_value_t = DigitsConfig::default().shift as u32, value_parser = clap::value_parser!(u32).range(0..=8))]
-    pub shift: u32,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8),
+          help = tuned("Move each training image by up to this many pixels (augmentation; 0 off)", |c| c.shift.to_string()))]
+    pub shift: Option<u32>,
     /// Standardize inputs by the training mean and standard deviation (instead of [0, 1]).
     #[arg(long)]
     pub normalize: bool,
@@ -150,14 +153,28 @@ pub struct TrainArgs {
     /// `best`: the larger networks (the MLP 784-1024-1024-10 with dropout, the CNN with batch
     /// norm) trained longer on all 60,000 images with rotations and shifts. `fast` (CNN only,
     /// the default model with it): a small batch-normalized CNN (16, 32, 64 channels) with a
-    /// one-cycle schedule, probing the test accuracy every 50 steps for the first 99 %. The
-    /// tuning flags are then fixed by the preset.
-    #[arg(long, value_parser = ["best", "fast"], conflicts_with_all = ["batch_size", "lr", "weight_decay", "constant_lr", "validation", "shift", "normalize", "rotate"])]
+    /// one-cycle schedule, probing the test accuracy every 50 steps for the first 99 %. Any
+    /// flag given with it overrides the preset's value, as with `pente char-lm train --preset`.
+    #[arg(long, value_parser = ["best", "fast"])]
     pub preset: Option<String>,
     /// Rotate each training image by up to this many degrees (augmentation, bilinear; with
     /// it, --shift moves by fractional pixels; 0 off).
-    #[arg(long, default_value_t = 0.0)]
-    pub rotate: f64,
+    #[arg(long, help = tuned(
+        "Rotate each training image by up to this many degrees (augmentation, bilinear; with it, --shift moves by fractional pixels; 0 off)",
+        |c| c.rotate.to_string()
+    ))]
+    pub rotate: Option<f64>,
+}
+
+/// A help text ending with the default, read from [`DigitsConfig::default`], and the presets'.
+fn tuned(text: &str, value: impl Fn(&DigitsConfig) -> String) -> String {
+    let (default, best, fast) = (
+        value(&DigitsConfig::default()),
+        [Arch::Mlp, Arch::Cnn].map(|a| value(&DigitsConfig::best(a))),
+        value(&DigitsConfig::fast(Arch::Cnn)),
+    );
+    let best = if best[0] == best[1] { best[0].clone() } else { format!("mlp {}, cnn {}", best[0], best[1]) };
+    format!("{text} [default: {default}; --preset best: {best}; --preset fast: {fast}]")
 }
 
 /// A help text ending with each architecture's default, read from [`DigitsConfig::for_arch`].
@@ -219,41 +236,31 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
                     );
                     (model, Some(ckpt))
                 }
-                None if t.preset.is_some() => {
-                    let defaults = if fast { DigitsConfig::fast(arch) } else { DigitsConfig::best(arch) };
-                    let config = DigitsConfig {
-                        seed,
-                        epochs: t.epochs.map_or(defaults.epochs, |e| e as usize),
-                        data_dir: t.data.clone(),
-                        verify_sha256: !t.no_verify,
-                        eval_every: t.eval_every.map_or(defaults.eval_every, |n| n as usize),
-                        target: t.target.unwrap_or(defaults.target),
-                        max_steps: t.max_steps as usize,
-                        precision: t.precision,
-                        ..defaults
-                    };
-                    config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;
-                    (DigitsModel::new(&config)?, None)
-                }
                 None => {
-                    let defaults = DigitsConfig::for_arch(arch);
+                    // The preset's values, or the defaults, where no flag overrides them.
+                    let defaults = match t.preset.as_deref() {
+                        Some("fast") => DigitsConfig::fast(arch),
+                        Some(_) => DigitsConfig::best(arch),
+                        None => DigitsConfig::for_arch(arch),
+                    };
                     let config = DigitsConfig {
                         seed,
                         epochs: t.epochs.map_or(defaults.epochs, |e| e as usize),
-                        batch_size: t.batch_size as usize,
-                        learning_rate: t.lr,
-                        weight_decay: t.weight_decay,
-                        cosine: !t.constant_lr,
-                        validation: t.validation as usize,
-                        shift: t.shift as usize,
-                        normalize: t.normalize,
+                        batch_size: t.batch_size.map_or(defaults.batch_size, |b| b as usize),
+                        learning_rate: t.lr.unwrap_or(defaults.learning_rate),
+                        weight_decay: t.weight_decay.unwrap_or(defaults.weight_decay),
+                        cosine: defaults.cosine && !t.constant_lr,
+                        one_cycle: defaults.one_cycle && !t.constant_lr,
+                        validation: t.validation.map_or(defaults.validation, |v| v as usize),
+                        shift: t.shift.map_or(defaults.shift, |s| s as usize),
+                        normalize: defaults.normalize || t.normalize,
                         data_dir: t.data.clone(),
                         verify_sha256: !t.no_verify,
                         eval_every: t.eval_every.map_or(defaults.eval_every, |n| n as usize),
                         target: t.target.unwrap_or(defaults.target),
                         max_steps: t.max_steps as usize,
                         precision: t.precision,
-                        rotate: t.rotate,
+                        rotate: t.rotate.unwrap_or(defaults.rotate),
                         ..defaults
                     };
                     config.validate().map_err(|e| Error::Config(e.as_flag(FLAGS)))?;

@@ -6,7 +6,7 @@ Same data: data/shakespeare/shakespeare.txt split by position, the first 90 % of
 characters train and the rest validate; the vocabulary is the training text's characters,
 sorted, and the unknown symbol U+FFFD (a validation character outside it maps to it): 78
 symbols. Same model: `Gpt` of gpt_torch.py (pente's GPT: learned positions, pre-LayerNorm
-blocks, exact GELU, tied head, N(0, 0.02), no dropout). Same training: each step `batch`
+blocks, exact GELU, tied head, N(0, 0.02), dropout where pente applies it, --dropout). Same training: each step `batch`
 random windows of block + 1 characters (uniform starts; PyTorch's generator, not pente's),
 mean cross-entropy over every position, AdamW (betas 0.9/0.999, eps 1e-8) with weight decay on
 the 2-D weights only, the global gradient norm clipped to 1, the learning rate warmed up
@@ -25,7 +25,7 @@ Prints the validations as they come, then one JSON line: framework, version, thr
 precision, parameters, steps, train_seconds, tokens_per_s, val_loss (nats/char), wall_seconds.
 
 Usage: python char_lm_torch.py [--time-limit S] [--steps N] [--batch-size B] [--block T]
-       [--n-embd C] [--n-head H] [--n-layer L] [--lr LR] [--warmup W] [--weight-decay D]
+       [--n-embd C] [--n-head H] [--n-layer L] [--dropout P] [--lr LR] [--warmup W] [--weight-decay D]
        [--precision f32|bf16] [--eval-every N] [--threads N] [--seed S] [--corpus FILE]
 The defaults are pente's `--preset best` (models/src/char_lm/preset.rs).
 """
@@ -50,12 +50,13 @@ UNKNOWN = "\ufffd"
 def arguments():
     a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a.add_argument("--time-limit", type=float, default=1200.0, help="seconds of training steps")
-    a.add_argument("--steps", type=int, default=5000)
+    a.add_argument("--steps", type=int, default=2800)
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--block", type=int, default=128)
     a.add_argument("--n-embd", type=int, default=192)
     a.add_argument("--n-head", type=int, default=6)
     a.add_argument("--n-layer", type=int, default=4)
+    a.add_argument("--dropout", type=float, default=0.0)
     a.add_argument("--lr", type=float, default=2e-3)
     a.add_argument("--min-lr-fraction", type=float, default=0.1)
     a.add_argument("--warmup", type=int, default=200)
@@ -122,7 +123,7 @@ def main():
     torch.manual_seed(args.seed)
     train, val, vocab = split(args.corpus)
     model = Gpt(manual=False, vocab=vocab, block=args.block, n_embd=args.n_embd, n_head=args.n_head,
-                n_layer=args.n_layer)
+                n_layer=args.n_layer, dropout=args.dropout)
     params = sum(p.numel() for p in model.parameters())
     groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": args.weight_decay},
               {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]

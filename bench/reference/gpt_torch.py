@@ -3,7 +3,8 @@ tokens, on every core.
 
 vocab 65, block 64, n_embd 128, 4 heads, 4 layers; pre-LayerNorm (with bias) before attention
 and before the MLP (128→512→128, exact erf GELU); Linear layers with bias; learned positions; no
-dropout; lm_head tied to the token embedding; weights N(0, 0.02), biases zero: 809,856
+dropout (`Gpt(dropout=p)` applies it where pente's GPT does: the embeddings' sum, the attention
+probabilities, the attention's and the MLP's outputs); lm_head tied to the token embedding; weights N(0, 0.02), biases zero: 809,856
 parameters. Attention is `F.scaled_dot_product_attention(is_causal=True)` (what nanoGPT uses),
 or with `manual` the explicit q·kᵀ/√d, causal mask, softmax, ·v. AdamW lr 1e-3, weight decay
 0.1 on the 2-D weights (embeddings and Linear weights) and none on biases and LayerNorms.
@@ -34,12 +35,13 @@ class CausalSelfAttention(nn.Module):
     """Packed `qkv` projection (queries, keys, values along its output, in that order) and `out`:
     the layout `pente export --torch` writes (nn::torch::StateDictMap::causal_self_attention)."""
 
-    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK):
+    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK, dropout=0.0):
         super().__init__()
         self.qkv = nn.Linear(n_embd, 3 * n_embd)
         self.out = nn.Linear(n_embd, n_embd)
         self.manual = manual
         self.n_head = n_head
+        self.dropout = dropout  # on the probabilities and on the output, as pente's layer
         # not part of the state dict: a pente GPT exported for PyTorch loads with strict=True
         self.register_buffer("causal", torch.ones(block, block, dtype=torch.bool).tril(), persistent=False)
 
@@ -51,23 +53,26 @@ class CausalSelfAttention(nn.Module):
         if self.manual:
             scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
             scores = scores.masked_fill(~self.causal[:seq_len, :seq_len], float("-inf"))
-            y = scores.softmax(dim=-1) @ v
+            y = F.dropout(scores.softmax(dim=-1), self.dropout, self.training) @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.out(y.transpose(1, 2).reshape(batch, seq_len, n_embd))
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        y = self.out(y.transpose(1, 2).reshape(batch, seq_len, n_embd))
+        return F.dropout(y, self.dropout, self.training)
 
 
 class Block(nn.Module):
-    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK):
+    def __init__(self, manual, n_embd=N_EMBD, n_head=N_HEAD, block=BLOCK, dropout=0.0):
         super().__init__()
+        self.dropout = dropout  # on the MLP's output, as pente's TransformerBlock
         self.norm1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(manual, n_embd, n_head, block)
+        self.attn = CausalSelfAttention(manual, n_embd, n_head, block, dropout)
         self.norm2 = nn.LayerNorm(n_embd)
         self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return x + F.dropout(self.mlp(self.norm2(x)), self.dropout, self.training)
 
 
 class Gpt(nn.Module):
@@ -75,12 +80,14 @@ class Gpt(nn.Module):
     --torch` writes for a char-lm GPT and what `pente import --torch` reads. The defaults are
     the char-gpt workload's sizes."""
 
-    def __init__(self, manual, vocab=VOCAB, block=BLOCK, n_embd=N_EMBD, n_head=N_HEAD, n_layer=N_LAYER):
+    def __init__(self, manual, vocab=VOCAB, block=BLOCK, n_embd=N_EMBD, n_head=N_HEAD, n_layer=N_LAYER,
+                 dropout=0.0):
         super().__init__()
         self.vocab = vocab
+        self.dropout = dropout  # on the embeddings' sum, as pente's Gpt
         self.tokens = nn.Embedding(vocab, n_embd)
         self.positions = nn.Embedding(block, n_embd)
-        self.blocks = nn.Sequential(*(Block(manual, n_embd, n_head, block) for _ in range(n_layer)))
+        self.blocks = nn.Sequential(*(Block(manual, n_embd, n_head, block, dropout) for _ in range(n_layer)))
         self.norm = nn.LayerNorm(n_embd)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -91,6 +98,7 @@ class Gpt(nn.Module):
     def logits(self, ids):
         """(batch, seq_len, vocab) for ids (batch, seq_len)."""
         x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))  # (batch, seq_len, n_embd)
+        x = F.dropout(x, self.dropout, self.training)
         return self.norm(self.blocks(x)) @ self.tokens.weight.t()  # tied head
 
     def forward(self, ids, targets):

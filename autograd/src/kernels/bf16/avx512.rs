@@ -6,8 +6,9 @@
 //! columns, each k-pair's `NR` words together (two vectors); `lhs` in panels of [`MR`] rows,
 //! each k-pair's `MR` words together, or, when its rows are contiguous (the activations of a
 //! forward product, the output gradient of an input gradient's), row by row, which is a
-//! contiguous conversion rather than a transposition (gpt-10m in bf16 trained 3–8 % faster
-//! than with every `lhs` transposed). An odd k gets a zero as its last pair's second half;
+//! contiguous conversion rather than a transposition (with this and the pooled buffers below,
+//! gpt-10m in bf16 trained 3.5 % faster than with every `lhs` transposed into fresh buffers:
+//! median of six alternating rounds, bench/RESULTS.md 2026-12-08). An odd k gets a zero as its last pair's second half;
 //! panels past the last row or column are zero. The packed words live in buffers of the
 //! [`recycle`](crate::recycle) pool. The micro-kernel keeps an `MR × NR`
 //! tile of the output in 28 of the 32 vector registers for the whole of k: per k-pair it loads

@@ -140,7 +140,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Continue a run saved by an earlier `train` (its settings come from the file; --epochs
-    /// may extend it).
+    /// may extend it, and the tuning flags are refused).
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
     /// Do not draw figures.
@@ -215,6 +215,29 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
             let arch = asked.unwrap_or(if fast { Arch::Cnn } else { Arch::Mlp });
             let (model, ckpt) = match &t.resume {
                 Some(path) => {
+                    // A resumed run keeps the settings it was saved with: a tuning flag given
+                    // with --resume would be ignored, so it is refused instead.
+                    let given: Vec<&str> = [
+                        ("--preset", t.preset.is_some()),
+                        ("--batch-size", t.batch_size.is_some()),
+                        ("--lr", t.lr.is_some()),
+                        ("--weight-decay", t.weight_decay.is_some()),
+                        ("--constant-lr", t.constant_lr),
+                        ("--validation", t.validation.is_some()),
+                        ("--shift", t.shift.is_some()),
+                        ("--normalize", t.normalize),
+                        ("--rotate", t.rotate.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(flag, given)| given.then_some(flag))
+                    .collect();
+                    if !given.is_empty() {
+                        return Err(Error::Config(format!(
+                            "{}: a resumed run keeps the settings saved in {} (only --epochs may extend it)",
+                            given.join(", "),
+                            path.display()
+                        )));
+                    }
                     let ckpt = nn::Checkpoint::load(path)?;
                     let mut model = DigitsModel::from_checkpoint(&ckpt, path)?;
                     if asked.is_some_and(|a| a != model.config.arch) {

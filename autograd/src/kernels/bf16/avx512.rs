@@ -6,14 +6,14 @@
 //! columns, each k-pair's `NR` words together (two vectors); `lhs` in panels of [`MR`] rows,
 //! each k-pair's `MR` words together, or, when its rows are contiguous (the activations of a
 //! forward product, the output gradient of an input gradient's), row by row, which is a
-//! contiguous conversion rather than a transposition (with this and the pooled buffers below,
-//! gpt-10m in bf16 trained 3.5 % faster than with every `lhs` transposed into fresh buffers:
-//! median of six alternating rounds, bench/RESULTS.md 2026-12-08). An odd k gets a zero as its last pair's second half;
-//! panels past the last row or column are zero. The packed words live in buffers of the
-//! [`recycle`](crate::recycle) pool. The micro-kernel keeps an `MR × NR`
-//! tile of the output in 28 of the 32 vector registers for the whole of k: per k-pair it loads
-//! the two vectors of `rhs` and, for each row, broadcasts that row's word of `lhs` into two
-//! `vdpbf16ps`. It stores (or adds) the tile's valid rows and columns with masked stores, so
+//! contiguous conversion rather than a transposition. An odd k gets a zero as its last pair's
+//! second half; panels past the last row or column are zero. The packed words live in buffers
+//! of the [`recycle`](crate::recycle) pool. (The row-by-row conversion and the pooled buffers
+//! made gpt-10m in bf16 train 3.5 % faster than every `lhs` transposed into fresh buffers:
+//! median of six alternating rounds, bench/RESULTS.md 2026-12-08.) The micro-kernel keeps an
+//! `MR × NR` tile of the output in 28 of the 32 vector registers for the whole of k: per k-pair
+//! it loads the two vectors of `rhs` and, for each row, broadcasts that row's word of `lhs`
+//! into two `vdpbf16ps`. It stores (or adds) the tile's valid rows and columns with masked stores, so
 //! odd m and n need no second kernel. The output is split into blocks of [`MC`] rows and
 //! [`NC`] columns, one rayon task each for a large product; in a block the `rhs` panel stays in
 //! L1/L2 while the `lhs` panels of the block (`MC` rows × k, in L2) stream past it.

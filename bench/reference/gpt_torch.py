@@ -4,8 +4,8 @@ tokens, on every core.
 vocab 65, block 64, n_embd 128, 4 heads, 4 layers; pre-LayerNorm (with bias) before attention
 and before the MLP (128→512→128, exact erf GELU); Linear layers with bias; learned positions; no
 dropout (`Gpt(dropout=p)` applies it where pente's GPT does: the embeddings' sum, the attention
-probabilities, the attention's and the MLP's outputs); lm_head tied to the token embedding; weights N(0, 0.02), biases zero: 809,856
-parameters. Attention is `F.scaled_dot_product_attention(is_causal=True)` (what nanoGPT uses),
+probabilities, the attention's and the MLP's outputs); lm_head tied to the token embedding;
+weights N(0, 0.02), biases zero: 809,856 parameters. Attention is `F.scaled_dot_product_attention(is_causal=True)` (what nanoGPT uses),
 or with `manual` the explicit q·kᵀ/√d, causal mask, softmax, ·v. AdamW lr 1e-3, weight decay
 0.1 on the 2-D weights (embeddings and Linear weights) and none on biases and LayerNorms.
 Batch 12 × 64 tokens from 16 pre-built random batches, cycled. 10 warm-up steps, then the timed

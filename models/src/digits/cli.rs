@@ -140,8 +140,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Continue a run saved by an earlier `train` (its settings come from the file; --epochs
-    /// may extend it, and the tuning flags are refused).
-    #[arg(long, value_name = "FILE")]
+    /// may extend it, and the tuning flags, which it would ignore, are refused).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "preset", "batch_size", "lr", "weight_decay", "constant_lr", "validation", "shift", "normalize", "rotate",
+    ])]
     pub resume: Option<PathBuf>,
     /// Do not draw figures.
     #[arg(long)]
@@ -215,29 +217,6 @@ fn run_on(args: &DigitsArgs, seed: u64, out: &Path, comm: Option<Arc<dyn Communi
             let arch = asked.unwrap_or(if fast { Arch::Cnn } else { Arch::Mlp });
             let (model, ckpt) = match &t.resume {
                 Some(path) => {
-                    // A resumed run keeps the settings it was saved with: a tuning flag given
-                    // with --resume would be ignored, so it is refused instead.
-                    let given: Vec<&str> = [
-                        ("--preset", t.preset.is_some()),
-                        ("--batch-size", t.batch_size.is_some()),
-                        ("--lr", t.lr.is_some()),
-                        ("--weight-decay", t.weight_decay.is_some()),
-                        ("--constant-lr", t.constant_lr),
-                        ("--validation", t.validation.is_some()),
-                        ("--shift", t.shift.is_some()),
-                        ("--normalize", t.normalize),
-                        ("--rotate", t.rotate.is_some()),
-                    ]
-                    .into_iter()
-                    .filter_map(|(flag, given)| given.then_some(flag))
-                    .collect();
-                    if !given.is_empty() {
-                        return Err(Error::Config(format!(
-                            "{}: a resumed run keeps the settings saved in {} (only --epochs may extend it)",
-                            given.join(", "),
-                            path.display()
-                        )));
-                    }
                     let ckpt = nn::Checkpoint::load(path)?;
                     let mut model = DigitsModel::from_checkpoint(&ckpt, path)?;
                     if asked.is_some_and(|a| a != model.config.arch) {
